@@ -1,0 +1,106 @@
+"""Class names and colours: presets and files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SegevalError
+
+__all__ = ["ClassSet", "PRESETS", "load_classes", "voc_colors"]
+
+Color = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class ClassSet:
+    """Names (and colours, when known) of classes ``0 .. K-1``."""
+
+    names: tuple[str, ...]
+    colors: tuple[Color, ...] | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def numbered(cls, n_classes: int) -> ClassSet:
+        return cls(tuple(str(i) for i in range(n_classes)))
+
+
+def voc_colors(n: int = 256) -> list[Color]:
+    """The PASCAL VOC colour map (bits of the class id spread over R, G, B)."""
+    colors = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colors.append((r, g, b))
+    return colors
+
+
+_CITYSCAPES = [
+    ("road", (128, 64, 128)), ("sidewalk", (244, 35, 232)), ("building", (70, 70, 70)),
+    ("wall", (102, 102, 156)), ("fence", (190, 153, 153)), ("pole", (153, 153, 153)),
+    ("traffic light", (250, 170, 30)), ("traffic sign", (220, 220, 0)), ("vegetation", (107, 142, 35)),
+    ("terrain", (152, 251, 152)), ("sky", (70, 130, 180)), ("person", (220, 20, 60)),
+    ("rider", (255, 0, 0)), ("car", (0, 0, 142)), ("truck", (0, 0, 70)), ("bus", (0, 60, 100)),
+    ("train", (0, 80, 100)), ("motorcycle", (0, 0, 230)), ("bicycle", (119, 11, 32)),
+]
+_VOC = [
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+]
+
+PRESETS: dict[str, ClassSet] = {
+    "cityscapes": ClassSet(tuple(n for n, _ in _CITYSCAPES), tuple(c for _, c in _CITYSCAPES)),
+    "voc": ClassSet(tuple(_VOC), tuple(voc_colors(len(_VOC)))),
+}
+
+
+def _color(path: Path, value: object) -> Color:
+    if isinstance(value, str) and value.startswith("#") and len(value) == 7:
+        return tuple(int(value[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+    if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(v, int) and 0 <= v < 256 for v in value):
+        return (value[0], value[1], value[2])
+    raise SegevalError(path, f"colour {value!r} is not [r, g, b] or '#rrggbb'", "fix the classes file")
+
+
+def load_classes(spec: str) -> ClassSet:
+    """A preset name (``cityscapes``, ``voc``) or a file: a JSON list of names or of
+    ``{"name": ..., "color": [r, g, b]}``, or a text file with one name per line."""
+    if spec in PRESETS:
+        return PRESETS[spec]
+    path = Path(spec)
+    if not path.is_file():
+        raise SegevalError(path, "is neither a classes file nor a preset",
+                           f"give a file or one of {', '.join(PRESETS)}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SegevalError(path, f"cannot be read ({exc})", "give a UTF-8 text or JSON file") from None
+    if path.suffix.lower() == ".json":
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SegevalError(path, f"is not valid JSON ({exc})", "fix the classes file") from None
+        if not isinstance(items, list) or not items:
+            raise SegevalError(path, "must hold a non-empty JSON list", "list the class names in id order")
+        if all(isinstance(i, str) for i in items):
+            return ClassSet(tuple(items))
+        if all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items):
+            names = tuple(i["name"] for i in items)
+            if all("color" in i for i in items):
+                return ClassSet(names, tuple(_color(path, i["color"]) for i in items))
+            return ClassSet(names)
+        raise SegevalError(path, "must list names, or objects with a name (and a color)", "fix the classes file")
+    names = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if not names:
+        raise SegevalError(path, "lists no class names", "write one class name per line")
+    return ClassSet(names)

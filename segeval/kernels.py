@@ -1,0 +1,219 @@
+"""The numba kernels: confusion-matrix accumulation and PNG row reconstruction.
+
+This is the only module with numba code. Kernels take arrays and integers, return counts or
+status codes, and never raise (numba skips bounds checks and leaks memory in functions that
+raise); the typed wrappers below check their results and raise :class:`~segeval.errors.MaskError`.
+
+Conventions: ``cm[g, p]`` counts pixels of ground-truth class ``g`` predicted as ``p`` (rows are
+ground truth). ``cm`` has ``K + 1`` columns: column ``K`` counts valid ground-truth pixels whose
+prediction was the ignore index (a miss: a false negative for ``g``, a false positive for no
+class). Pixels whose ground truth is the ignore index are left out.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import MaskError
+
+__all__ = ["confusion_matrix", "accumulate", "unfilter_png"]
+
+
+@numba.njit(nogil=True, cache=True)
+def _pair_histogram(gt, pred, hist):  # pragma: no cover - compiled
+    """Count (gt, pred) byte pairs of two uint8 1-D arrays into hist, shape (65536,) int64.
+
+    Branch-free: every byte pair is a valid bin, so labels are checked afterwards on the
+    histogram, not per pixel.
+    """
+    for i in range(gt.shape[0]):
+        hist[(np.intp(gt[i]) << 8) | np.intp(pred[i])] += 1
+
+
+@numba.njit(nogil=True, cache=True)
+def _accumulate(gt, pred, n_classes, ignore_index, out):  # pragma: no cover - compiled
+    """Add pair counts of two integer 1-D arrays to out, shape (K, K + 1) int64.
+
+    Returns the number of pixels with a label outside [0, K) (other than an ignored or
+    missed one); those pixels are not counted.
+    """
+    bad = 0
+    for i in range(gt.shape[0]):
+        g = np.intp(gt[i])
+        if g == ignore_index:
+            continue
+        p = np.intp(pred[i])
+        if g < 0 or g >= n_classes:
+            bad += 1
+        elif p == ignore_index:
+            out[g, n_classes] += 1
+        elif p < 0 or p >= n_classes:
+            bad += 1
+        else:
+            out[g, p] += 1
+    return bad
+
+
+@numba.njit(nogil=True, cache=True)
+def _unfilter(raw, height, stride, bpp, out):  # pragma: no cover - compiled
+    """Undo PNG row filters (None, Sub, Up, Average, Paeth) of non-interlaced image data.
+
+    raw: inflated IDAT bytes, height rows of 1 filter byte + stride bytes; out: (height, stride)
+    uint8. Returns -1 when a filter byte is not 0..4, else 0.
+    """
+    zero = np.zeros(stride, np.uint8)
+    for y in range(height):
+        base = y * (stride + 1)
+        ft = raw[base]
+        row = raw[base + 1 : base + 1 + stride]
+        cur = out[y]
+        prev = out[y - 1] if y > 0 else zero
+        if ft == 0:
+            cur[:] = row
+        elif ft == 1:
+            for x in range(bpp):
+                cur[x] = row[x]
+            for x in range(bpp, stride):
+                cur[x] = row[x] + cur[x - bpp]
+        elif ft == 2:
+            for x in range(stride):
+                cur[x] = row[x] + prev[x]
+        elif ft == 3:
+            for x in range(bpp):
+                cur[x] = row[x] + (prev[x] >> 1)
+            for x in range(bpp, stride):
+                cur[x] = row[x] + np.uint8((np.intp(cur[x - bpp]) + np.intp(prev[x])) >> 1)
+        elif ft == 4:
+            for x in range(bpp):
+                cur[x] = row[x] + prev[x]
+            for x in range(bpp, stride):
+                a = np.intp(cur[x - bpp])
+                b = np.intp(prev[x])
+                c = np.intp(prev[x - bpp])
+                pa = abs(b - c)
+                pb = abs(a - c)
+                pc = abs(a + b - 2 * c)
+                pr = c
+                if pb <= pc:
+                    pr = b
+                if pa <= pb and pa <= pc:
+                    pr = a
+                cur[x] = row[x] + np.uint8(pr)
+        else:
+            return -1
+    return 0
+
+
+def unfilter_png(raw: NDArray[np.uint8], height: int, stride: int, bpp: int) -> NDArray[np.uint8] | None:
+    """Reconstruct PNG scanlines; ``None`` when a row has an unknown filter type."""
+    out = np.empty((height, stride), np.uint8)
+    if _unfilter(raw, height, stride, bpp, out) != 0:
+        return None
+    return out
+
+
+_INT_DTYPES = (np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.int64)
+
+
+def _flat(a: NDArray) -> NDArray:
+    a = np.ascontiguousarray(a)
+    if a.dtype == np.bool_:
+        a = a.view(np.uint8)
+    if a.dtype.type not in _INT_DTYPES:
+        raise TypeError(f"labels must be integers, got {a.dtype}")
+    return a.reshape(-1)
+
+
+def _bad_labels(gt: NDArray, pred: NDArray, n_classes: int, ignore_index: int) -> str:
+    """Describe the out-of-range labels of a pair (the slow path, only after a failure)."""
+    valid = gt != ignore_index
+    parts = []
+    for what, a, mask in (
+        ("ground truth", gt, valid),
+        ("prediction", pred, valid & (pred != ignore_index)),
+    ):
+        sel = a[mask]
+        out = sel[(sel < 0) | (sel >= n_classes)]
+        if out.size:
+            values, counts = np.unique(out, return_counts=True)
+            shown = ", ".join(f"{v} ({c} px)" for v, c in zip(values[:5].tolist(), counts[:5].tolist()))
+            more = f" and {values.size - 5} more values" if values.size > 5 else ""
+            parts.append(f"{what} has labels outside 0..{n_classes - 1}: {shown}{more}")
+    return "; ".join(parts)
+
+
+def accumulate(
+    gt: NDArray,
+    pred: NDArray,
+    n_classes: int,
+    ignore_index: int,
+    out: NDArray[np.int64],
+    *,
+    path: str | None = None,
+) -> None:
+    """Add the pair counts of one image to ``out`` (shape ``(K, K + 1)``, int64), in place.
+
+    Releases the GIL while it counts. Raises :class:`MaskError` (naming ``path``, the values
+    and their pixel counts) when a ground-truth label, or a prediction other than the ignore
+    index, lies outside ``[0, K)``; ``out`` is then left unchanged.
+    """
+    if gt.shape != pred.shape:
+        raise MaskError(path, f"prediction shape {pred.shape} differs from ground truth {gt.shape}", "")
+    g, p = _flat(gt), _flat(pred)
+    k = n_classes
+    if g.dtype == np.uint8 and p.dtype == np.uint8 and k <= 256:
+        cm, bad = _fold_pair_histogram(g, p, k, ignore_index)
+    else:
+        cm = np.zeros((k, k + 1), np.int64)
+        bad = _accumulate(g, p, k, ignore_index, cm)
+    if bad:
+        raise MaskError(path, _bad_labels(g, p, k, ignore_index), "check --num-classes and --ignore-index")
+    out += cm
+
+
+def _fold_pair_histogram(g: NDArray, p: NDArray, k: int, ignore_index: int) -> tuple[NDArray, int]:
+    """uint8 fast path: a 256 x 256 pair histogram, folded into (K, K + 1) counts."""
+    hist = np.zeros(65536, np.int64)
+    _pair_histogram(g, p, hist)
+    h = hist.reshape(256, 256)
+    labels = np.arange(256)
+    valid = labels != ignore_index
+    out_of_range = valid & (labels >= k)
+    bad = int(h[out_of_range].sum() + h[: k][valid[:k]][:, out_of_range].sum())
+    cm = np.zeros((k, k + 1), np.int64)
+    cm[:, :k] = h[:k, :k]
+    if 0 <= ignore_index < 256:
+        cm[:, k] = h[:k, ignore_index]
+    if 0 <= ignore_index < k:
+        cm[ignore_index, :] = 0
+        cm[:, ignore_index] = 0
+    return cm, bad
+
+
+def confusion_matrix(
+    gt: NDArray, pred: NDArray, n_classes: int, ignore_index: int = 255
+) -> NDArray[np.int64]:
+    """Confusion matrix of one pair of label arrays.
+
+    Parameters
+    ----------
+    gt, pred : integer arrays of the same shape (uint8, uint16, int32, ...)
+        Ground truth and prediction.
+    n_classes : int
+        K; labels are ``0 .. K-1``.
+    ignore_index : int, default 255
+        Ground-truth pixels with this value are left out; a prediction with this value on a
+        valid ground-truth pixel is a miss (see column ``K``).
+
+    Returns
+    -------
+    cm : ndarray of shape (K, K + 1), int64
+        ``cm[g, p]`` counts pixels of ground-truth class ``g`` predicted as ``p`` (rows are
+        ground truth); ``cm[:, :K]`` is the usual K x K matrix and ``cm[g, K]`` counts pixels of
+        class ``g`` predicted as the ignore index.
+    """
+    out = np.zeros((n_classes, n_classes + 1), np.int64)
+    accumulate(gt, pred, n_classes, ignore_index, out)
+    return out
