@@ -142,7 +142,7 @@ def _check_labels(path: Path, a: NDArray) -> NDArray:
         raise MaskError(path, f"is not a single-channel label image (shape {a.shape})",
                         "save masks as one class id per pixel")
     if a.dtype == np.bool_:
-        return a.view(np.uint8)
+        return a.astype(np.uint8)  # Pillow stores mode-1 True as byte 255: view would give 255
     if a.dtype.kind not in "iu":
         raise MaskError(path, f"holds {a.dtype} values, not integer class ids", "save masks as integer class ids")
     return a
@@ -196,7 +196,7 @@ def _read_png_pillow(path: Path) -> NDArray:
                             "save one class id per pixel (mode L, P or I;16)")
         im.load()
         if mode == "1":
-            return np.asarray(im).view(np.uint8)
+            return np.asarray(im).astype(np.uint8)
         return np.asarray(im)
 
 

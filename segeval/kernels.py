@@ -120,7 +120,7 @@ _INT_DTYPES = (np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.i
 def _flat(a: NDArray) -> NDArray:
     a = np.ascontiguousarray(a)
     if a.dtype == np.bool_:
-        a = a.view(np.uint8)
+        a = a.astype(np.uint8)
     if a.dtype.type not in _INT_DTYPES:
         raise TypeError(f"labels must be integers, got {a.dtype}")
     return a.reshape(-1)

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+FIXTURES = ROOT / "fixtures" / "demo"
+
+
+def shared(name: str) -> Path:
+    """A real data set in ../shared/data, read in place; skip when it is not there (a user's clone)."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared real data sets are beside the project only in CI)")
+    return path
