@@ -88,6 +88,7 @@ class Measure:
     peer: bool = False  # counts toward "fastest peer"
     check: Callable[[object], None] | None = None  # asserts on the result of the last call
     times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # process CPU seconds per call (all threads)
 
     @property
     def rates(self) -> list[float]:
@@ -111,17 +112,23 @@ def machine_info() -> str:
         pass
     avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    vers = [f"python {platform.python_version()}", f"numpy {np.__version__}", f"numba {numba.__version__}",
-            f"pillow {Image.__version__}"]
+    vers = [
+        f"python {platform.python_version()}",
+        f"numpy {np.__version__}",
+        f"numba {numba.__version__}",
+        f"pillow {Image.__version__}",
+    ]
     for mod in ("imagecodecs", "sklearn", "torch", "torchmetrics"):
         try:
             vers.append(f"{mod} {__import__(mod).__version__}")
         except ImportError:
             vers.append(f"{mod} (missing)")
-    return (f"machine: {platform.machine()} {cpu}; cpu_count {os.cpu_count()}, usable cores {avail}, "
-            f"load average {load}\n"
-            f"versions: segeval {segeval.__version__}; " + ", ".join(vers) + "\n"
-            f"segeval default workers here: {default_workers()}")
+    return (
+        f"machine: {platform.machine()} {cpu}; cpu_count {os.cpu_count()}, usable cores {avail}, "
+        f"load average {load}\n"
+        f"versions: segeval {segeval.__version__}; " + ", ".join(vers) + "\n"
+        f"segeval default workers here: {default_workers()}"
+    )
 
 
 # ----------------------------------------------------------------------------- one data set
@@ -223,29 +230,79 @@ def bench_set(root: Path, set_name: str, repeat: int, sklearn_files: int, info: 
         measures.append(Measure(label, "e2e", seg_score(w), mpx_all, all_files, check=eq(ref_all, label)))
     measures += [
         Measure("decode only: Pillow, both masks, 1 thread", "e2e", decode(pillow_read), mpx_all, all_files),
-        Measure("decode only: segeval.read_mask, both, 1 thread", "e2e", decode(segeval.read_mask), mpx_all,
-                all_files),
-        Measure("Pillow + np.bincount", "e2e", e2e(binc, pairs_all), mpx_all, all_files, peer=True,
-                check=eq(ref_all, "Pillow + np.bincount")),
-        Measure("Pillow + sklearn confusion_matrix", "e2e", e2e(cm_sklearn, sk_pairs), mpx_sk, sub_files,
-                peer=True, check=eq(ref_sk, "Pillow + sklearn")),
-        Measure("Pillow + torchmetrics", "e2e", e2e(cm_torchmetrics, pairs_all), mpx_all, all_files, peer=True,
-                check=eq(ref_all, "Pillow + torchmetrics")),
-        Measure("segeval.confusion_matrix uint8", "mem", mem(seg_cm, arrays), mpx_all, all_files,
-                check=eq(ref_all, "segeval uint8")),
-        Measure("segeval.confusion_matrix uint16", "mem", mem(seg_cm, arrays16), mpx_all, all_files,
-                check=eq(ref_all, "segeval uint16")),
-        Measure("np.bincount", "mem", mem(binc, arrays), mpx_all, all_files, peer=True,
-                check=eq(ref_all, "np.bincount")),
-        Measure("sklearn confusion_matrix", "mem", mem(cm_sklearn, [arrays[i] for i in sk_idx]), mpx_sk,
-                sub_files, peer=True, check=eq(ref_sk, "sklearn")),
-        Measure("torchmetrics", "mem", mem(cm_torchmetrics, arrays), mpx_all, all_files, peer=True,
-                check=eq(ref_all, "torchmetrics")),
+        Measure("decode only: segeval.read_mask, both, 1 thread", "e2e", decode(segeval.read_mask), mpx_all, all_files),
+        Measure(
+            "Pillow + np.bincount",
+            "e2e",
+            e2e(binc, pairs_all),
+            mpx_all,
+            all_files,
+            peer=True,
+            check=eq(ref_all, "Pillow + np.bincount"),
+        ),
+        Measure(
+            "Pillow + sklearn confusion_matrix",
+            "e2e",
+            e2e(cm_sklearn, sk_pairs),
+            mpx_sk,
+            sub_files,
+            peer=True,
+            check=eq(ref_sk, "Pillow + sklearn"),
+        ),
+        Measure(
+            "Pillow + torchmetrics",
+            "e2e",
+            e2e(cm_torchmetrics, pairs_all),
+            mpx_all,
+            all_files,
+            peer=True,
+            check=eq(ref_all, "Pillow + torchmetrics"),
+        ),
+        Measure(
+            "segeval.confusion_matrix uint8",
+            "mem",
+            mem(seg_cm, arrays),
+            mpx_all,
+            all_files,
+            check=eq(ref_all, "segeval uint8"),
+        ),
+        Measure(
+            "segeval.confusion_matrix uint16",
+            "mem",
+            mem(seg_cm, arrays16),
+            mpx_all,
+            all_files,
+            check=eq(ref_all, "segeval uint16"),
+        ),
+        Measure(
+            "np.bincount", "mem", mem(binc, arrays), mpx_all, all_files, peer=True, check=eq(ref_all, "np.bincount")
+        ),
+        Measure(
+            "sklearn confusion_matrix",
+            "mem",
+            mem(cm_sklearn, [arrays[i] for i in sk_idx]),
+            mpx_sk,
+            sub_files,
+            peer=True,
+            check=eq(ref_sk, "sklearn"),
+        ),
+        Measure(
+            "torchmetrics",
+            "mem",
+            mem(cm_torchmetrics, arrays),
+            mpx_all,
+            all_files,
+            peer=True,
+            check=eq(ref_all, "torchmetrics"),
+        ),
     ]
 
-    print(f"\n=== set '{set_name}': {n} pairs of {shape[0]}x{shape[1]} {arrays[0][0].dtype}, K={k}, "
-          f"ignore {IGNORE}; {mpx_all:.1f} Mpx per pass (one image of each pair); "
-          f"first Pillow load {load_s:.1f} s", flush=True)
+    print(
+        f"\n=== set '{set_name}': {n} pairs of {shape[0]}x{shape[1]} {arrays[0][0].dtype}, K={k}, "
+        f"ignore {IGNORE}; {mpx_all:.1f} Mpx per pass (one image of each pair); "
+        f"first Pillow load {load_s:.1f} s",
+        flush=True,
+    )
 
     # correctness once (before timing): segeval's cm[:, :K] must equal np.bincount's
     for w in workers[:1]:
@@ -258,9 +315,10 @@ def bench_set(root: Path, set_name: str, repeat: int, sklearn_files: int, info: 
     t_start = time.perf_counter()
     for r in range(repeat):  # round robin: every measure once per repeat
         for m in measures:
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             res = m.fn()
             m.times.append(time.perf_counter() - t)
+            m.cpu.append(time.process_time() - c)
             if r == 0 and m.check is not None:
                 m.check(res)
         print(f"  repeat {r + 1}/{repeat} done ({time.perf_counter() - t_start:.0f} s)", flush=True)
@@ -270,22 +328,31 @@ def bench_set(root: Path, set_name: str, repeat: int, sklearn_files: int, info: 
         ms = [m for m in measures if m.section == section]
         best = max((m for m in ms if m.peer), key=lambda m: m.median)
         print(f"\n[{set_name}] {title}  (ratio = x fastest peer here: {best.name}, {best.median:.0f} Mpx/s)")
-        print(f"  {'what':<50} {'on':>12} {'Mpx/s':>8} {'min..max':>13} {'ratio':>7}")
+        print(f"  {'what':<50} {'on':>12} {'Mpx/s':>8} {'min..max':>13} {'ratio':>7} {'cores':>6}")
         for m in ms:
             lo, hi = min(m.rates), max(m.rates)
-            print(f"  {m.name:<50} {m.files:>12} {m.median:>8.0f} {f'{lo:.0f}..{hi:.0f}':>13} "
-                  f"{m.median / best.median:>6.2f}x")
+            cores = statistics.median(c / t for c, t in zip(m.cpu, m.times, strict=True))
+            print(
+                f"  {m.name:<50} {m.files:>12} {m.median:>8.0f} {f'{lo:.0f}..{hi:.0f}':>13} "
+                f"{m.median / best.median:>6.2f}x {cores:>6.2f}"
+            )
+    print("  (cores = process CPU time / wall time, median: under 2 for workers=2 means another load took a core)")
     print(f"\n[{set_name}] timed part took {time.perf_counter() - t_start:.0f} s")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", required=True, type=Path, help="output directory of shared/bench/make_data.py")
     ap.add_argument("--set", choices=("cs", "small", "both"), default="cs")
     ap.add_argument("--repeat", type=int, default=5, help="timed runs per figure; the median is shown (default 5)")
-    ap.add_argument("--sklearn-files", type=int, default=0,
-                    help="pairs sklearn runs on (evenly spread subset; default 20%% of the set)")
+    ap.add_argument(
+        "--sklearn-files",
+        type=int,
+        default=0,
+        help="pairs sklearn runs on (evenly spread subset; default 20%% of the set)",
+    )
     args = ap.parse_args()
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
@@ -298,10 +365,14 @@ def main() -> None:
     info_path = args.data / "info.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     print(machine_info())
-    print("NOTE: a shared, noisy machine (expect +-10-40 % between runs); figures are medians of "
-          f"{args.repeat} interleaved runs; compare ratios within one run, not absolute numbers across runs.")
-    print("Mpx/s counts the pixels of ONE image of each (gt, pred) pair. Peers (bincount, sklearn, torchmetrics) "
-          "run single-threaded (torch.set_num_threads(1)); segeval.score with workers=2 uses 2 threads.")
+    print(
+        "NOTE: a shared, noisy machine (expect +-10-40 % between runs); figures are medians of "
+        f"{args.repeat} interleaved runs; compare ratios within one run, not absolute numbers across runs."
+    )
+    print(
+        "Mpx/s counts the pixels of ONE image of each (gt, pred) pair. Peers (bincount, sklearn, torchmetrics) "
+        "run single-threaded (torch.set_num_threads(1)); segeval.score with workers=2 uses 2 threads."
+    )
     t0 = time.perf_counter()
     for s in ("cs", "small") if args.set == "both" else (args.set,):
         bench_set(args.data, s, args.repeat, args.sklearn_files, info)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SegevalError
@@ -15,10 +15,15 @@ Color = tuple[int, int, int]
 
 @dataclass(frozen=True)
 class ClassSet:
-    """Names (and colours, when known) of classes ``0 .. K-1``."""
+    """Names (and colours, when known) of classes ``0 .. K-1``.
+
+    ``void_colors`` are colours of colour-coded masks that mean "no class" (they become the ignore
+    index), such as VOC's boundary colour (224, 224, 192); they take no part in comparisons.
+    """
 
     names: tuple[str, ...]
     colors: tuple[Color, ...] | None = None
+    void_colors: tuple[Color, ...] = field(default=(), compare=False)
 
     @property
     def n_classes(self) -> int:
@@ -58,9 +63,17 @@ _VOC = [
     "train", "tvmonitor",
 ]
 
+# Colours of Cityscapes labels that have no train id (unlabeled, ego vehicle, ..., static: black;
+# dynamic, ground, parking, rail track, guard rail, bridge, tunnel, caravan, trailer). polegroup and
+# license plate share the colours of pole and car, so they read as those classes.
+_CITYSCAPES_VOID = (
+    (0, 0, 0), (111, 74, 0), (81, 0, 81), (250, 170, 160), (230, 150, 140), (180, 165, 180),
+    (150, 100, 100), (150, 120, 90), (0, 0, 90), (0, 0, 110),
+)
+
 PRESETS: dict[str, ClassSet] = {
-    "cityscapes": ClassSet(tuple(n for n, _ in _CITYSCAPES), tuple(c for _, c in _CITYSCAPES)),
-    "voc": ClassSet(tuple(_VOC), tuple(voc_colors(len(_VOC)))),
+    "cityscapes": ClassSet(tuple(n for n, _ in _CITYSCAPES), tuple(c for _, c in _CITYSCAPES), _CITYSCAPES_VOID),
+    "voc": ClassSet(tuple(_VOC), tuple(voc_colors(len(_VOC))), ((224, 224, 192),)),
 }
 
 
@@ -74,7 +87,11 @@ def _color(path: Path, value: object) -> Color:
 
 def load_classes(spec: str) -> ClassSet:
     """A preset name (``cityscapes``, ``voc``) or a file: a JSON list of names or of
-    ``{"name": ..., "color": [r, g, b]}``, or a text file with one name per line."""
+    ``{"name": ..., "color": [r, g, b]}``, or a text file with one name per line.
+
+    In the JSON form, an entry with ``"void": true`` (and a colour) is no class: its colour marks
+    pixels to ignore in colour-coded masks. The presets' void colours are VOC's (224, 224, 192) and
+    the colours of Cityscapes' labels without a train id."""
     if spec in PRESETS:
         return PRESETS[spec]
     path = Path(spec)
@@ -95,9 +112,13 @@ def load_classes(spec: str) -> ClassSet:
         if all(isinstance(i, str) for i in items):
             return ClassSet(tuple(items))
         if all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items):
+            voids = tuple(_color(path, i.get("color")) for i in items if i.get("void") is True)
+            items = [i for i in items if i.get("void") is not True]
+            if not items:
+                raise SegevalError(path, "lists only void entries", "list the classes too")
             names = tuple(i["name"] for i in items)
             if all("color" in i for i in items):
-                return ClassSet(names, tuple(_color(path, i["color"]) for i in items))
+                return ClassSet(names, tuple(_color(path, i["color"]) for i in items), voids)
             return ClassSet(names)
         raise SegevalError(path, "must list names, or objects with a name (and a color)", "fix the classes file")
     names = tuple(line.strip() for line in text.splitlines() if line.strip())

@@ -1,6 +1,6 @@
 """The ``segeval`` command line: parse, call the library, render, exit.
 
-Exit status: 0 success; 1 a gate failed (``--fail-under``); 2 bad input or usage.
+Exit status: 0 success; 1 a gate failed (``score --fail-under``, ``compare``'s gates); 2 bad input or usage.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def score(
         "--classes", "-c", help="Class names: a file (JSON list of names or {name, color}; or one name a "
         "line), or a preset: cityscapes, voc.")] = None,
     ignore_index: Annotated[int, typer.Option(help="Ground-truth value left out of scoring.")] = 255,
-    baseline_class: Annotated[int, typer.Option(help="Class of the trivial always-this-class baseline.")] = 0,
+    baseline_class: Annotated[int | None, typer.Option(help="Class of the trivial always-this-class baseline "
+                                                            "[default: 0, or 1 when 0 is the ignore index].")] = None,
     pred_suffix: Annotated[str, typer.Option(help="Suffix stripped from prediction names before pairing.")] = "",
     gt_suffix: Annotated[str, typer.Option(help="Suffix stripped from ground-truth names, e.g. "
                                                 "_gtFine_labelTrainIds.")] = "",
@@ -101,6 +102,26 @@ def score(
     fail_under: Annotated[float | None, typer.Option(help="Exit 1 when the data-set mIoU is below this.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar (on stderr, when it is a "
                                                 "terminal).")] = True,
+    unknown_color: Annotated[str, typer.Option(help="A colour-mask colour not in the palette of --classes: error "
+                                                    "(exit 2), or ignore (the ignore index).")] = "error",
+    void_color: Annotated[list[str] | None, typer.Option(
+        help="Colour (r,g,b or #rrggbb) that colour masks use for 'no class': read as the ignore index; repeat "
+        "for several. Default: 224,224,192 with --classes voc; the colours of labels without a train id with "
+        "cityscapes; entries with \"void\": true in a classes file.", show_default=False)] = None,
+    label_map: Annotated[str | None, typer.Option(
+        "--map", help="Remap stored label ids of ground truth and predictions alike: a JSON file or inline JSON "
+        "{\"from\": to or \"ignore\"}, or a preset: cityscapes-ids (Cityscapes labelIds to the 19 train ids, "
+        "the rest ignored), nonzero (0 stays 0, every other id becomes 1).")] = None,
+    channels_last: Annotated[bool | None, typer.Option(
+        "--channels-last/--channels-first", help="Class axis of one-hot masks and score maps: last (H, W, C) or "
+        "first (C, H, W). Default: the one end axis of size K.", show_default=False)] = None,
+    threshold: Annotated[float, typer.Option(help="A single-channel float map of a binary task (K=2) is class 1 "
+                                                  "where score > threshold.")] = 0.5,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Score the files that can be scored, list the "
+                                                              "others and why, and exit 1 after writing "
+                                                              "outputs.")] = False,
+    allow_skipped: Annotated[bool, typer.Option("--allow-skipped", help="With --skip-bad, exit 0 even when files "
+                                                                        "were skipped.")] = False,
 ) -> None:
     """Score predicted masks against ground truth: per-class IoU, Dice, precision, recall, mIoU."""
     from .evaluate import resolve_classes
@@ -112,36 +133,231 @@ def score(
     if workers is not None and workers < 1:
         raise SegevalError(None, f"--workers must be at least 1, got {workers}", "")
     cs = resolve_classes(num_classes, classes)
-    if not 0 <= baseline_class < cs.n_classes:
-        raise SegevalError(None, f"--baseline-class {baseline_class} is not a class (0..{cs.n_classes - 1})", "")
 
     kwargs = dict(classes=cs, ignore_index=ignore_index, baseline_class=baseline_class, pred_suffix=pred_suffix,
-                  gt_suffix=gt_suffix, allow_missing=allow_missing, workers=workers)
+                  gt_suffix=gt_suffix, allow_missing=allow_missing, workers=workers, unknown_color=unknown_color,
+                  void_colors=void_color or None, label_map=label_map, threshold=threshold, skip_bad=skip_bad,
+                  channels="auto" if channels_last is None else "last" if channels_last else "first")
     if progress and err.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from .io import pair_masks
-
-        n = len(pair_masks(preds, gts, pred_suffix=pred_suffix, gt_suffix=gt_suffix, allow_missing=allow_missing)[0])
         with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=err, transient=True) as bar:
-            task = bar.add_task("score", total=n)
-            run = score_dirs(preds, gts, progress=lambda k: bar.advance(task, k), **kwargs)
+            task = bar.add_task("score", total=None)
+            run = score_dirs(preds, gts, progress=lambda done, total: bar.update(task, completed=done, total=total),
+                             **kwargs)
     else:
         run = score_dirs(preds, gts, **kwargs)
 
-    if json_out is not None:
-        run.save(json_out)
-    if csv_out is not None:
-        write_csv(class_frame(run), csv_out)
-    if per_image is not None:
-        write_csv(image_frame(run), per_image)
+    writers: list[tuple[Path | None, Callable[[Path], None]]] = [
+        (json_out, run.save),
+        (csv_out, lambda p: write_csv(class_frame(run), p)),
+        (per_image, lambda p: write_csv(image_frame(run), p)),
+    ]
+    for out_path, write in writers:
+        if out_path is not None:
+            try:
+                write(out_path)
+            except OSError as exc:  # the previous file, if any, is left whole (write_atomic)
+                raise SegevalError(out_path, f"cannot be written ({exc.strerror or exc})",
+                                   "check the directory's permissions and free space") from None
     if output_format is Format.json:
         typer.echo(json.dumps(run.to_dict(), indent=1))
     else:
         print_score(run, Console(highlight=False))
+    skipped = run.settings.get("skipped") or []
+    if skipped:
+        err.print(f"segeval: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''}:", markup=False)
+        for s in skipped:
+            err.print(f"  {s['file']}: {s['reason']}", markup=False)
     if fail_under is not None and not run.miou >= fail_under:
         raise fail(f"mIoU {run.miou:.4f} is below --fail-under {fail_under}", 1)
+    if skipped and not allow_skipped:
+        raise fail(f"{len(skipped)} file{'s were' if len(skipped) > 1 else ' was'} skipped (listed above); "
+                   "pass --allow-skipped to exit 0 all the same", 1)
+
+
+@app.command()
+@_user_errors
+def compare(
+    runs: Annotated[list[Path], typer.Argument(
+        help="Run files written by segeval score --json: BASE NEW [NEW ...]; the first is the baseline.",
+        show_default=False)],
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Paired bootstrap resamples over images "
+                                                               "(0: off).")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    alpha: Annotated[float, typer.Option(help="Level: intervals are two-sided 1 - alpha; a drop is significant "
+                                              "when p < alpha.")] = 0.05,
+    max_drop: Annotated[float | None, typer.Option(help="Exit 1 when mIoU falls by more than this.")] = None,
+    class_max_drop: Annotated[float | None, typer.Option(help="Exit 1 when some class IoU falls by more than "
+                                                              "this.")] = None,
+    significant: Annotated[bool, typer.Option("--significant", help="Fail a drop gate only when the drop is "
+                                                                    "also significant at --alpha.")] = False,
+    min_miou: Annotated[float | None, typer.Option(help="Exit 1 when NEW's mIoU is below this.")] = None,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Write a GitHub Markdown report "
+                                                                     "(for a pull-request comment).")] = None,
+    output_format: Annotated[Format, typer.Option("--format", help="What to print on stdout.")] = Format.table,
+) -> None:
+    """Compare run files: per-class IoU differences, paired-bootstrap confidence, gates for CI.
+
+    p is the share of bootstrap resamples in which NEW - BASE >= 0: a small p means NEW is worse.
+    """
+    from . import compare as cmp_lib
+    from .evaluate import Run, write_atomic
+
+    if len(runs) < 2:
+        raise SegevalError(None, f"compare needs at least two run files, got {len(runs)}", "give BASE NEW [NEW ...]")
+    _check_output(markdown, "--markdown")
+    if bootstrap < 0:
+        raise SegevalError(None, f"--bootstrap must be 0 (off) or more, got {bootstrap}", "")
+    if not 0 < alpha < 1:
+        raise SegevalError(None, f"--alpha must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
+    if seed < 0:
+        raise SegevalError(None, f"--seed must be 0 or more, got {seed}", "")
+    cmp_lib.validate_gates(max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou,
+                           significant=significant, n_bootstrap=bootstrap)
+
+    loaded = [Run.load(p) for p in runs]
+    cmp = cmp_lib.compare_runs(loaded, [str(p) for p in runs], n_bootstrap=bootstrap, seed=seed, alpha=alpha)
+    gates = cmp_lib.check_gates(cmp, max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou,
+                                significant=significant)
+    if markdown is not None:
+        write_atomic(markdown, cmp_lib.comparison_markdown(cmp, gates))
+    if output_format is Format.json:
+        typer.echo(json.dumps(cmp_lib.comparison_dict(cmp, gates), indent=1, allow_nan=False))
+    else:
+        Console(highlight=False).print(cmp_lib.comparison_table(cmp, gates))
+    failed = [g.message for g in gates if not g.passed]
+    if failed:
+        raise fail("; ".join(failed), 1)
+
+
+@app.command()
+@_user_errors
+def maps(
+    preds: Annotated[Path, typer.Argument(help="Directory (or file) of predicted masks.")],
+    gts: Annotated[Path, typer.Argument(help="Directory (or file) of ground-truth masks.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the maps: <name>.png per pair, <name> "
+                                                          "the pairing name (a volume: <name>.tif).")],
+    class_: Annotated[str | None, typer.Option(
+        "--class", help="One class, by name or id: codes TN 0, TP 1, FP 2, FN 3 (a predicted ignore index is FN), "
+        "ignored 255. Default: all classes: correct 1, wrong 2, missed 3, ignored 255.")] = None,
+    pairs_out: Annotated[Path | None, typer.Option(
+        "--pairs", help="Also write which class was confused for which, to this directory: 16-bit PNGs of "
+        "g * (K + 1) + p (p = K: missed; 65535: ground truth ignored).")] = None,
+    num_classes: Annotated[int | None, typer.Option("--num-classes", "-k", help="Number of classes K.")] = None,
+    classes: Annotated[str | None, typer.Option(
+        "--classes", "-c", help="Class names: a file or a preset (cityscapes, voc), as for score.")] = None,
+    ignore_index: Annotated[int, typer.Option(help="Ground-truth value left out (coded 255).")] = 255,
+    pred_suffix: Annotated[str, typer.Option(help="Suffix stripped from prediction names before pairing.")] = "",
+    gt_suffix: Annotated[str, typer.Option(help="Suffix stripped from ground-truth names.")] = "",
+    allow_missing: Annotated[bool, typer.Option(help="Map ground truths without a prediction as all missed.")] = False,
+    unknown_color: Annotated[str, typer.Option(help="Colour masks: a colour not in the palette: error or "
+                                                    "ignore.")] = "error",
+    void_color: Annotated[list[str] | None, typer.Option(help="Colour masks: colour read as the ignore index "
+                                                              "(repeat for several).", show_default=False)] = None,
+    label_map: Annotated[str | None, typer.Option("--map", help="Remap stored label ids, as for score.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty --out.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Threads (default: the CPUs available).")] = None,
+) -> None:
+    """Write FP/FN maps: per pair, a uint8 PNG coding each pixel's kind of error."""
+    from .decode import parse_color
+    from .evaluate import resolve_classes
+    from .maps import prepare_out_dir, resolve_class, write_maps
+
+    if workers is not None and workers < 1:
+        raise SegevalError(None, f"--workers must be at least 1, got {workers}", "")
+    cs = resolve_classes(num_classes, classes)
+    cid = None if class_ is None else resolve_class(cs, class_, ignore_index)
+    if unknown_color not in ("error", "ignore"):
+        raise SegevalError(None, f"--unknown-color must be error or ignore, got {unknown_color!r}", "")
+    try:
+        voids = None if not void_color else [list(parse_color(c)) for c in void_color]
+    except ValueError as exc:
+        raise SegevalError(None, f"--void-color: {exc}", "write it as r,g,b, e.g. 224,224,192") from None
+    for path, option in ((out, "--out"), (pairs_out, "--pairs")):
+        if path is not None and path.is_dir() and any(path.iterdir()) and not overwrite:
+            raise SegevalError(path, f"{option} is not empty", "pass --overwrite to write into it, or choose another")
+    prepare_out_dir(out, overwrite=True)
+    if pairs_out is not None:
+        prepare_out_dir(pairs_out, overwrite=True, option="--pairs")
+    names = write_maps(preds, gts, out, cs, ignore_index=ignore_index, class_id=cid, pairs_dir=pairs_out,
+                       pred_suffix=pred_suffix, gt_suffix=gt_suffix, allow_missing=allow_missing, workers=workers,
+                       decoding={"unknown_color": unknown_color, "void_colors": voids, "map": label_map})
+    what = "all classes" if cid is None else f"class {cid} ({cs.names[cid]})"
+    err.print(f"segeval: wrote {len(names)} error maps ({what}) to {out}", markup=False)
+
+
+@app.command()
+@_user_errors
+def report(
+    preds: Annotated[Path, typer.Argument(help="Directory (or file) of predicted masks.")],
+    gts: Annotated[Path, typer.Argument(help="Directory (or file) of ground-truth masks.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report directory: index.html and its PNGs.")],
+    run_file: Annotated[Path | None, typer.Option(
+        "--run", help="A run file (segeval score --json) of these masks: use its counts and settings, do not "
+        "re-score; only the worst images' masks are read.")] = None,
+    images: Annotated[Path | None, typer.Option(
+        "--images", help="Directory of input images (.jpg, .jpeg, .png), paired with the masks by relative path "
+        "without extension, drawn under the error overlay.")] = None,
+    image_suffix: Annotated[str, typer.Option(help="Suffix stripped from image names before pairing, e.g. "
+                                                   "_leftImg8bit.")] = "",
+    worst: Annotated[int, typer.Option(help="How many of the worst images to draw.")] = 10,
+    class_: Annotated[str | None, typer.Option(
+        "--class", help="Rank images by this class's IoU (name or id) and draw its TP/FP/FN; default: by "
+        "image mIoU, drawing wrong and missed pixels.")] = None,
+    plots_only: Annotated[bool, typer.Option("--plots-only", help="Write only the plots (plots/*.png); read no "
+                                                                  "mask.")] = False,
+    num_classes: Annotated[int | None, typer.Option("--num-classes", "-k", help="Number of classes K.")] = None,
+    classes: Annotated[str | None, typer.Option(
+        "--classes", "-c", help="Class names and colours: a file or a preset (cityscapes, voc); with --run, "
+        "replaces the run's (same number of classes).")] = None,
+    ignore_index: Annotated[int, typer.Option(help="Ground-truth value left out (with --run: the run's).")] = 255,
+    baseline_class: Annotated[int | None, typer.Option(help="Class of the always-this-class baseline, as for "
+                                                            "score (with --run: the run's).")] = None,
+    pred_suffix: Annotated[str | None, typer.Option(help="Suffix stripped from prediction names [default: "
+                                                         "the run's, or none].", show_default=False)] = None,
+    gt_suffix: Annotated[str | None, typer.Option(help="Suffix stripped from ground-truth names [default: the "
+                                                       "run's, or none].", show_default=False)] = None,
+    allow_missing: Annotated[bool, typer.Option(help="Score ground truths without a prediction as all "
+                                                     "missed (with --run: also when the run did).")] = False,
+    unknown_color: Annotated[str, typer.Option(help="Colour masks: a colour not in the palette: error or "
+                                                    "ignore.")] = "error",
+    void_color: Annotated[list[str] | None, typer.Option(help="Colour masks: colour read as the ignore index "
+                                                              "(repeat for several).", show_default=False)] = None,
+    label_map: Annotated[str | None, typer.Option("--map", help="Remap stored label ids, as for score.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty --out.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Threads (default: the CPUs available).")] = None,
+) -> None:
+    """Write a static HTML report: summary, per-class IoU, confusion matrix, mIoU histogram, worst images."""
+    from .evaluate import Run
+    from .maps import prepare_out_dir
+    from .report import report as write_report
+
+    if workers is not None and workers < 1:
+        raise SegevalError(None, f"--workers must be at least 1, got {workers}", "")
+    if worst < 0:
+        raise SegevalError(None, f"--worst must be 0 or more, got {worst}", "")
+    if images is not None and not images.is_dir():
+        raise SegevalError(images, "--images is not a directory", "give the directory of input images")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise SegevalError(out, "--out is not empty", "pass --overwrite to write into it, or choose another")
+    run = Run.load(run_file) if run_file is not None else None
+    prepare_out_dir(out, overwrite=True)
+    path = write_report(
+        preds, gts, out, run=run, num_classes=num_classes, classes=classes, ignore_index=ignore_index,
+        baseline_class=baseline_class, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
+        allow_missing=allow_missing or None, images_dir=images, image_suffix=image_suffix, worst=worst,
+        class_id=class_, workers=workers, plots_only=plots_only,
+        settings={"run_file": None if run_file is None else str(run_file)},
+        score_options={"unknown_color": unknown_color, "void_colors": void_color or None, "label_map": label_map},
+    )
+    typer.echo(str(path))
+
+
+from .train.command import train as _train  # noqa: E402 - the command's options only; torch loads when it runs
+
+app.command("train")(_user_errors(_train))
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ from numpy.typing import NDArray
 
 from . import metrics
 from .classes import ClassSet
-from .errors import MaskError, RunFileError
-from .io import Pair, pair_masks, read_mask
+from .errors import MaskError, RunFileError, SegevalError
+from .io import Pair, Skipped, pair_masks, read_mask
 from .kernels import accumulate
 
 __all__ = ["Run", "score", "score_pairs", "RUN_FORMAT"]
@@ -273,23 +273,33 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def _count_pair(pair: Pair, n_classes: int, ignore_index: int) -> tuple[NDArray[np.int64], int, int]:
-    """Read and count one pair: its (K, K + 1) matrix, its pixels and its ignored pixels."""
-    gt = read_mask(pair.gt)
-    cm = np.zeros((n_classes, n_classes + 1), np.int64)
-    if pair.pred is None:  # no prediction: every valid pixel is missed
-        info = np.iinfo(gt.dtype)
-        fill_dtype = gt.dtype if info.min <= ignore_index <= info.max else np.int64
-        pred = np.full(gt.shape, ignore_index, fill_dtype)
-        accumulate(gt, pred, n_classes, ignore_index, cm, path=pair.gt)
-    else:
-        pred = read_mask(pair.pred)
-        if pred.shape != gt.shape:
-            raise MaskError(pair.pred, f"has shape {pred.shape} but its ground truth {pair.gt} has {gt.shape}",
-                            "predictions must have the size of their ground truth")
-        try:
-            accumulate(gt, pred, n_classes, ignore_index, cm)
-        except MaskError as exc:
-            raise MaskError(f"{pair.pred} (ground truth {pair.gt})", exc.what, exc.todo) from None
+    """Read and count one pair: its (K, K + 1) matrix, its pixels and its ignored pixels.
+
+    A pair that cannot be scored raises :class:`MaskError`; when ``pair.skip_to`` is a list it is
+    recorded there instead and counts nothing (``--skip-bad``).
+    """
+    try:
+        gt = read_mask(pair.gt, pair.decoding, role="gt")
+        cm = np.zeros((n_classes, n_classes + 1), np.int64)
+        if pair.pred is None:  # no prediction: every valid pixel is missed
+            info = np.iinfo(gt.dtype)
+            fill_dtype = gt.dtype if info.min <= ignore_index <= info.max else np.int64
+            pred = np.full(gt.shape, ignore_index, fill_dtype)
+            accumulate(gt, pred, n_classes, ignore_index, cm, path=pair.gt)
+        else:
+            pred = read_mask(pair.pred, pair.decoding, role="pred")
+            if pred.shape != gt.shape:
+                raise MaskError(pair.pred, f"has shape {pred.shape} but its ground truth {pair.gt} has {gt.shape}",
+                                "predictions must have the size of their ground truth")
+            try:
+                accumulate(gt, pred, n_classes, ignore_index, cm)
+            except MaskError as exc:
+                raise MaskError(f"{pair.pred} (ground truth {pair.gt})", exc.what, exc.todo) from None
+    except MaskError as exc:
+        if pair.skip_to is None:
+            raise
+        pair.skip_to.append(Skipped(pair.name, exc.path or os.fspath(pair.gt), exc.what))
+        return np.zeros((n_classes, n_classes + 1), np.int64), 0, 0
     pixels = gt.size
     return cm, pixels, pixels - int(cm.sum())
 
@@ -323,10 +333,10 @@ def score_pairs(
     *,
     ignore_index: int = 255,
     workers: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     settings: dict[str, Any] | None = None,
 ) -> Run:
-    """Score paired mask files; ``progress(n)`` is called after each image."""
+    """Score paired mask files; ``progress(done, total)`` is called after each image."""
     k = classes.n_classes
     total = np.zeros((k, k + 1), np.int64)
     image_counts = np.zeros((len(pairs), 3, k), np.int64)
@@ -338,7 +348,7 @@ def score_pairs(
         pixels += n
         ignored += n_ignored
         if progress is not None:
-            progress(1)
+            progress(i + 1, len(pairs))
     return Run(
         classes=classes,
         cm=total,
@@ -358,12 +368,18 @@ def score(
     *,
     classes: ClassSet | str | None = None,
     ignore_index: int = 255,
-    baseline_class: int = 0,
+    baseline_class: int | None = None,
     pred_suffix: str = "",
     gt_suffix: str = "",
     allow_missing: bool = False,
     workers: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    unknown_color: str = "error",
+    void_colors: Iterable[str | tuple[int, int, int]] | None = None,
+    label_map: str | dict[str, Any] | None = None,
+    channels: str = "auto",
+    threshold: float = 0.5,
+    skip_bad: bool = False,
 ) -> Run:
     """Score a directory of predicted masks against a directory of ground-truth masks.
 
@@ -371,22 +387,69 @@ def score(
     from the names first). Give the classes as ``num_classes`` or ``classes`` (a
     :class:`ClassSet`, a preset name such as ``"cityscapes"``, or a classes file).
 
+    Colour masks map to class ids through the class colours (``void_colors``, default the class
+    set's, become ``ignore_index``; other colours are an error unless ``unknown_color="ignore"``).
+    ``label_map`` (a preset ``cityscapes-ids`` / ``nonzero``, a JSON file, inline JSON or a dict)
+    remaps stored ids of ground truth and predictions alike. One-hot and float score maps become
+    labels by argmax over the class axis (``channels``: ``"auto"``, ``"first"``, ``"last"``), a
+    single-channel float map of a binary task by ``score > threshold``. With ``skip_bad``, files
+    that cannot be scored are left out and listed in ``run.settings["skipped"]``.
+
     Returns
     -------
     Run
         Counts and metrics; ``run.miou``, ``run.iou``, ``run.save("run.json")``, ...
     """
     cs = resolve_classes(num_classes, classes)
-    if not 0 <= baseline_class < cs.n_classes:
-        raise ValueError(f"baseline class {baseline_class} is not in 0..{cs.n_classes - 1}")
+    if baseline_class is None:  # class 0, unless 0 is the ignore index (ADE20K)
+        baseline_class = 1 if ignore_index == 0 and cs.n_classes > 1 else 0
+    if not 0 <= baseline_class < cs.n_classes or baseline_class == ignore_index:
+        raise SegevalError(None, f"baseline class {baseline_class} is not a scored class "
+                           f"(0..{cs.n_classes - 1}, other than the ignore index)", "choose another --baseline-class")
+    from .decode import Decoding, Palette, check_matrix_memory, load_label_map, parse_color
+
+    if unknown_color not in ("error", "ignore"):
+        raise SegevalError(None, f"--unknown-color must be error or ignore, got {unknown_color!r}", "")
+    if channels not in ("auto", "first", "last"):
+        raise SegevalError(None, f"channels must be auto, first or last, got {channels!r}", "")
+    if not math.isfinite(threshold):
+        raise SegevalError(None, f"--threshold must be a finite number, got {threshold}", "")
+    workers = check_matrix_memory(cs.n_classes, workers or default_workers())
+    lmap = None if label_map is None else load_label_map(label_map)
+    try:
+        voids = None if void_colors is None else tuple(
+            parse_color(c) if isinstance(c, str) else parse_color(",".join(map(str, c))) for c in void_colors)
+    except ValueError as exc:
+        raise SegevalError(None, f"--void-color: {exc}", "write it as r,g,b, e.g. 224,224,192") from None
+    palette = Palette.from_classes(cs, ignore_index, voids,
+                                   source=f"--classes {classes}" if isinstance(classes, str) else "--classes")
+    decoding = Decoding(cs.n_classes, ignore_index, palette, unknown_color, lmap, channels,  # type: ignore[arg-type]
+                        threshold)
+    skipped: list[Skipped] | None = [] if skip_bad else None
     pairs, extra = pair_masks(pred_dir, gt_dir, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
-                              allow_missing=allow_missing)
+                              allow_missing=allow_missing, decoding=decoding, skipped=skipped)
     settings = {
         "baseline_class": baseline_class, "pred_dir": os.fspath(pred_dir), "gt_dir": os.fspath(gt_dir),
         "pred_suffix": pred_suffix, "gt_suffix": gt_suffix, "allow_missing": allow_missing,
+        "unknown_color": unknown_color, "void_colors": [list(c) for c in (cs.void_colors if voids is None else voids)],
+        "map": None if lmap is None else lmap.spec, "channels": channels, "threshold": threshold,
+        "skip_bad": skip_bad,
     }
+    n_found = len(skipped or ())
     run = score_pairs(pairs, cs, ignore_index=ignore_index, workers=workers, progress=progress, settings=settings)
     run.extra_predictions = extra
+    if skipped is not None:
+        unread = {s.name for s in skipped[n_found:]}  # pairs skipped while reading count nothing: drop them
+        if unread:
+            keep = np.array([n not in unread for n in run.image_names], bool)
+            if not keep.any():
+                first = skipped[n_found]
+                raise SegevalError(None, f"no pair could be scored: all {len(pairs)} were skipped "
+                                   f"(e.g. {first.file}: {first.reason})", "")
+            run.image_names = [n for n, k in zip(run.image_names, keep, strict=True) if k]
+            run.image_counts = run.image_counts[keep]
+            run.missing_predictions = [n for n in run.missing_predictions if n not in unread]
+        run.settings["skipped"] = [s.to_dict() for s in skipped]
     return run
 
 

@@ -114,6 +114,10 @@ def unfilter_png(raw: NDArray[np.uint8], height: int, stride: int, bpp: int) -> 
     return out
 
 
+# Below this many pixels, folding the 256 x 256 histogram (about 30 us) costs more than the
+# branch-free loop saves over the general kernel (bench/bench_score.py, the 256 x 256 set).
+_HISTOGRAM_MIN_PIXELS = 1 << 18
+
 _INT_DTYPES = (np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.int64)
 
 
@@ -163,7 +167,7 @@ def accumulate(
         raise MaskError(path, f"prediction shape {pred.shape} differs from ground truth {gt.shape}", "")
     g, p = _flat(gt), _flat(pred)
     k = n_classes
-    if g.dtype == np.uint8 and p.dtype == np.uint8 and k <= 256:
+    if g.dtype == np.uint8 and p.dtype == np.uint8 and k <= 256 and g.size >= _HISTOGRAM_MIN_PIXELS:
         cm, bad = _fold_pair_histogram(g, p, k, ignore_index)
     else:
         cm = np.zeros((k, k + 1), np.int64)
@@ -217,3 +221,105 @@ def confusion_matrix(
     out = np.zeros((n_classes, n_classes + 1), np.int64)
     accumulate(gt, pred, n_classes, ignore_index, out)
     return out
+
+
+# ----------------------------------------------------------------------------- error maps
+# Codes of an error map (segeval.maps documents them). With a class c: TN 0, TP 1, FP 2 (predicted c,
+# ground truth another class), FN 3 (ground truth c, predicted another class or the ignore index).
+# For all classes: correct 1, wrong 2 (another class predicted), missed 3 (the ignore index predicted).
+# Pixels whose ground truth is the ignore index are 255 in both.
+ERROR_IGNORED = 255
+PAIR_IGNORED = 65535
+
+
+@numba.njit(nogil=True, cache=True)
+def _error_codes(gt, pred, n_classes, class_id, ignore_index, codes, pairs, want_pairs):  # pragma: no cover
+    """Write the error code of each pixel of two integer 1-D arrays into codes (uint8).
+
+    class_id < 0: all-class codes, else one-class codes for class_id. When want_pairs, also write
+    the confusion pair ``g * (K + 1) + p`` into pairs (uint16; ``p = K`` for a miss, 65535 where the
+    ground truth is the ignore index). Returns the number of pixels with a label outside [0, K)
+    (other than an ignored or missed one); they are coded 255.
+    """
+    bad = 0
+    k1 = n_classes + 1
+    for i in range(gt.shape[0]):
+        g = np.intp(gt[i])
+        if g == ignore_index:
+            codes[i] = 255
+            if want_pairs:
+                pairs[i] = 65535
+            continue
+        p = np.intp(pred[i])
+        if p == ignore_index:
+            p = n_classes
+        if g < 0 or g >= n_classes or p < 0 or p > n_classes:
+            bad += 1
+            codes[i] = 255
+            if want_pairs:
+                pairs[i] = 65535
+            continue
+        if want_pairs:
+            pairs[i] = g * k1 + p
+        if class_id < 0:
+            if p == n_classes:
+                codes[i] = 3
+            elif p == g:
+                codes[i] = 1
+            else:
+                codes[i] = 2
+        elif g == class_id:
+            codes[i] = 1 if p == class_id else 3
+        else:
+            codes[i] = 2 if p == class_id else 0
+    return bad
+
+
+def error_map(
+    gt: NDArray,
+    pred: NDArray,
+    n_classes: int,
+    ignore_index: int = 255,
+    *,
+    class_id: int | None = None,
+    pairs: bool = False,
+    path: str | None = None,
+) -> tuple[NDArray[np.uint8], NDArray[np.uint16] | None]:
+    """The error code of every pixel of one pair, and optionally its confusion pair.
+
+    Parameters
+    ----------
+    gt, pred : integer arrays of shape (H, W)
+        Ground truth and prediction.
+    n_classes : int
+        K; labels are ``0 .. K-1``.
+    ignore_index : int, default 255
+        Ground truth equal to it is coded 255; a prediction equal to it is a miss.
+    class_id : int, optional
+        One class c: codes TN 0, TP 1, FP 2, FN 3 (a predicted ignore index on c is FN).
+        None: all classes, codes correct 1, wrong 2, missed 3.
+    pairs : bool
+        Also return ``g * (K + 1) + p`` per pixel (uint16; ``p = K`` for a miss, 65535 where the
+        ground truth is ignored), so that a bincount of it is the image's (K, K + 1) matrix.
+
+    Returns
+    -------
+    codes : ndarray of shape (H, W), uint8
+    pair_map : ndarray of shape (H, W), uint16, or None
+    """
+    if gt.shape != pred.shape:
+        raise MaskError(path, f"prediction shape {pred.shape} differs from ground truth {gt.shape}", "")
+    if class_id is not None and not (0 <= class_id < n_classes and class_id != ignore_index):
+        raise MaskError(None, f"class {class_id} is not a scored class (0..{n_classes - 1}, other than the "
+                        "ignore index)", "choose another --class")
+    if pairs and n_classes > 255:
+        raise MaskError(None, f"confusion pairs need K <= 255 classes (uint16), got {n_classes}", "")
+    g, p = _flat(gt), _flat(pred)
+    codes = np.empty(g.shape[0], np.uint8)
+    pair_map = np.empty(g.shape[0] if pairs else 0, np.uint16)
+    cid = -1 if class_id is None else class_id
+    bad = _error_codes(g, p, n_classes, cid, ignore_index, codes, pair_map, pairs)
+    if bad:
+        raise MaskError(path, _bad_labels(g, p, n_classes, ignore_index), "check --num-classes and --ignore-index")
+    shape = np.shape(gt)
+    return codes.reshape(shape), (pair_map.reshape(shape) if pairs else None)

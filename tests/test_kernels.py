@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 from reference import bincount_cm, loop_cm
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-from segeval import MaskError, confusion_matrix
+from segeval import MaskError, confusion_matrix, kernels
 from segeval.kernels import _accumulate, _pair_histogram, _unfilter, accumulate
 
 
@@ -39,9 +41,13 @@ def label_pairs(draw):
 @given(label_pairs())
 def test_matches_bincount(case):
     gt, pred, k, ignore = case
-    assert np.array_equal(confusion_matrix(gt, pred, k, ignore), bincount_cm(gt, pred, k, ignore))
+    expected = bincount_cm(gt, pred, k, ignore)
+    for threshold in (0, 1 << 62):  # the uint8 pair-histogram path and the general kernel
+        with patch.object(kernels, "_HISTOGRAM_MIN_PIXELS", threshold):
+            assert np.array_equal(confusion_matrix(gt, pred, k, ignore), expected)
 
 
+@pytest.mark.filterwarnings("ignore:A single label was found:UserWarning")  # labels= is passed
 @settings(max_examples=60, deadline=None)
 @given(label_pairs())
 def test_matches_pixel_loop_and_sklearn(case):
@@ -76,6 +82,13 @@ def test_hand_counted():
     ])
     assert np.array_equal(confusion_matrix(gt, pred, 4), expected)
     assert np.array_equal(confusion_matrix(gt.astype(np.uint16), pred.astype(np.uint16), 4), expected)
+
+
+@pytest.fixture(params=["histogram", "loop"], autouse=True)
+def kernel_path(request):
+    """Run every test on both uint8 paths: the pair histogram (forced) and the general loop."""
+    with patch.object(kernels, "_HISTOGRAM_MIN_PIXELS", 0 if request.param == "histogram" else 1 << 62):
+        yield request.param
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32])

@@ -67,8 +67,8 @@ def test_fixtures_cli_json_matches_reference(tmp_path):
         assert img["tp"] == np.diag(cm[:, :6]).tolist()
         assert img["fn"] == (cm.sum(1) - np.diag(cm[:, :6])).tolist()
     per_image = [np.nanmean(iou_of(ref[n])) for n in sorted(ref)]
-    assert d["imagewise_miou"] == pytest.approx(
-        np.nanmean(np.nanmean(np.stack([iou_of(ref[n]) for n in sorted(ref)]), axis=0)))
+    per_class = np.stack([iou_of(ref[n]) for n in sorted(ref)])[:, :5]  # class 5 is absent everywhere
+    assert d["imagewise_miou"] == pytest.approx(np.nanmean(np.nanmean(per_class, axis=0)))
     assert d["pixels"] == 4 * 64 * 96 and d["ignored_pixels"] == int(4 * 64 * 96 - total.sum())
     assert d["format"] == "segeval-run/1" and d["version"] == segeval.__version__
     assert d["settings"]["ignore_index"] == 255
@@ -196,6 +196,7 @@ def test_ade20k_absent_class_convention():
     assert sum(c["iou"] for c in present) / 150 == pytest.approx(0.1000)  # the toolkit's convention
     assert d["classes"][0]["iou"] is None  # 0 is the ignore index, never a class
     assert d["ignored_pixels"] > 0
+    assert d["settings"]["baseline_class"] == 1  # 0 is the ignore index here, so the baseline says 1
 
 
 def test_labelme_palette_png_against_int32_npy():

@@ -1,0 +1,832 @@
+"""Compare scoring runs: per-class and summary differences, a paired bootstrap over images, CI gates.
+
+Everything here works from the counts stored in run files (``Run.image_counts``, shape (N, 3, K):
+per-image ``tp``, ``fp``, ``fn`` of each class); masks are never read again.
+
+Conventions
+-----------
+- The first run is the baseline (BASE); every later run (NEW) is compared with it. Differences
+  are ``NEW - BASE``: negative means NEW is worse.
+- Metrics are data-set level, as in ``segeval score``: per class ``sum(tp) / sum(tp + fp + fn)``
+  over the images, NaN where the sum is 0, then the mean over the defined classes.
+- Paired bootstrap: a resample draws N images with replacement (the same draw for BASE and NEW,
+  so the runs stay paired image by image), sums their counts and recomputes the metrics of both
+  runs. The interval is the two-sided ``1 - alpha`` percentile interval of ``NEW - BASE`` over
+  the resamples (95 % for the default ``alpha = 0.05``).
+- ``p`` is the share of resamples in which ``NEW - BASE >= 0`` (ties count as "not worse"). A
+  small ``p`` is evidence that NEW is worse than BASE; a drop is *significant* when
+  ``p < alpha`` (a one-sided test, so it can be significant while the two-sided ``1 - alpha``
+  interval still touches 0). Identical runs give every difference exactly 0 and so ``p = 1``.
+
+The drawing helpers at the end (rich table, Markdown, JSON object) only present a
+:class:`Comparison`; they never recompute counts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from . import metrics
+from .errors import RunFileError, SegevalError
+from .evaluate import Run
+
+__all__ = [
+    "COMPARE_FORMAT", "P_DEFINITION", "SUMMARY_METRICS", "Interval", "BootstrapResult", "Comparison",
+    "GateResult", "paired_bootstrap", "compare_runs", "check_comparable", "validate_gates", "check_gates",
+    "comparison_table", "comparison_markdown", "comparison_dict",
+]
+
+COMPARE_FORMAT = "segeval-compare/1"
+P_DEFINITION = (
+    "p = share of paired bootstrap resamples (images drawn with replacement) in which NEW - BASE >= 0; "
+    "a small p is evidence that NEW is worse than BASE; a drop is significant when p < alpha"
+)
+SUMMARY_METRICS: dict[str, str] = {"miou": "mIoU", "mdice": "mDice", "pixel_accuracy": "pixel accuracy"}
+
+F = NDArray[np.float64]
+
+# Resample rows are drawn and multiplied in chunks of at most this many weights (32 MiB as float64).
+_CHUNK = 1 << 22
+# float64 adds integers exactly below 2**53: resampled sums stay exact, and identical runs give
+# bit-identical metrics (a difference of exactly 0).
+_EXACT = 1 << 53
+
+
+# ----------------------------------------------------------------------------- metrics of counts
+
+
+def _class_iou(counts: NDArray[Any]) -> F:
+    """Per-class IoU of counts shaped (..., 3, K)."""
+    return metrics.iou(counts[..., 0, :], counts[..., 1, :], counts[..., 2, :])
+
+
+def _summaries(counts: NDArray[Any]) -> dict[str, F]:
+    """mIoU, mDice and pixel accuracy of counts shaped (..., 3, K), each of shape (...)."""
+    tp, fp, fn = counts[..., 0, :], counts[..., 1, :], counts[..., 2, :]
+    return {
+        "miou": metrics.nanmean(metrics.iou(tp, fp, fn)),
+        "mdice": metrics.nanmean(metrics.dice(tp, fp, fn)),
+        "pixel_accuracy": metrics.pixel_accuracy(tp, fn),
+    }
+
+
+# ----------------------------------------------------------------------------- bootstrap
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One ``NEW - BASE`` difference with its bootstrap interval and one-sided p-value.
+
+    Attributes
+    ----------
+    diff : float
+        The observed difference on all images.
+    low, high : float
+        The two-sided ``1 - alpha`` percentile interval of the resampled differences.
+    p : float
+        Share of resamples where the difference is ``>= 0``; small p: NEW is worse.
+        ``low``, ``high`` and ``p`` are NaN when no resample defines the difference.
+    """
+
+    diff: float
+    low: float
+    high: float
+    p: float
+
+    def significantly_worse(self, alpha: float) -> bool:
+        return self.p < alpha  # False for NaN
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """A paired bootstrap of NEW against BASE over images.
+
+    Attributes
+    ----------
+    n, seed, alpha : int, int, float
+        Resamples, the seed of ``numpy.random.default_rng`` and the level (interval ``1 - alpha``).
+    n_images : int
+        Images per resample (all of them, drawn with replacement).
+    miou, mdice, pixel_accuracy : Interval
+        The summary differences.
+    classes : tuple of Interval, one per class
+        Per-class IoU differences; a resample where the class is undefined in either run is
+        left out of that class's interval and p.
+    differences : ndarray of shape (n,), float64
+        The resampled mIoU differences ``NEW - BASE``.
+    """
+
+    n: int
+    seed: int
+    alpha: float
+    n_images: int
+    miou: Interval
+    mdice: Interval
+    pixel_accuracy: Interval
+    classes: tuple[Interval, ...]
+    differences: F = field(repr=False)
+
+    @property
+    def level(self) -> float:
+        return 1.0 - self.alpha
+
+    def summary(self, name: str) -> Interval:
+        return {"miou": self.miou, "mdice": self.mdice, "pixel_accuracy": self.pixel_accuracy}[name]
+
+
+def _interval(observed: float, resampled: F, alpha: float) -> Interval:
+    d = resampled[~np.isnan(resampled)]
+    if d.size == 0:
+        return Interval(float(observed), math.nan, math.nan, math.nan)
+    low, high = np.quantile(d, [alpha / 2, 1 - alpha / 2])
+    return Interval(float(observed), float(low), float(high), float(np.count_nonzero(d >= 0) / d.size))
+
+
+def _resample_weights(rng: np.random.Generator, rows: int, n_images: int) -> NDArray[np.int64]:
+    """How often each image is drawn in each of ``rows`` resamples, shape (rows, n_images).
+
+    Each row is a multinomial(n_images, uniform) draw, made as n_images uniform indices counted
+    by one bincount over all rows (row r's indices are offset by r * n_images).
+    """
+    idx = rng.integers(0, n_images, size=(rows, n_images), dtype=np.int64)
+    idx += np.arange(rows, dtype=np.int64)[:, None] * n_images
+    return np.bincount(idx.ravel(), minlength=rows * n_images).reshape(rows, n_images)
+
+
+def _check_level(n: int, alpha: float) -> None:
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise SegevalError(None, f"the number of bootstrap resamples must be at least 1, got {n}", "")
+    if not 0 < alpha < 1:
+        raise SegevalError(None, f"alpha must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
+
+
+def paired_bootstrap(
+    base_counts: ArrayLike,
+    new_counts: ArrayLike,
+    n: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> BootstrapResult:
+    """Paired bootstrap over images of the data-set-level metrics of two runs.
+
+    Parameters
+    ----------
+    base_counts, new_counts : array of shape (N, 3, K), integer
+        Per-image ``tp``, ``fp``, ``fn`` of each class (``Run.image_counts``), image ``i`` of
+        one run paired with image ``i`` of the other.
+    n : int
+        Number of resamples.
+    seed : int
+        Seed of ``numpy.random.default_rng``; the same seed, counts shape and ``n`` give the
+        same resamples (so every NEW of a multi-run comparison sees the same draws).
+    alpha : float
+        The interval is the two-sided ``1 - alpha`` percentile interval.
+
+    Returns
+    -------
+    BootstrapResult
+
+    Notes
+    -----
+    All resamples at once: a weight matrix ``W`` (n, N) counts the draws of each image, and one
+    matrix product ``W @ counts`` (in row chunks of at most 2**22 weights) gives the summed
+    counts (n, 2, 3, K) of both runs. The product runs in float64, exact for integers below
+    2**53 (checked; int64 otherwise). Efron and Tibshirani, *An Introduction to the Bootstrap*
+    (1993), ch. 13 (percentile interval) and 16 (bootstrap tests).
+    """
+    base = np.asarray(base_counts)
+    new = np.asarray(new_counts)
+    if base.ndim != 3 or base.shape[1] != 3 or base.shape != new.shape:
+        raise ValueError(f"counts must both have shape (N, 3, K), got {base.shape} and {new.shape}")
+    _check_level(n, alpha)
+    n_images, _, k = base.shape
+    if n_images == 0:
+        raise SegevalError(None, "the runs hold no images", "nothing to resample")
+    if base.min(initial=0) < 0 or new.min(initial=0) < 0:
+        raise ValueError("counts must be non-negative")
+
+    stacked = np.concatenate([base, new], axis=1).reshape(n_images, 6 * k).astype(np.int64)
+    exact = int(stacked.max(initial=0)) * n_images < _EXACT
+    x: NDArray[Any] = stacked.astype(np.float64) if exact else stacked
+    rng = np.random.default_rng(seed)
+    sums = np.empty((n, 6 * k), x.dtype)
+    rows = max(1, _CHUNK // n_images)
+    for start in range(0, n, rows):
+        w = _resample_weights(rng, min(rows, n - start), n_images)
+        sums[start:start + len(w)] = (w.astype(np.float64) if exact else w) @ x
+    sums = sums.reshape(n, 2, 3, k)
+
+    full = stacked.sum(axis=0).reshape(2, 3, k)
+    observed = {name: v[1] - v[0] for name, v in _summaries(full).items()}
+    resampled = {name: v[:, 1] - v[:, 0] for name, v in _summaries(sums).items()}
+    class_obs = _class_iou(full[1]) - _class_iou(full[0])
+    class_res = _class_iou(sums[:, 1]) - _class_iou(sums[:, 0])
+    return BootstrapResult(
+        n=int(n), seed=int(seed), alpha=float(alpha), n_images=int(n_images),
+        miou=_interval(observed["miou"], resampled["miou"], alpha),
+        mdice=_interval(observed["mdice"], resampled["mdice"], alpha),
+        pixel_accuracy=_interval(observed["pixel_accuracy"], resampled["pixel_accuracy"], alpha),
+        classes=tuple(_interval(class_obs[c], class_res[:, c], alpha) for c in range(k)),
+        differences=resampled["miou"],
+    )
+
+
+# ----------------------------------------------------------------------------- comparison
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Several runs on the same images; the first is the baseline.
+
+    Attributes
+    ----------
+    labels : tuple of str
+        One per run (file names on the command line), baseline first.
+    class_names : tuple of str
+        The K classes, shared by all runs.
+    image_names : tuple of str
+        The N images, in the baseline's order.
+    iou : ndarray of shape (R, K), float64
+        Per-class data-set IoU of each run; NaN where a class is absent.
+    summary : dict of str to ndarray of shape (R,), float64
+        ``miou``, ``mdice`` and ``pixel_accuracy`` of each run.
+    bootstrap : tuple of (BootstrapResult or None), one per later run
+        Each later run against the baseline; None when the bootstrap is off.
+    alpha : float
+        Level of the intervals and of the significance marks.
+    """
+
+    labels: tuple[str, ...]
+    class_names: tuple[str, ...]
+    image_names: tuple[str, ...]
+    iou: F
+    summary: dict[str, F]
+    bootstrap: tuple[BootstrapResult | None, ...]
+    alpha: float = 0.05
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_images(self) -> int:
+        return len(self.image_names)
+
+    @property
+    def class_diff(self) -> F:
+        """Per-class IoU of each later run minus the baseline's, shape (R - 1, K)."""
+        return np.asarray(self.iou[1:] - self.iou[0], dtype=np.float64)
+
+    def summary_diff(self, name: str) -> F:
+        """A summary metric of each later run minus the baseline's, shape (R - 1,)."""
+        return np.asarray(self.summary[name][1:] - self.summary[name][0], dtype=np.float64)
+
+    def significantly_worse(self, j: int) -> NDArray[np.bool_]:
+        """Classes whose IoU is lower, significantly (``p < alpha``), in later run ``j`` (0-based among later
+        runs); all False without a bootstrap."""
+        b = self.bootstrap[j]
+        if b is None:
+            return np.zeros(self.n_classes, bool)
+        return np.array([c.diff < 0 and c.significantly_worse(self.alpha) for c in b.classes], bool)
+
+
+def _preview(names: Sequence[str], limit: int = 3) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def check_comparable(base: Run, other: Run, base_label: str = "BASE", other_label: str = "NEW") -> NDArray[np.intp]:
+    """Check that two runs can be paired and return the order that aligns ``other`` to ``base``.
+
+    They must have the same classes, the same ignore index and the same image names (in any
+    order), and each image must hold the same ground-truth pixels per class (``tp + fn``), that
+    is, both runs scored the same ground truth.
+
+    Returns
+    -------
+    order : ndarray of shape (N,), intp
+        ``other.image_counts[order]`` lines up with ``base.image_counts``.
+
+    Raises
+    ------
+    RunFileError
+        Naming ``other_label`` and what differs.
+    """
+    todo = f"compare runs scored on the same ground truth as {base_label}"
+    b_names, o_names = base.classes.names, other.classes.names
+    if b_names != o_names:
+        if len(b_names) != len(o_names):
+            what = f"has {len(o_names)} classes but {base_label} has {len(b_names)}"
+        else:
+            i = next(i for i, (a, b) in enumerate(zip(b_names, o_names, strict=True)) if a != b)
+            what = f"class {i} is {o_names[i]!r} but in {base_label} it is {b_names[i]!r}"
+        raise RunFileError(other_label, what, "compare runs scored with the same --classes")
+    b_ign, o_ign = base.settings.get("ignore_index"), other.settings.get("ignore_index")
+    if b_ign != o_ign:
+        raise RunFileError(other_label, f"was scored with ignore index {o_ign} but {base_label} with {b_ign}",
+                           "score both with the same --ignore-index")
+    for run, label in ((base, base_label), (other, other_label)):
+        seen: set[str] = set()
+        for name in run.image_names:
+            if name in seen:
+                raise RunFileError(label, f"lists image {name!r} more than once",
+                                   "write it again with segeval score --json")
+            seen.add(name)
+    index = {name: i for i, name in enumerate(other.image_names)}
+    if set(index) != set(base.image_names):
+        only_base = [n for n in base.image_names if n not in index]
+        only_other = sorted(set(index) - set(base.image_names))
+        parts = []
+        if only_base:
+            parts.append(f"{len(only_base)} of {base_label}'s images are missing ({_preview(only_base)})")
+        if only_other:
+            parts.append(f"{len(only_other)} images are not in {base_label} ({_preview(only_other)})")
+        raise RunFileError(other_label, f"covers other images than {base_label}: " + "; ".join(parts), todo)
+    order = np.array([index[n] for n in base.image_names], np.intp)
+    b_gt = base.image_counts[:, 0] + base.image_counts[:, 2]
+    o_gt = other.image_counts[order, 0] + other.image_counts[order, 2]
+    bad = np.argwhere(b_gt != o_gt)
+    if len(bad):
+        i, c = bad[0]
+        raise RunFileError(
+            other_label,
+            f"image {base.image_names[i]!r} has {o_gt[i, c]} ground-truth pixels of class {b_names[c]!r} but "
+            f"{b_gt[i, c]} in {base_label} ({len(bad)} image-class pairs differ)", todo)
+    return order
+
+
+def compare_runs(
+    runs: Sequence[Run],
+    labels: Sequence[str] | None = None,
+    *,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> Comparison:
+    """Compare runs on the same images; the first run is the baseline.
+
+    Parameters
+    ----------
+    runs : sequence of Run, at least two
+    labels : sequence of str, optional
+        Names for the runs in messages and tables (default ``run 0``, ``run 1``, ...).
+    n_bootstrap : int
+        Resamples of the paired bootstrap of each later run against the first; 0 turns it off.
+    seed, alpha
+        As in :func:`paired_bootstrap` (each later run uses the same seed, hence the same draws).
+
+    Raises
+    ------
+    RunFileError
+        When a run does not pair with the baseline (see :func:`check_comparable`).
+    """
+    if len(runs) < 2:
+        raise SegevalError(None, f"compare needs at least two runs, got {len(runs)}", "give BASE NEW [NEW ...]")
+    labels = tuple(labels) if labels is not None else tuple(f"run {i}" for i in range(len(runs)))
+    if len(labels) != len(runs):
+        raise ValueError(f"{len(labels)} labels for {len(runs)} runs")
+    if n_bootstrap < 0:
+        raise SegevalError(None, f"--bootstrap must be 0 (off) or more, got {n_bootstrap}", "")
+    _check_level(max(1, n_bootstrap), alpha)
+    base = runs[0]
+    counts = [base.image_counts]
+    for run, label in zip(runs[1:], labels[1:], strict=True):
+        counts.append(run.image_counts[check_comparable(base, run, labels[0], label)])
+    if n_bootstrap and base.image_counts.shape[0] == 0:
+        raise SegevalError(labels[0], "holds no images", "nothing to compare")
+    totals = np.stack([c.sum(axis=0) for c in counts])  # (R, 3, K)
+    boot = tuple(paired_bootstrap(counts[0], c, n_bootstrap, seed, alpha) if n_bootstrap else None
+                 for c in counts[1:])
+    return Comparison(
+        labels=labels,
+        class_names=tuple(base.classes.names),
+        image_names=tuple(base.image_names),
+        iou=_class_iou(totals),
+        summary=_summaries(totals),
+        bootstrap=boot,
+        alpha=float(alpha),
+    )
+
+
+# ----------------------------------------------------------------------------- gates
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate checked for one later run.
+
+    Attributes
+    ----------
+    gate : str
+        ``max-drop``, ``class-max-drop`` or ``min-miou`` (the option's name).
+    run : str
+        The label of the run checked.
+    threshold : float
+    value : float
+        The mIoU drop (``BASE - NEW``), the largest class IoU drop, or NEW's mIoU.
+    passed : bool
+    message : str
+        One line saying what was checked and the outcome.
+    p : float or None
+        The p-value that decided a ``--significant`` gate.
+    classes : tuple of str
+        For ``class-max-drop``, the classes that failed it.
+    """
+
+    gate: str
+    run: str
+    threshold: float
+    value: float
+    passed: bool
+    message: str
+    p: float | None = None
+    classes: tuple[str, ...] = ()
+
+
+def validate_gates(
+    *,
+    max_drop: float | None = None,
+    class_max_drop: float | None = None,
+    min_miou: float | None = None,
+    significant: bool = False,
+    n_bootstrap: int = 1,
+) -> None:
+    """Raise SegevalError for gate options that cannot be checked (before any expensive work)."""
+    for value, option in ((max_drop, "--max-drop"), (class_max_drop, "--class-max-drop")):
+        if value is not None and not (0 <= value < math.inf):
+            raise SegevalError(None, f"{option} must be a drop of 0 or more, got {value}", "pass e.g. 0.01")
+    if min_miou is not None and not math.isfinite(min_miou):
+        raise SegevalError(None, f"--min-miou must be a number, got {min_miou}", "")
+    if significant and n_bootstrap == 0:
+        raise SegevalError(None, "--significant needs the bootstrap, but --bootstrap is 0", "drop --bootstrap 0")
+    if significant and max_drop is None and class_max_drop is None:
+        raise SegevalError(None, "--significant applies to --max-drop and --class-max-drop, and neither is given",
+                           "add a drop gate")
+
+
+def _fmt(x: float | None, digits: int = 4, sign: bool = False) -> str:
+    if x is None or math.isnan(x):
+        return "—"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def _fmt_p(p: float | None, n: int) -> str:
+    """A p-value to 4 places; 0 (no resample at or above 0) as ``< 1/n``."""
+    if p is None or math.isnan(p):
+        return "—"
+    return f"< {1 / n:.2g}" if p == 0 else f"{p:.4f}"
+
+
+def _p_phrase(p: float | None, n: int) -> str:
+    text = _fmt_p(p, n)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def _change(what: str, before: float, after: float, note: str = "") -> str:
+    """``mIoU fell by 0.0123 (0.7000 -> 0.6877)``, or rose by, or did not change; ``note`` goes in the
+    parentheses."""
+    d = after - before
+    verb = "is undefined" if math.isnan(d) else "fell by" if d < 0 else "rose by" if d > 0 else "did not change"
+    amount = f" {_fmt(abs(d))}" if d and not math.isnan(d) else ""
+    return f"{what} {verb}{amount} ({_fmt(before)} -> {_fmt(after)}{', ' + note if note else ''})"
+
+
+def check_gates(
+    cmp: Comparison,
+    *,
+    max_drop: float | None = None,
+    class_max_drop: float | None = None,
+    min_miou: float | None = None,
+    significant: bool = False,
+) -> list[GateResult]:
+    """Check the gates for every later run against the baseline.
+
+    - ``max_drop``: fails when ``mIoU(BASE) - mIoU(NEW) > max_drop`` (or either is undefined).
+    - ``class_max_drop``: fails when some class defined in both runs loses more IoU than this.
+    - ``significant``: a drop gate fails only when its drop is also significant, ``p < alpha``
+      (``p`` of the mIoU, or of the failing class's IoU).
+    - ``min_miou``: fails when NEW's mIoU is below it (or undefined).
+
+    Returns
+    -------
+    list of GateResult
+        One per gate given and later run, passed or not.
+    """
+    validate_gates(max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou, significant=significant,
+                   n_bootstrap=0 if any(b is None for b in cmp.bootstrap) else 1)
+    alpha = cmp.alpha
+    base_label = cmp.labels[0]
+    out: list[GateResult] = []
+    for j, label in enumerate(cmp.labels[1:]):
+        boot = cmp.bootstrap[j]
+        b_miou, n_miou = float(cmp.summary["miou"][0]), float(cmp.summary["miou"][j + 1])
+        if max_drop is not None:
+            drop = b_miou - n_miou
+            exceeds = not drop <= max_drop
+            p = boot.miou.p if boot is not None else None
+            what = f"{label} " + _change("mIoU", b_miou, n_miou) + f" vs {base_label}"
+            if significant and boot is not None:
+                sig = drop > 0 and boot.miou.significantly_worse(alpha)
+                passed = not (exceeds and sig)
+                what += f", {_p_phrase(p, boot.n)} ({'' if sig else 'not '}significant at alpha {alpha:g})"
+            else:
+                passed = not exceeds
+            msg = f"gate --max-drop {max_drop:g} {'passed' if passed else 'failed'}: {what}"
+            out.append(GateResult("max-drop", label, max_drop, drop, passed, msg, p))
+        if class_max_drop is not None:
+            drops = cmp.iou[0] - cmp.iou[j + 1]
+            failing: list[tuple[int, float | None]] = []
+            for c in np.argsort(-np.nan_to_num(drops, nan=-np.inf), kind="stable"):
+                if np.isnan(drops[c]) or not drops[c] > class_max_drop:
+                    continue
+                pc = boot.classes[c].p if boot is not None else None
+                if significant and boot is not None and not boot.classes[c].significantly_worse(alpha):
+                    continue
+                failing.append((int(c), pc))
+            defined = drops[~np.isnan(drops)]
+            worst = float(defined.max()) if defined.size else math.nan
+            names = tuple(cmp.class_names[c] for c, _ in failing)
+            if failing:
+                parts = []
+                for c, pc in failing[:5]:
+                    note = _p_phrase(pc, boot.n) if significant and boot is not None else ""
+                    parts.append(_change(f"class {cmp.class_names[c]!r} IoU", cmp.iou[0, c], cmp.iou[j + 1, c], note))
+                more = f", and {len(failing) - 5} more classes" if len(failing) > 5 else ""
+                msg = f"gate --class-max-drop {class_max_drop:g} failed: {label} " + ", ".join(parts) + more
+            else:
+                how = " significantly" if significant else ""
+                largest = f"largest drop {_fmt(worst)}" if worst > 0 else "no class IoU fell"
+                msg = (f"gate --class-max-drop {class_max_drop:g} passed: no class of {label} fell{how} by more "
+                       f"({largest})")
+            out.append(GateResult("class-max-drop", label, class_max_drop, worst, not failing, msg,
+                                  failing[0][1] if failing else None, names))
+        if min_miou is not None:
+            passed = n_miou >= min_miou
+            msg = (f"gate --min-miou {min_miou:g} {'passed' if passed else 'failed'}: {label} mIoU {_fmt(n_miou)} "
+                   f"is {'at least' if passed else 'below'} {min_miou:g}")
+            out.append(GateResult("min-miou", label, min_miou, n_miou, passed, msg))
+    return out
+
+
+# ----------------------------------------------------------------------------- drawing
+
+
+def _none(x: float) -> float | None:
+    return None if math.isnan(x) else float(x)
+
+
+def _class_order(cmp: Comparison) -> list[int]:
+    """Classes by their largest drop in any later run first; undefined differences last."""
+    diff = cmp.class_diff
+    worst = np.full(cmp.n_classes, np.nan)
+    defined = ~np.isnan(diff).all(axis=0)
+    worst[defined] = np.nanmin(diff[:, defined], axis=0)
+    return [int(c) for c in np.argsort(np.nan_to_num(worst, nan=np.inf), kind="stable")]
+
+
+def _best(values: F) -> NDArray[np.bool_]:
+    """Mark the highest defined value(s) of a row (all runs tied: none marked)."""
+    if np.isnan(values).all():
+        return np.zeros(values.shape, bool)
+    top = np.nanmax(values)
+    best = values == top
+    return np.zeros(values.shape, bool) if best.all() else best
+
+
+def _diff_style(d: float, worse: bool = False, better: bool = False) -> str:
+    if math.isnan(d) or d == 0:
+        return "dim"
+    return ("bold red" if worse else "red") if d < 0 else ("bold green" if better else "green")
+
+
+def _footer(cmp: Comparison, mark: str = "!") -> str:
+    boot = next((b for b in cmp.bootstrap if b is not None), None)
+    if boot is None:
+        return "no bootstrap (--bootstrap 0): differences without confidence"
+    return (f"paired bootstrap: {boot.n} resamples of the {boot.n_images} images (seed {boot.seed}); "
+            f"CI = {boot.level:.0%} percentile interval of NEW - BASE; {P_DEFINITION}; {mark} = significant drop")
+
+
+def comparison_table(cmp: Comparison, gates: Sequence[GateResult] = ()) -> Group:
+    """A rich rendering: per-class IoU and summary metrics of the runs, then the gates."""
+    heads = _short_heads(cmp)
+    legend = ", ".join(f"{h} = {label}" for h, label in zip(heads, cmp.labels, strict=True))
+    title = f"segeval compare: {cmp.n_images} images, {cmp.n_classes} classes; {legend}"
+    parts: list[Any] = [_two_run_tables(cmp, title) if cmp.n_runs == 2 else _multi_run_tables(cmp, title)]
+    parts.append(Text(_footer(cmp), style="dim"))
+    for g in gates:
+        parts.append(Text(g.message, style="green" if g.passed else "bold red"))
+    return Group(*parts)
+
+
+def _short_heads(cmp: Comparison) -> list[str]:
+    """Column headings: BASE and NEW, or BASE, NEW 1, NEW 2, ... (file names go in the title)."""
+    return ["BASE", "NEW"] if cmp.n_runs == 2 else ["BASE", *(f"NEW {j}" for j in range(1, cmp.n_runs))]
+
+
+def _fill(table: Table, columns: Sequence[tuple[str, str]], rows: Sequence[tuple[Sequence[Any], bool]]) -> Table:
+    """Add columns ``(header, justify)`` and rows ``(cells, end_section)``; right-justified (number)
+    columns get the width of their longest cell, so that numbers never wrap (headers may)."""
+    for i, (header, justify) in enumerate(columns):
+        if justify == "right":
+            width = max((len(str(cells[i])) for cells, _ in rows), default=0)
+            table.add_column(header, justify="right", min_width=width, overflow="fold")
+        else:
+            table.add_column(header)
+    for cells, end_section in rows:
+        table.add_row(*cells, end_section=end_section)
+    return table
+
+
+def _two_run_tables(cmp: Comparison, title: str) -> Group:
+    boot = cmp.bootstrap[0]
+    ci = [(f"{1 - cmp.alpha:.0%} CI", "right"), ("p", "right")] if boot is not None else []
+    diff = cmp.class_diff[0]
+    rows: list[tuple[list[Any], bool]] = []
+    for c in _class_order(cmp):
+        iv = boot.classes[c] if boot is not None else None
+        worse = iv is not None and diff[c] < 0 and iv.significantly_worse(cmp.alpha)
+        row: list[Any] = [Text(str(c), style="dim"), cmp.class_names[c], _fmt(cmp.iou[0, c]), _fmt(cmp.iou[1, c]),
+                          Text(_fmt(diff[c], sign=True) + (" !" if worse else ""), style=_diff_style(diff[c], worse))]
+        if boot is not None and iv is not None:
+            row += [f"[{_fmt(iv.low, sign=True)}, {_fmt(iv.high, sign=True)}]", _fmt_p(iv.p, boot.n)]
+        rows.append((row, False))
+    t = _fill(Table(title=title, title_justify="left", box=box.SIMPLE_HEAD),
+              [("id", "right"), ("class", "left"), ("BASE", "right"), ("NEW", "right"),
+               ("Δ IoU", "right"), *ci], rows)
+
+    rows = []
+    for name, label in SUMMARY_METRICS.items():
+        v = cmp.summary[name]
+        d = float(v[1] - v[0])
+        iv = boot.summary(name) if boot is not None else None
+        worse = iv is not None and d < 0 and iv.significantly_worse(cmp.alpha)
+        row = [Text(label, style="bold"), _fmt(v[0]), _fmt(v[1]),
+               Text(_fmt(d, sign=True) + (" !" if worse else ""), style=_diff_style(d, worse))]
+        if boot is not None and iv is not None:
+            row += [f"[{_fmt(iv.low, sign=True)}, {_fmt(iv.high, sign=True)}]", _fmt_p(iv.p, boot.n)]
+        rows.append((row, False))
+    s = _fill(Table(box=None, header_style="bold", pad_edge=False),
+              [("metric", "left"), ("BASE", "right"), ("NEW", "right"), ("Δ", "right"), *ci], rows)
+    return Group(t, s)
+
+
+def _multi_cells(cmp: Comparison, values: F) -> list[Text]:
+    best = _best(values)
+    return [Text(_fmt(values[r]) + (" *" if best[r] else "  "), style="bold green" if best[r] else "")
+            for r in range(cmp.n_runs)]
+
+
+def _multi_run_tables(cmp: Comparison, title: str) -> Group:
+    order = _class_order(cmp)
+    rows: list[tuple[list[Any], bool]] = [
+        ([Text(str(c), style="dim"), cmp.class_names[c], *_multi_cells(cmp, cmp.iou[:, c])], c == order[-1])
+        for c in order
+    ]
+    rows += [(["", Text(label, style="bold"), *_multi_cells(cmp, cmp.summary[name])], False)
+             for name, label in SUMMARY_METRICS.items()]
+    columns = [("id", "right"), ("class", "left"), *[(head, "right") for head in _short_heads(cmp)]]
+    parts: list[Any] = [_fill(Table(title=title, title_justify="left", box=box.SIMPLE_HEAD), columns, rows),
+                        Text("* best in the row; classes by their largest drop from BASE first", style="dim")]
+    for j, boot in enumerate(cmp.bootstrap):
+        if boot is None:
+            continue
+        iv = boot.miou
+        worse = iv.diff < 0 and iv.significantly_worse(cmp.alpha)
+        parts.append(Text(
+            f"NEW {j + 1} vs BASE: Δ mIoU {_fmt(iv.diff, sign=True)}, {boot.level:.0%} CI "
+            f"[{_fmt(iv.low, sign=True)}, {_fmt(iv.high, sign=True)}], {_p_phrase(iv.p, boot.n)}"
+            + (" (significant drop)" if worse else ""), style=_diff_style(iv.diff, worse)))
+    return Group(*parts)
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
+def comparison_markdown(cmp: Comparison, gates: Sequence[GateResult] = ()) -> str:
+    """A GitHub-flavoured Markdown report (tables and gate results) for a pull-request comment."""
+    labels = [f"`{_md_escape(label)}`" for label in cmp.labels]
+    lines = [f"### segeval compare: {cmp.n_images} images, {cmp.n_classes} classes, baseline {labels[0]}", ""]
+    if cmp.n_runs == 2:
+        boot = cmp.bootstrap[0]
+        ci = f" | {1 - cmp.alpha:.0%} CI of Δ | p" if boot is not None else ""
+        ci_rule = " | :--: | --:" if boot is not None else ""
+
+        def row(name: str, b: float, n: float, iv: Interval | None, bold: bool = False) -> str:
+            d = n - b
+            worse = iv is not None and d < 0 and iv.significantly_worse(cmp.alpha)
+            arrow = " 🔻" if worse else (" ▼" if d < 0 else (" ▲" if d > 0 else ""))
+            name = f"**{name}**" if bold else name
+            cells = f"| {name} | {_fmt(b)} | {_fmt(n)} | {_fmt(d, sign=True)}{arrow}"
+            if boot is not None and iv is not None:
+                cells += f" | [{_fmt(iv.low, sign=True)}, {_fmt(iv.high, sign=True)}] | {_fmt_p(iv.p, boot.n)}"
+            return cells + " |"
+
+        lines += [f"| metric | {labels[0]} | {labels[1]} | Δ{ci} |", f"| --- | --: | --: | --:{ci_rule} |"]
+        for name, label in SUMMARY_METRICS.items():
+            lines.append(row(label, cmp.summary[name][0], cmp.summary[name][1],
+                             boot.summary(name) if boot is not None else None, bold=True))
+        lines += ["", "<details><summary>Per-class IoU, largest drop first</summary>", "",
+                  f"| id | class | {labels[0]} | {labels[1]} | Δ IoU{ci} |",
+                  f"| --: | --- | --: | --: | --:{ci_rule} |"]
+        for c in _class_order(cmp):
+            lines.append(f"| {c} " + row(_md_escape(cmp.class_names[c]), cmp.iou[0, c], cmp.iou[1, c],
+                                         boot.classes[c] if boot is not None else None))
+        lines += ["", "</details>"]
+    else:
+        head = " | ".join(labels[:1] + [f"{lab} (Δ)" for lab in labels[1:]])
+        lines += [f"| id | class | {head} |", "| --: | --- |" + " --: |" * cmp.n_runs]
+
+        def cells(values: F, diffs: F) -> str:
+            best = _best(values)
+            out = []
+            for r in range(cmp.n_runs):
+                text = _fmt(values[r]) + ("" if r == 0 else f" ({_fmt(diffs[r - 1], sign=True)})")
+                out.append(f"**{text}**" if best[r] else text)
+            return " | ".join(out)
+
+        for name, label in SUMMARY_METRICS.items():
+            lines.append(f"|  | **{label}** | {cells(cmp.summary[name], cmp.summary_diff(name))} |")
+        for c in _class_order(cmp):
+            lines.append(f"| {c} | {_md_escape(cmp.class_names[c])} | {cells(cmp.iou[:, c], cmp.class_diff[:, c])} |")
+        lines += ["", "**bold**: best in the row."]
+        for j, boot in enumerate(cmp.bootstrap):
+            if boot is not None:
+                iv = boot.miou
+                lines.append(f"- {labels[j + 1]} vs {labels[0]}: Δ mIoU {_fmt(iv.diff, sign=True)}, "
+                             f"{boot.level:.0%} CI [{_fmt(iv.low, sign=True)}, {_fmt(iv.high, sign=True)}], "
+                             f"{_p_phrase(iv.p, boot.n)}")
+    lines += ["", f"<sub>{_md_escape(_footer(cmp, '🔻'))}</sub>"]
+    if gates:
+        lines += ["", "**Gates**", ""]
+        lines += [f"- {'✅' if g.passed else '❌'} {_md_escape(g.message)}" for g in gates]
+    return "\n".join(lines) + "\n"
+
+
+def _interval_dict(iv: Interval | None) -> dict[str, float | None]:
+    if iv is None:
+        return {"low": None, "high": None, "p": None}
+    return {"low": _none(iv.low), "high": _none(iv.high), "p": _none(iv.p)}
+
+
+def comparison_dict(cmp: Comparison, gates: Sequence[GateResult] = ()) -> dict[str, Any]:
+    """The comparison as a JSON-ready object (``--format json``); undefined values are ``null``."""
+    runs = [{"label": label, **{name: _none(float(cmp.summary[name][r])) for name in SUMMARY_METRICS}}
+            for r, label in enumerate(cmp.labels)]
+    comparisons = []
+    for j, boot in enumerate(cmp.bootstrap):
+        r = j + 1
+        worse = cmp.significantly_worse(j)
+        comparisons.append({
+            "base": cmp.labels[0],
+            "new": cmp.labels[r],
+            "summary": {
+                name: {"base": _none(float(cmp.summary[name][0])), "new": _none(float(cmp.summary[name][r])),
+                       "diff": _none(float(cmp.summary[name][r] - cmp.summary[name][0])),
+                       **_interval_dict(boot.summary(name) if boot is not None else None)}
+                for name in SUMMARY_METRICS
+            },
+            "classes": [
+                {"id": c, "name": cmp.class_names[c], "base": _none(cmp.iou[0, c]), "new": _none(cmp.iou[r, c]),
+                 "diff": _none(cmp.iou[r, c] - cmp.iou[0, c]),
+                 **_interval_dict(boot.classes[c] if boot is not None else None),
+                 "significantly_worse": bool(worse[c])}
+                for c in range(cmp.n_classes)
+            ],
+            "bootstrap": None if boot is None else {"resamples": boot.n, "seed": boot.seed, "alpha": boot.alpha,
+                                                    "level": boot.level, "images": boot.n_images},
+        })
+    failed = [g for g in gates if not g.passed]
+    return {
+        "format": COMPARE_FORMAT,
+        "baseline": cmp.labels[0],
+        "n_images": cmp.n_images,
+        "runs": runs,
+        "classes": [{"id": c, "name": cmp.class_names[c], "iou": [_none(v) for v in cmp.iou[:, c]]}
+                    for c in range(cmp.n_classes)],
+        "comparisons": comparisons,
+        "conventions": ("diff = NEW - BASE (negative: NEW is worse); metrics are data-set level "
+                        "(sum over images of tp, fp, fn per class, then IoU, then the mean over defined classes); "
+                        f"low/high: two-sided {1 - cmp.alpha:.0%} paired-bootstrap percentile interval of diff; "
+                        + P_DEFINITION),
+        "gates": [{"gate": g.gate, "run": g.run, "threshold": g.threshold, "value": _none(g.value),
+                   "p": None if g.p is None else _none(g.p), "passed": g.passed, "classes": list(g.classes),
+                   "message": g.message} for g in gates],
+        "failed": [g.gate for g in failed],
+        "passed": not failed,
+    }

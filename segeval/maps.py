@@ -1,0 +1,189 @@
+"""FP/FN maps: one uint8 label image per image pair saying what kind of error each pixel is.
+
+Codes with a class ``c`` (``class_id``):
+
+====  =======  ==========================================================================
+code  name     meaning
+====  =======  ==========================================================================
+0     TN       neither ground truth nor prediction is ``c``
+1     TP       both are ``c``
+2     FP       predicted ``c``, ground truth another class
+3     FN       ground truth ``c``, predicted another class or the ignore index (a miss)
+255   ignored  the ground truth is the ignore index
+====  =======  ==========================================================================
+
+Codes for all classes (no ``class_id``): 1 correct, 2 wrong (another class predicted), 3 missed (the
+ignore index predicted), 255 ignored. The optional pair map (uint16) holds ``g * (K + 1) + p`` for
+each pixel (``p = K`` for a miss, 65535 where the ground truth is ignored): which class was confused
+for which; a bincount of its other values is the image's (K, K + 1) confusion matrix.
+
+The per-pixel work is the numba kernel :func:`segeval.kernels.error_map`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .classes import ClassSet
+from .decode import Decoding, Palette, load_label_map
+from .errors import MaskError, SegevalError
+from .io import Pair, pair_masks, read_mask
+from .kernels import ERROR_IGNORED, PAIR_IGNORED, error_map
+
+__all__ = [
+    "TN", "TP", "FP", "FN", "CORRECT", "WRONG", "MISSED", "IGNORED", "PAIR_IGNORED",
+    "error_map", "pair_error_map", "resolve_class", "prepare_out_dir", "write_maps", "decoding_for", "read_pair",
+]
+
+TN, TP, FP, FN = 0, 1, 2, 3
+CORRECT, WRONG, MISSED = 1, 2, 3
+IGNORED = ERROR_IGNORED
+
+
+def resolve_class(classes: ClassSet, spec: str | int, ignore_index: int = 255) -> int:
+    """The id of a class given by name or by id (a name matches first)."""
+    names = classes.names
+    if isinstance(spec, str) and spec in names:
+        cid = names.index(spec)
+    else:
+        try:
+            cid = int(spec)
+        except ValueError:
+            shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+            raise SegevalError(None, f"--class {spec!r} is neither a class name nor an id",
+                               f"give an id 0..{len(names) - 1} or a name ({shown})") from None
+    if not 0 <= cid < len(names) or cid == ignore_index:
+        raise SegevalError(None, f"--class {spec} is not a scored class (0..{len(names) - 1}, other than the "
+                           f"ignore index {ignore_index})", "choose another class")
+    return cid
+
+
+def prepare_out_dir(path: str | os.PathLike, *, overwrite: bool = False, option: str = "--out") -> Path:
+    """Create an output directory; refuse one that already holds files unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SegevalError(path, f"{option} is a file, not a directory", "choose a directory")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise SegevalError(path, f"{option} is not empty", "pass --overwrite to write into it, or choose another")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SegevalError(path, f"{option} cannot be created ({exc.strerror})", "check the path") from None
+    return path
+
+
+def decoding_for(classes: ClassSet, ignore_index: int = 255, settings: dict[str, Any] | None = None) -> Decoding:
+    """How masks become class ids, as :func:`segeval.evaluate.score` decodes them: the class colours
+    (colour masks), and the ``unknown_color``, ``void_colors``, ``map``, ``channels`` and
+    ``threshold`` of ``settings`` (a run's settings, or options), each defaulted when absent."""
+    s = settings or {}
+    voids = s.get("void_colors")
+    spec = s.get("map")
+    if spec == "(dict)":
+        raise SegevalError(None, "the run was scored with a label map given as a dict", "pass the map as a file")
+    palette = Palette.from_classes(classes, ignore_index, None if voids is None else tuple(tuple(c) for c in voids))
+    return Decoding(classes.n_classes, ignore_index, palette, s.get("unknown_color") or "error",
+                    None if spec is None else load_label_map(spec), s.get("channels") or "auto",
+                    float(s.get("threshold", 0.5)))
+
+
+def read_pair(pair: Pair, ignore_index: int) -> tuple[NDArray, NDArray]:
+    """Read one pair's ground truth and prediction (all ignore index when there is no prediction),
+    decoded by ``pair.decoding``."""
+    gt = read_mask(pair.gt, pair.decoding, role="gt")
+    if pair.pred is None:
+        info = np.iinfo(gt.dtype)
+        dtype = gt.dtype if info.min <= ignore_index <= info.max else np.int64
+        return gt, np.full(gt.shape, ignore_index, dtype)
+    pred = read_mask(pair.pred, pair.decoding, role="pred")
+    if pred.shape != gt.shape:
+        raise MaskError(pair.pred, f"has shape {pred.shape} but its ground truth {pair.gt} has {gt.shape}",
+                        "predictions must have the size of their ground truth")
+    return gt, pred
+
+
+def pair_error_map(
+    pair: Pair, n_classes: int, *, ignore_index: int = 255, class_id: int | None = None, pairs: bool = False
+) -> tuple[NDArray[np.uint8], NDArray[np.uint16] | None]:
+    """Read one pair and return its error codes (and confusion pairs); see the module docstring."""
+    gt, pred = read_pair(pair, ignore_index)
+    return error_map(gt, pred, n_classes, ignore_index, class_id=class_id, pairs=pairs,
+                     path=os.fspath(pair.pred or pair.gt))
+
+
+def _save_map(a: NDArray, path: Path) -> Path:
+    """Save a 2-D map as PNG (uint8: mode L, uint16: I;16) or a 3-D one as TIFF, via a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if a.ndim != 2:
+        path = path.with_suffix(".tif")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if a.ndim == 2:
+            from PIL import Image
+
+            Image.fromarray(np.ascontiguousarray(a)).save(tmp, format="PNG", compress_level=3)
+        else:
+            import tifffile
+
+            tifffile.imwrite(tmp, a, compression="zlib")
+        os.replace(tmp, path)
+        return path
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_maps(
+    pred_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    classes: ClassSet,
+    *,
+    ignore_index: int = 255,
+    class_id: int | None = None,
+    pairs_dir: str | os.PathLike | None = None,
+    pred_suffix: str = "",
+    gt_suffix: str = "",
+    allow_missing: bool = False,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    decoding: dict[str, Any] | None = None,
+) -> list[str]:
+    """Write the error map of every pair as ``out_dir/<name>.png`` (uint8 codes).
+
+    ``<name>`` is the pairing key (relative path without extension, suffixes stripped). With
+    ``pairs_dir``, also write each confusion-pair map there as a 16-bit PNG. Directories must have
+    been prepared (:func:`prepare_out_dir`). ``decoding`` holds the options of colour masks and
+    label maps as :func:`segeval.evaluate.score` takes them (``unknown_color``, ``void_colors``,
+    ``map``, ``channels``, ``threshold``). Returns the names written, in order; a 3-D (volume)
+    mask's maps are written as ``<name>.tif``.
+    """
+    from .evaluate import _ordered, default_workers
+
+    if class_id is not None and not (0 <= class_id < classes.n_classes and class_id != ignore_index):
+        raise SegevalError(None, f"class {class_id} is not a scored class", "choose another --class")
+    found, _ = pair_masks(pred_dir, gt_dir, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
+                          allow_missing=allow_missing, decoding=decoding_for(classes, ignore_index, decoding))
+    out, pdir = Path(out_dir), None if pairs_dir is None else Path(pairs_dir)
+    k = classes.n_classes
+
+    def work(pair: Pair) -> str:
+        codes, pair_map = pair_error_map(pair, k, ignore_index=ignore_index, class_id=class_id,
+                                         pairs=pdir is not None)
+        _save_map(codes, out / f"{pair.name}.png")
+        if pdir is not None and pair_map is not None:
+            _save_map(pair_map, pdir / f"{pair.name}.png")
+        return pair.name
+
+    names = []
+    for i, name in enumerate(_ordered(work, found, workers or default_workers())):
+        names.append(name)
+        if progress is not None:
+            progress(i + 1, len(found))
+    return names

@@ -1,0 +1,198 @@
+"""``segeval train``: the typer command. Importing this module loads no torch; running it does."""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import SegevalError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trainer import EpochLog, Prepared, TrainResult
+
+__all__ = ["train", "comparison_table"]
+
+
+class ModelName(str, Enum):
+    unet = "unet"
+    fcn = "fcn"
+
+
+class DeviceName(str, Enum):
+    cuda = "cuda"
+    cpu = "cpu"
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(f) for f in text.split(","))
+    except ValueError:
+        raise SegevalError(None, f"--crop-schedule {text!r} is not a comma-separated list of fractions",
+                           "e.g. --crop-schedule 0.6,0.75,1") from None
+
+
+def _fmt(x: float) -> str:
+    return "—" if math.isnan(x) else f"{x:.4f}"
+
+
+def comparison_table(results: list[TrainResult]) -> Table:
+    """One row per loss: data-set mIoU, per-class IoU, baseline mIoU, image-wise mIoU, time."""
+    run0 = results[0].run
+    t = Table(title=f"segeval train: {len(results)} losses, validation on {len(run0.image_names)} images "
+                    f"(same seed, data and crops)", title_justify="left")
+    t.add_column("loss")
+    t.add_column("mIoU", justify="right")
+    for name in run0.classes.names:
+        t.add_column(f"IoU {name}", justify="right")
+    t.add_column("baseline mIoU", justify="right")
+    t.add_column("image-wise mIoU", justify="right")
+    t.add_column("seconds", justify="right")
+    for r in results:
+        t.add_row(r.spec, _fmt(r.run.miou), *[_fmt(v) for v in r.run.iou], _fmt(r.run.baseline_miou),
+                  _fmt(r.run.imagewise_miou), f"{sum(h.seconds for h in r.history):.0f}")
+    return t
+
+
+def train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory: pred/ (validation predictions, PNG), "
+                                      "gt/, run.json, model.pt; one subdirectory per loss when comparing.",
+                                      show_default=False)],
+    data: Annotated[Path | None, typer.Argument(
+        help="Directory holding images/ and masks/ (or image/ and label/, ...); or give --images and --masks.",
+        show_default=False)] = None,
+    loss: Annotated[list[str] | None, typer.Option(
+        "--loss", "-l", help="Loss, combination or schedule, e.g. lovasz, ce+0.5*lovasz, ce@0-10,lovasz+dice@10-, "
+        "focal(gamma=1). Repeat to compare. (default: ce)", show_default=False)] = None,
+    losses: Annotated[str | None, typer.Option(
+        help="Losses to compare, comma-separated (ce,soft_iou,lovasz): one model each from the same seed. "
+             "Use repeated --loss for schedules.")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs; each is one random crop per training image "
+                                                    "(times --crops-per-image).")] = 10,
+    images: Annotated[Path | None, typer.Option(help="Image directory (instead of DATA/images).")] = None,
+    masks: Annotated[Path | None, typer.Option(help="Mask directory (instead of DATA/masks); pairs with images "
+                                                    "by relative path without extension, as in score.")] = None,
+    model: Annotated[ModelName, typer.Option(help="Model: a small U-Net or a tiny FCN.")] = ModelName.unet,
+    width: Annotated[int, typer.Option(min=1, help="Channels at full resolution (doubling per level).")] = 16,
+    depth: Annotated[int, typer.Option(min=1, max=6, help="Levels (stride-2 steps).")] = 3,
+    batch_size: Annotated[int, typer.Option(min=1)] = 4,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-3,
+    crop_size: Annotated[int | None, typer.Option(
+        min=8, help="Full crop side (default: the smallest training image side).")] = None,
+    crop_schedule: Annotated[str, typer.Option(
+        help="Crop side as fractions of the full side; the epochs are split into equal runs, one per fraction.")]
+    = "0.6,0.75,1",
+    crops_per_image: Annotated[int, typer.Option(min=1, help="Random crops of each training image per epoch.")] = 1,
+    flips: Annotated[bool, typer.Option(help="Random horizontal and vertical flips.")] = True,
+    val_split: Annotated[float, typer.Option(help="Share of the image pairs held out for validation "
+                                                  "(seeded choice).")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of weights, split, crops, flips and data order.")] = 0,
+    device: Annotated[DeviceName | None, typer.Option(help="Device (default: cuda when available, else cpu).",
+                                                      show_default=False)] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch (default: torch's choice); "
+                                                            "results repeat for the same seed and thread count.")]
+    = None,
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (float16 on CUDA, bfloat16 on CPU).")] = False,
+    num_classes: Annotated[int | None, typer.Option("--num-classes", "-k", min=2,
+                                                    help="Number of classes (default: largest label + 1).")] = None,
+    classes: Annotated[str | None, typer.Option("--classes", "-c", help="Class names: a file or a preset, as in "
+                                                                        "score.")] = None,
+    ignore_index: Annotated[int, typer.Option(help="Mask value left out of losses and scoring.")] = 255,
+    label_map: Annotated[str | None, typer.Option(
+        help="Map mask values to classes first, VALUE:CLASS,...; e.g. 0:1,255:0 for {0, 255} masks whose "
+             "0 is the class of interest.")] = None,
+    binary_threshold: Annotated[float | None, typer.Option(
+        help="Binarise masks first: value > T is class 1, else 0 (e.g. 127 for {0, 255} masks).")] = None,
+    binary: Annotated[bool, typer.Option("--binary", help="One sigmoid output channel for two classes (lovasz is "
+                                                          "then the Lovász hinge).")] = False,
+    baseline_class: Annotated[int, typer.Option(help="Class of the always-this-class baseline.")] = 0,
+    mc_dropout: Annotated[float, typer.Option(help="Dropout rate of the last-layer passes of the uncertainty "
+                                                   "loss.")] = 0.5,
+    overwrite: Annotated[bool, typer.Option(help="Write into a non-empty --out.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar (on stderr, when it is a terminal).")] = True,
+) -> None:
+    """Train a small model with a loss (or several, to compare them), scored by segeval after each epoch."""
+    from ..classes import load_classes
+    from ..render import print_score
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    specs = list(loss or [])
+    if losses:
+        try:
+            from .losses import _split_top
+        except ImportError as exc:
+            raise SegevalError(None, f"segeval train needs PyTorch ({exc})", "pip install 'segeval[train]'") from None
+        specs += [s.strip() for s in _split_top(losses, ",") if s.strip()]
+    try:
+        from .data import locate, parse_label_map
+        from .trainer import TrainConfig
+        from .trainer import train as run_training
+    except ImportError as exc:
+        raise SegevalError(None, f"segeval train needs PyTorch ({exc})", "pip install 'segeval[train]'") from None
+    img_dir, mask_dir = locate(data, images, masks)
+    cfg = TrainConfig(
+        images=img_dir, masks=mask_dir, out=out, losses=specs or ["ce"], epochs=epochs, model=model.value,
+        width=width, depth=depth, batch_size=batch_size, lr=lr, crop_size=crop_size,
+        crop_schedule=_fractions(crop_schedule), crops_per_image=crops_per_image, flips=flips, val_split=val_split,
+        seed=seed, device=None if device is None else device.value, threads=threads, amp=amp, n_classes=num_classes,
+        classes=None if classes is None else load_classes(classes), ignore_index=ignore_index,
+        label_map=None if label_map is None else parse_label_map(label_map), binary_threshold=binary_threshold,
+        binary=binary, baseline_class=baseline_class, mc_dropout=mc_dropout, overwrite=overwrite,
+    )
+
+    bar = None
+    if progress and err.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       TextColumn("loss {task.fields[loss]:.4f}"), console=err, transient=True)
+    task = None
+    state = {"spec": ""}
+
+    def on_start(spec: str, p: Prepared) -> None:
+        state["spec"] = spec
+        err.print(f"[{spec}] {len(p.train)} training / {len(p.val)} validation images, {p.classes.n_classes} "
+                  f"classes, {cfg.model} on {p.device}, crop sides {sorted(set(p.sides), key=p.sides.index)}",
+                  markup=False)
+
+    def on_step(done: int, total: int, value: float) -> None:
+        nonlocal task
+        if bar is None:
+            return
+        if task is None or done == 1:
+            if task is not None:
+                bar.remove_task(task)
+            task = bar.add_task(f"[{state['spec']}] training", total=total, loss=value)
+        bar.update(task, completed=done, loss=value)
+
+    def on_epoch(h: EpochLog) -> None:
+        err.print(f"[{state['spec']}] epoch {h.epoch + 1}/{cfg.epochs}  loss {h.loss}  crop {h.crop}  "
+                  f"train loss {h.train_loss:.4f}  val mIoU {_fmt(h.miou)}  baseline mIoU {_fmt(h.baseline_miou)}  "
+                  f"({h.seconds:.1f} s)", markup=False)
+
+    if bar is not None:
+        with bar:
+            results = run_training(cfg, on_start=on_start, on_step=on_step, on_epoch=on_epoch)
+    else:
+        results = run_training(cfg, on_start=on_start, on_epoch=on_epoch)
+
+    console = Console(highlight=False)
+    if len(results) == 1:
+        print_score(results[0].run, console)
+        err.print(f"wrote {results[0].out / 'run.json'}, {results[0].out / 'pred'}/", markup=False)
+    else:
+        import pandas as pd
+
+        from ..render import write_csv
+
+        console.print(comparison_table(results))
+        rows = [{"loss": r.spec, "dir": r.out.name, "miou": r.run.miou, "baseline_miou": r.run.baseline_miou,
+                 "imagewise_miou": r.run.imagewise_miou,
+                 **{f"iou_{n}": v for n, v in zip(r.run.classes.names, r.run.iou, strict=True)}} for r in results]
+        write_csv(pd.DataFrame(rows), cfg.out / "comparison.csv")
+        err.print(f"wrote {cfg.out / 'comparison.csv'} and one directory per loss under {cfg.out}/", markup=False)

@@ -1,0 +1,365 @@
+"""A small, seeded trainer whose validation is scored by segeval itself.
+
+One model per loss spec, every one from the same seed: the same initial weights, the same crops
+and flips in the same order, so that runs differ only by their loss. After each epoch the
+validation images are predicted whole and counted with segeval's kernel into a :class:`Run`; at
+the end the predictions are written as PNG masks, the (label-mapped) validation ground truth
+beside them, and the run file is made from those files by :func:`score_pairs`, so
+``segeval score OUT/pred OUT/gt -k K`` gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - torch is the [train] extra
+    raise ImportError("segeval's trainer needs PyTorch; pip install 'segeval[train]'") from exc
+
+from .. import metrics
+from ..classes import ClassSet
+from ..errors import SegevalError
+from ..evaluate import Run, score_pairs
+from ..io import pair_masks
+from ..kernels import confusion_matrix
+from . import data as D
+from . import losses as L
+from .models import build_model
+
+__all__ = ["TrainConfig", "EpochLog", "TrainResult", "train", "prepare", "train_one", "score_arrays"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``segeval train`` can be told; see ``segeval train --help``."""
+
+    images: Path
+    masks: Path
+    out: Path
+    losses: list[str] = field(default_factory=lambda: ["ce"])
+    epochs: int = 10
+    model: str = "unet"
+    width: int = 16
+    depth: int = 3
+    batch_size: int = 4
+    lr: float = 1e-3
+    crop_size: int | None = None
+    crop_schedule: tuple[float, ...] = (0.6, 0.75, 1.0)
+    crops_per_image: int = 1
+    flips: bool = True
+    val_split: float = 0.2
+    seed: int = 0
+    device: str | None = None
+    threads: int | None = None
+    amp: bool = False
+    n_classes: int | None = None
+    classes: ClassSet | None = None
+    ignore_index: int = 255
+    label_map: dict[int, int] | None = None
+    binary_threshold: float | None = None
+    binary: bool = False
+    baseline_class: int = 0
+    mc_dropout: float = 0.5
+    overwrite: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(images=os.fspath(self.images), masks=os.fspath(self.masks), out=os.fspath(self.out),
+                 crop_schedule=list(self.crop_schedule),
+                 classes=None if self.classes is None else list(self.classes.names),
+                 label_map=None if self.label_map is None else {str(k): v for k, v in self.label_map.items()})
+        return d
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: str
+    crop: int
+    train_loss: float
+    miou: float
+    baseline_miou: float
+    imagewise_miou: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    spec: str
+    out: Path
+    run: Run
+    history: list[EpochLog]
+
+
+@dataclass
+class Prepared:
+    """Data read once and shared by every loss of a comparison."""
+
+    dataset: D.Dataset
+    classes: ClassSet
+    train: list[D.Sample]
+    val: list[D.Sample]
+    mean: NDArray[np.float32]
+    std: NDArray[np.float32]
+    sides: list[int]
+    device: torch.device
+
+
+def _device(name: str | None) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SegevalError(None, "--device cuda: no CUDA device is available to this torch "
+                           f"({torch.__version__})", "use --device cpu or leave --device out")
+    if name not in ("cuda", "cpu"):
+        raise SegevalError(None, f"--device {name!r} is not cuda or cpu", "")
+    return torch.device(name)
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    if not cfg.crop_schedule or any(not 0 < f <= 1 for f in cfg.crop_schedule):
+        shown = ",".join(map(str, cfg.crop_schedule))
+        raise SegevalError(None, f"--crop-schedule {shown}: fractions must be in (0, 1]",
+                           "e.g. --crop-schedule 0.6,0.75,1")
+    if not 0 <= cfg.mc_dropout < 1:
+        raise SegevalError(None, f"--mc-dropout must be in [0, 1), got {cfg.mc_dropout}", "")
+    if cfg.label_map and cfg.binary_threshold is not None:
+        raise SegevalError(None, "--label-map and --binary-threshold both given", "use one of them")
+    if len(set(cfg.losses)) != len(cfg.losses):
+        raise SegevalError(None, f"a loss is given twice: {', '.join(cfg.losses)}", "name each loss once")
+
+
+def prepare(cfg: TrainConfig) -> Prepared:
+    """Check options, read and split the data, fix crop sides and the device: all before training."""
+    _check_config(cfg)
+    device = _device(cfg.device)
+    if cfg.threads is not None:  # process-wide: float sums, so the numbers, depend on the thread count
+        torch.set_num_threads(cfg.threads)
+    n_classes = cfg.classes.n_classes if cfg.classes is not None else cfg.n_classes
+    if cfg.binary and n_classes not in (None, 2):
+        raise SegevalError(None, f"--binary is one sigmoid channel for two classes, not {n_classes}", "")
+    ds = D.load(cfg.images, cfg.masks, n_classes=2 if cfg.binary else n_classes, ignore_index=cfg.ignore_index,
+                label_map=cfg.label_map, binary_threshold=cfg.binary_threshold)
+    classes = cfg.classes or ClassSet.numbered(ds.n_classes)
+    if not 0 <= cfg.baseline_class < classes.n_classes or cfg.baseline_class == cfg.ignore_index:
+        raise SegevalError(None, f"--baseline-class {cfg.baseline_class} is not a scored class "
+                           f"(0..{classes.n_classes - 1})", "")
+    tr, va = D.split([s.name for s in ds.samples], cfg.val_split, cfg.seed)
+    train_set, val_set = [ds.samples[i] for i in tr], [ds.samples[i] for i in va]
+    full = cfg.crop_size or min(min(s.mask.shape) for s in train_set)
+    mean, std = D.channel_stats(train_set)
+    return Prepared(ds, classes, train_set, val_set, mean, std, D.crop_sides(list(cfg.crop_schedule), cfg.epochs, full),
+                    device)
+
+
+def _slug(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+=-]+", "_", spec).strip("_") or "loss"
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def score_arrays(names: list[str], gts: list[NDArray], preds: list[NDArray], classes: ClassSet, *,
+                 ignore_index: int, settings: dict[str, Any]) -> Run:
+    """A :class:`Run` from in-memory masks, counted by segeval's kernel as ``score_pairs`` counts files."""
+    k = classes.n_classes
+    cms = np.stack([confusion_matrix(g, p, k, ignore_index) for g, p in zip(gts, preds, strict=True)])
+    total = cms.sum(0)
+    pixels = sum(g.size for g in gts)
+    return Run(classes=classes, cm=total, image_names=list(names), image_counts=np.stack(metrics.counts(cms), 1),
+               pixels=pixels, ignored=pixels - int(total.sum()),
+               settings={"ignore_index": ignore_index, "n_classes": k, **settings})
+
+
+def _predict(model: torch.nn.Module, samples: list[D.Sample], prep: Prepared, cfg: TrainConfig) -> list[NDArray]:
+    mean = torch.as_tensor(prep.mean, device=prep.device)[:, None, None]
+    std = torch.as_tensor(prep.std, device=prep.device)[:, None, None]
+    model.eval()
+    out = []
+    with torch.no_grad(), _autocast(prep.device, cfg.amp):
+        for s in samples:
+            x = (torch.from_numpy(s.image).to(prep.device) - mean) / std
+            logits = model(x[None]).float()
+            pred = (logits[0, 0] > 0) if cfg.binary else logits[0].argmax(0)
+            out.append(pred.to(torch.uint8 if prep.classes.n_classes <= 256 else torch.int32).cpu().numpy())
+    return out
+
+
+def _autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
+
+
+def train_one(
+    cfg: TrainConfig,
+    prep: Prepared,
+    spec: str,
+    out: Path,
+    *,
+    on_step: Callable[[int, int, float], None] | None = None,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+) -> TrainResult:
+    """Train one model with the loss ``spec`` and write ``out/pred``, ``out/run.json``, ``out/model.pt``."""
+    if cfg.epochs < 1:
+        raise SegevalError(None, f"--epochs must be at least 1, got {cfg.epochs}", "")
+    schedule = L.parse(spec, ignore_index=cfg.ignore_index)
+    schedule.check(cfg.epochs)
+    _seed_everything(cfg.seed)
+    dev = prep.device
+    model = build_model(cfg.model, prep.dataset.in_channels, 1 if cfg.binary else prep.classes.n_classes,
+                        width=cfg.width, depth=cfg.depth, mc_dropout=cfg.mc_dropout).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dev.type == "cuda")
+    mean = torch.as_tensor(prep.mean, device=dev)[None, :, None, None]
+    std = torch.as_tensor(prep.std, device=dev)[None, :, None, None]
+    names = [s.name for s in prep.val]
+    gts = [s.mask for s in prep.val]
+    settings = {"baseline_class": cfg.baseline_class}
+    history: list[EpochLog] = []
+    n_items = len(prep.train) * cfg.crops_per_image
+    steps = -(-n_items // cfg.batch_size)
+    preds: list[NDArray] = []
+    for epoch in range(cfg.epochs):
+        start = time.perf_counter()
+        loss_fn = schedule.at(epoch)
+        rng = np.random.default_rng([cfg.seed, epoch])  # the same crops, flips and order for every loss
+        order = rng.permutation(n_items) % len(prep.train)
+        model.train()
+        total = 0.0
+        for step in range(steps):
+            batch = [prep.train[i] for i in order[step * cfg.batch_size : (step + 1) * cfg.batch_size]]
+            xb, yb = D.crop_batch(batch, prep.sides[epoch], rng, cfg.ignore_index, flips=cfg.flips)
+            x = (torch.from_numpy(xb).to(dev) - mean) / std
+            y = torch.from_numpy(yb).to(dev)
+            with _autocast(dev, cfg.amp):
+                feats = model.features(x)
+                logits = model.head(feats)
+                mc = (lambda f=feats: model.mc_logits(f)) if loss_fn.needs_mc else None
+                value = loss_fn(logits, y, mc=mc)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(value).backward()
+            scaler.step(opt)
+            scaler.update()
+            v = float(value.detach())
+            if not np.isfinite(v):
+                raise SegevalError(None, f"loss {spec!r} is {v} at epoch {epoch} step {step}",
+                                   "lower --lr, or leave out --amp")
+            total += v * len(batch)
+            if on_step is not None:
+                on_step(step + 1, steps, v)
+        preds = _predict(model, prep.val, prep, cfg)
+        run = score_arrays(names, gts, preds, prep.classes, ignore_index=cfg.ignore_index, settings=settings)
+        log = EpochLog(epoch, repr(loss_fn), prep.sides[epoch], total / n_items, run.miou, run.baseline_miou,
+                       run.imagewise_miou, time.perf_counter() - start)
+        history.append(log)
+        if on_epoch is not None:
+            on_epoch(log)
+    final = _write_outputs(cfg, prep, spec, out, model, preds, history)
+    return TrainResult(spec, out, final, history)
+
+
+def _write_png(path: Path, mask: NDArray) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    small = mask.min(initial=0) >= 0 and mask.max(initial=0) < 256
+    Image.fromarray(mask.astype(np.uint8 if small else np.uint16)).save(path)
+
+
+def _write_dir(target: Path, names: list[str], masks: list[NDArray]) -> None:
+    """Write masks as NAME.png into a temporary directory beside ``target``, then swap it in."""
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        for name, m in zip(names, masks, strict=True):
+            _write_png(tmp / f"{name}.png", m)
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_outputs(cfg: TrainConfig, prep: Prepared, spec: str, out: Path, model: torch.nn.Module,
+                   preds: list[NDArray], history: list[EpochLog]) -> Run:
+    out.mkdir(parents=True, exist_ok=True)
+    names = [s.name for s in prep.val]
+    _write_dir(out / "pred", names, preds)
+    gt_dir = cfg.out / "gt"
+    pairs, _ = pair_masks(out / "pred", gt_dir)
+    settings = {
+        "baseline_class": cfg.baseline_class, "pred_dir": os.fspath(out / "pred"), "gt_dir": os.fspath(gt_dir),
+        "train": {
+            "loss": spec, **cfg.to_json(), "n_classes": prep.classes.n_classes, "device": str(prep.device),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "train_images": [s.name for s in prep.train], "val_images": names,
+            "crop_sides": prep.sides[: cfg.epochs], "history": [asdict(h) for h in history],
+        },
+    }
+    run = score_pairs(pairs, prep.classes, ignore_index=cfg.ignore_index, workers=1, settings=settings)
+    run.save(out / "run.json")
+    tmp = out / ".model.pt.tmp"
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, out / "model.pt")
+    return run
+
+
+def _check_out(cfg: TrainConfig) -> None:
+    out = cfg.out
+    if out.exists() and not out.is_dir():
+        raise SegevalError(out, "is a file, not a directory", "give a directory for --out")
+    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
+        raise SegevalError(out, "is not empty", "choose a new directory or pass --overwrite")
+    if not out.parent.is_dir():
+        raise SegevalError(out, "its parent directory does not exist", "create it first")
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    on_start: Callable[[str, Prepared], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+) -> list[TrainResult]:
+    """Train one model per loss in ``cfg.losses``; one loss writes into ``cfg.out``, several into
+    ``cfg.out/<loss>``. The validation ground truth goes to ``cfg.out/gt`` once."""
+    if not cfg.losses:
+        raise SegevalError(None, "no loss given", f"pass --loss NAME, one of {', '.join(L.names())}")
+    if cfg.epochs < 1:
+        raise SegevalError(None, f"--epochs must be at least 1, got {cfg.epochs}", "")
+    for spec in cfg.losses:  # every spec is read and checked before any training
+        L.parse(spec, ignore_index=cfg.ignore_index).check(cfg.epochs)
+    _check_out(cfg)
+    prep = prepare(cfg)
+    cfg.out.mkdir(exist_ok=True)
+    _write_dir(cfg.out / "gt", [s.name for s in prep.val], [s.mask for s in prep.val])
+    outs = [cfg.out] if len(cfg.losses) == 1 else [cfg.out / _slug(s) for s in cfg.losses]
+    if len(set(outs)) != len(outs):
+        raise SegevalError(None, f"losses {', '.join(cfg.losses)} would share an output directory",
+                           "name them differently")
+    results = []
+    for spec, out in zip(cfg.losses, outs, strict=True):
+        if on_start is not None:
+            on_start(spec, prep)
+        results.append(train_one(cfg, prep, spec, out, on_step=on_step, on_epoch=on_epoch))
+    return results

@@ -1,0 +1,570 @@
+"""Tests of segeval.compare and ``segeval compare``.
+
+Runs are built by construction from per-image confusion matrices (no masks). Expected values
+come from plain loops in this file or from exact enumeration of the bootstrap distribution,
+never from the code under test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from segeval import compare
+from segeval.classes import ClassSet
+from segeval.cli import app
+from segeval.compare import check_gates, compare_runs, comparison_dict, paired_bootstrap
+from segeval.errors import RunFileError, SegevalError
+from segeval.evaluate import Run
+
+NAMES = ("road", "car", "sky", "tree")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def make_run(cms: np.ndarray, names: tuple[str, ...] = NAMES, image_names: list[str] | None = None,
+             ignore_index: int = 255) -> Run:
+    """A Run from per-image confusion matrices (N, K, K + 1): rows ground truth, last column misses."""
+    cms = np.asarray(cms, np.int64)
+    n, k = cms.shape[0], cms.shape[1]
+    counts = np.zeros((n, 3, k), np.int64)
+    for i in range(n):
+        for c in range(k):
+            tp = cms[i, c, c]
+            counts[i, 0, c] = tp
+            counts[i, 1, c] = cms[i, :, c].sum() - tp   # predicted c, truth another class
+            counts[i, 2, c] = cms[i, c, :].sum() - tp   # truth c, predicted otherwise or missed
+    return Run(
+        classes=ClassSet(names),
+        cm=cms.sum(axis=0),
+        image_names=image_names or [f"img{i:04d}" for i in range(n)],
+        image_counts=counts,
+        pixels=int(cms.sum()),
+        ignored=0,
+        settings={"ignore_index": ignore_index, "n_classes": k},
+    )
+
+
+def random_cms(n: int, k: int = 4, seed: int = 0) -> np.ndarray:
+    """Per-image matrices with a strong diagonal, every class present in every image, 30+ misses per class."""
+    rng = np.random.default_rng(seed)
+    cms = rng.integers(0, 30, size=(n, k, k + 1))
+    for c in range(k):
+        cms[:, c, c] += rng.integers(300, 600, size=n)
+    cms[:, :, k] += 30  # room for shifted()
+    return cms
+
+
+def loop_iou(cms: np.ndarray) -> list[float]:
+    """Data-set IoU per class from the summed confusion matrix, by plain loops."""
+    n, k = cms.shape[0], cms.shape[1]
+    out = []
+    for c in range(k):
+        tp = fp = fn = 0
+        for i in range(n):
+            for g in range(k):
+                for p in range(k + 1):
+                    v = int(cms[i, g, p])
+                    if g == c and p == c:
+                        tp += v
+                    elif p == c:
+                        fp += v
+                    elif g == c:
+                        fn += v
+        out.append(tp / (tp + fp + fn) if tp + fp + fn else math.nan)
+    return out
+
+
+def loop_miou(counts: np.ndarray, weights: list[int] | None = None) -> float:
+    """Data-set mIoU of per-image counts (N, 3, K) with image weights, by plain loops."""
+    n, _, k = counts.shape
+    weights = weights or [1] * n
+    ious = []
+    for c in range(k):
+        tp = sum(weights[i] * int(counts[i, 0, c]) for i in range(n))
+        union = sum(weights[i] * int(counts[i, 0, c] + counts[i, 1, c] + counts[i, 2, c]) for i in range(n))
+        if union:
+            ious.append(tp / union)
+    return sum(ious) / len(ious) if ious else math.nan
+
+
+def shifted(cms: np.ndarray, deltas: list[int]) -> np.ndarray:
+    """Class 0 of image i gains deltas[i] true positives (taken from, or given to, its misses)."""
+    k = cms.shape[1]
+    out = cms.copy()
+    for i, d in enumerate(deltas):
+        out[i, 0, 0] += d
+        out[i, 0, k] -= d
+    assert (out >= 0).all()
+    return out
+
+
+def invoke(*args: str | os.PathLike):
+    return CliRunner().invoke(app, ["compare", *map(str, args)])
+
+
+@pytest.fixture()
+def saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Save runs as run files in a fresh working directory and return their (relative) paths."""
+    monkeypatch.chdir(tmp_path)
+    made = 0
+
+    def save(*runs: Run) -> list[Path]:
+        nonlocal made
+        paths = []
+        for run in runs:
+            path = Path(f"run{made}.json")
+            made += 1
+            run.save(path)
+            paths.append(path)
+        return paths
+
+    return save
+
+
+# ----------------------------------------------------------------------------- paired_bootstrap
+
+
+def test_identical_runs_give_zero_difference_and_p_one():
+    # With p = share of resamples where NEW - BASE >= 0, identical runs give every resampled
+    # difference exactly 0, so p = 1 (no evidence at all that NEW is worse).
+    run = make_run(random_cms(40))
+    cmp = compare_runs([run, run], ["a", "b"], n_bootstrap=500)
+    boot = cmp.bootstrap[0]
+    assert boot is not None
+    for iv in (boot.miou, boot.mdice, boot.pixel_accuracy, *boot.classes):
+        assert (iv.diff, iv.low, iv.high, iv.p) == (0.0, 0.0, 0.0, 1.0)
+    assert np.all(boot.differences == 0)
+    assert not cmp.significantly_worse(0).any()
+    gates = check_gates(cmp, max_drop=0.0, class_max_drop=0.0, min_miou=0.0, significant=True)
+    assert [g.passed for g in gates] == [True, True, True]
+
+
+def test_observed_values_match_plain_loops():
+    cms = random_cms(30, seed=3)
+    new_cms = cms.copy()
+    new_cms[:, 1, 2] += cms[:, 1, 1] // 3  # a third of the car pixels predicted as sky
+    new_cms[:, 1, 1] -= cms[:, 1, 1] // 3
+    base, other = make_run(cms), make_run(new_cms)
+    cmp = compare_runs([base, other], n_bootstrap=0)
+    np.testing.assert_allclose(cmp.iou[0], loop_iou(cms))
+    np.testing.assert_allclose(cmp.iou[1], loop_iou(new_cms))
+    assert cmp.summary["miou"][0] == pytest.approx(sum(loop_iou(cms)) / 4)
+    assert cmp.summary["miou"][1] == pytest.approx(loop_miou(other.image_counts))
+    # pixel accuracy: diagonal over all valid ground-truth pixels
+    assert cmp.summary["pixel_accuracy"][1] == pytest.approx(
+        sum(int(new_cms[i, c, c]) for i in range(30) for c in range(4)) / int(new_cms.sum()))
+    # Dice per class 2 tp / (2 tp + fp + fn), from the run's (independently built) counts
+    t = other.image_counts.sum(axis=0)
+    dice = [2 * t[0, c] / (2 * t[0, c] + t[1, c] + t[2, c]) for c in range(4)]
+    assert cmp.summary["mdice"][1] == pytest.approx(sum(dice) / 4)
+    # the runs' own metrics (from their confusion matrices) agree
+    assert cmp.summary["miou"][1] == pytest.approx(other.miou)
+    assert cmp.bootstrap == (None,)
+
+
+def exact_three_image_distribution(base_counts: np.ndarray, new_counts: np.ndarray) -> list[tuple[float, float]]:
+    """(difference, probability) of NEW - BASE mIoU for every resample of 3 images."""
+    out = []
+    for draw in itertools.product(range(3), repeat=3):  # 27 equally likely ordered draws
+        w = [draw.count(i) for i in range(3)]
+        out.append((loop_miou(new_counts, w) - loop_miou(base_counts, w), 1 / 27))
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 7])
+def test_three_image_change_is_not_significant_and_matches_exact_enumeration(monkeypatch, chunk):
+    monkeypatch.setattr(compare, "_CHUNK", chunk)  # 7: resamples drawn two at a time
+    cms = random_cms(3, seed=5)
+    base, new = make_run(cms), make_run(shifted(cms, [-4, -1, +3]))
+    boot = paired_bootstrap(base.image_counts, new.image_counts, n=20000, seed=1, alpha=0.05)
+    dist = exact_three_image_distribution(base.image_counts, new.image_counts)
+    # class-0 tp sums are weighted sums of (-4, -1, 3): >= 0 for draws (0,0,3), (0,2,1), (1,0,2), (0,1,2)
+    p_exact = sum(prob for d, prob in dist if d >= 0)
+    assert p_exact == pytest.approx(10 / 27)
+    assert boot.miou.p == pytest.approx(p_exact, abs=0.02)  # Monte-Carlo sd 0.0034
+    # the smallest and largest differences each have probability 1/27 > 2.5 %, so they are the interval's ends
+    assert boot.miou.low == pytest.approx(min(d for d, _ in dist))
+    assert boot.miou.high == pytest.approx(max(d for d, _ in dist))
+    assert boot.miou.diff == pytest.approx(loop_miou(new.image_counts) - loop_miou(base.image_counts))
+    assert boot.miou.diff < 0
+    assert not boot.miou.significantly_worse(0.05)
+
+
+def test_same_small_change_on_many_images_is_significant():
+    pattern = [-4, -1, +3]  # a net loss of 2 true positives of class 0 per 3 images (of ~1350 pixels each)
+    cms = random_cms(501, seed=6)
+    base, new = make_run(cms), make_run(shifted(cms, pattern * 167))
+    boot = paired_bootstrap(base.image_counts, new.image_counts, n=2000, seed=0)
+    drop = loop_miou(base.image_counts) - loop_miou(new.image_counts)
+    assert 0 < drop < 1e-3  # tiny
+    assert boot.miou.diff == pytest.approx(-drop)
+    # normal approximation of the resampled tp sum: mean -334, sd sqrt(501 * var(pattern)) = 64: z = -5.2
+    assert boot.miou.p < 0.005
+    assert boot.miou.high < 0
+    assert boot.miou.significantly_worse(0.05)
+
+
+def test_destroyed_class_is_flagged():
+    cms = random_cms(60, seed=7)
+    bad = cms.copy()
+    bad[:, 2, 0] += bad[:, 2, 2]  # every sky pixel predicted as road
+    bad[:, 2, 2] = 0
+    cmp = compare_runs([make_run(cms), make_run(bad)], ["base", "new"], n_bootstrap=1000)
+    base_iou, new_iou = loop_iou(cms), loop_iou(bad)
+    assert new_iou[2] == 0
+    np.testing.assert_allclose(cmp.class_diff[0], np.subtract(new_iou, base_iou))
+    worse = cmp.significantly_worse(0)
+    assert worse[2] and worse[0]  # sky destroyed; road gained false positives
+    assert not worse[1] and not worse[3]  # untouched classes: difference exactly 0
+    boot = cmp.bootstrap[0]
+    assert boot is not None and boot.classes[2].p == 0 and boot.classes[1].p == 1
+    [gate] = check_gates(cmp, class_max_drop=0.5)
+    assert not gate.passed and gate.classes == ("sky",) and "'sky'" in gate.message
+    d = comparison_dict(cmp, [gate])
+    flags = {c["name"]: c["significantly_worse"] for c in d["comparisons"][0]["classes"]}
+    assert flags == {"road": True, "car": False, "sky": True, "tree": False}
+
+
+def test_interval_covers_true_difference_in_about_95_percent_of_trials():
+    # Images are i.i.d.: ground truth g ~ 0.8-present Poisson(lam); BASE hits each pixel with
+    # probability q * u (u an image difficulty shared by both runs); NEW keeps a true positive
+    # with probability 1 - d and recovers a miss with probability e. The data-set IoU converges to
+    # E[tp] / (E[g] + E[fp]), so the true mIoU difference is known in closed form.
+    lam = np.array([400.0, 200, 100, 50])
+    q = np.array([0.9, 0.8, 0.7, 0.5])
+    d = np.array([0.05, 0.1, 0.02, 0.1])
+    e = np.array([0.2, 0.1, 0.3, 0.1])
+    phi, psi = np.array([40.0, 30, 20, 30]), np.array([5.0, 10, 2, 5])
+    e_g = 0.8 * lam
+    e_tp_base = e_g * q * 0.8  # E[u] = 0.8
+    e_tp_new = e_tp_base * (1 - d) + e * (e_g - e_tp_base)
+    true = float(np.mean(e_tp_new / (e_g + 0.7 * phi + psi)) - np.mean(e_tp_base / (e_g + phi)))
+    assert true == pytest.approx(0.03746, abs=1e-4)
+
+    covered, trials = 0, 200
+    for t in range(trials):
+        rng = np.random.default_rng([2024, t])
+        n = 150
+        g = (rng.random((n, 4)) < 0.8) * rng.poisson(lam, (n, 4))
+        u = rng.uniform(0.6, 1.0, (n, 1))
+        tp = rng.binomial(g, q * u)
+        fp = rng.poisson(phi, (n, 4))
+        tp_new = tp + rng.binomial(g - tp, e) - rng.binomial(tp, d)
+        fp_new = rng.binomial(fp, 0.7) + rng.poisson(psi, (n, 4))
+        boot = paired_bootstrap(np.stack([tp, fp, g - tp], 1), np.stack([tp_new, fp_new, g - tp_new], 1),
+                                n=1000, seed=t)
+        covered += boot.miou.low <= true <= boot.miou.high
+    assert 0.88 <= covered / trials <= 0.99
+
+
+def test_p_is_calibrated_when_runs_are_exchangeable():
+    # BASE and NEW drawn from the same distribution given the ground truth: the true difference is
+    # 0, so "significantly worse at 0.05" should happen in about 5 % of trials.
+    lam, q = np.array([300.0, 150, 80]), np.array([0.85, 0.7, 0.6])
+    rejections, trials = 0, 200
+    for t in range(trials):
+        rng = np.random.default_rng([7, t])
+        g = rng.poisson(lam, (120, 3))
+        u = rng.uniform(0.6, 1.0, (120, 1))
+        runs = []
+        for _ in range(2):
+            tp = rng.binomial(g, q * u)
+            runs.append(np.stack([tp, rng.poisson(20, (120, 3)), g - tp], 1))
+        rejections += paired_bootstrap(runs[0], runs[1], n=1000, seed=t).miou.p < 0.05
+    assert 0.01 <= rejections / trials <= 0.11
+
+
+def test_resample_weights_are_multinomial_draws():
+    rng = np.random.default_rng(0)
+    w = compare._resample_weights(rng, 400, 50)
+    assert w.shape == (400, 50)
+    assert (w.sum(axis=1) == 50).all()
+    assert w.mean() == pytest.approx(1.0)
+    assert w.var() == pytest.approx(1 - 1 / 50, rel=0.1)  # multinomial(50, 1/50) per cell
+
+
+def test_seeded_and_exact_integer_fallback(monkeypatch):
+    cms = random_cms(25, seed=8)
+    a, b = make_run(cms).image_counts, make_run(shifted(cms, list(range(-12, 13)))).image_counts
+    r1 = paired_bootstrap(a, b, n=300, seed=3)
+    r2 = paired_bootstrap(a, b, n=300, seed=3)
+    r3 = paired_bootstrap(a, b, n=300, seed=4)
+    np.testing.assert_array_equal(r1.differences, r2.differences)
+    assert not np.array_equal(r1.differences, r3.differences)
+    monkeypatch.setattr(compare, "_EXACT", 1)  # force the int64 product
+    r4 = paired_bootstrap(a, b, n=300, seed=3)
+    np.testing.assert_array_equal(r1.differences, r4.differences)
+
+
+def test_image_order_does_not_matter():
+    cms = random_cms(20, seed=9)
+    new = shifted(cms, [-5] * 20)
+    names = [f"img{i:04d}" for i in range(20)]
+    perm = np.random.default_rng(0).permutation(20)
+    shuffled = make_run(new[perm], image_names=[names[i] for i in perm])
+    c1 = compare_runs([make_run(cms), make_run(new)], n_bootstrap=200)
+    c2 = compare_runs([make_run(cms), shuffled], n_bootstrap=200)
+    np.testing.assert_array_equal(c1.iou, c2.iou)
+    assert c1.bootstrap[0] is not None and c2.bootstrap[0] is not None
+    np.testing.assert_array_equal(c1.bootstrap[0].differences, c2.bootstrap[0].differences)
+
+
+def test_bad_arguments():
+    counts = make_run(random_cms(4)).image_counts
+    with pytest.raises(SegevalError, match="alpha"):
+        paired_bootstrap(counts, counts, n=10, alpha=1.5)
+    with pytest.raises(SegevalError, match="at least 1"):
+        paired_bootstrap(counts, counts, n=0)
+    with pytest.raises(ValueError, match="shape"):
+        paired_bootstrap(counts, counts[:, :, :2])
+    with pytest.raises(SegevalError, match="at least two"):
+        compare_runs([make_run(random_cms(4))])
+    with pytest.raises(SegevalError, match="--significant needs"):
+        check_gates(compare_runs([make_run(random_cms(4))] * 2, n_bootstrap=0), max_drop=0.1, significant=True)
+
+
+# ----------------------------------------------------------------------------- run files that do not pair
+
+
+@pytest.mark.parametrize("case, message", [
+    ("names", "covers other images than"),
+    ("classes", "has 3 classes but"),
+    ("class_name", "class 3 is 'grass' but in"),
+    ("ignore", "ignore index 0 but"),
+    ("ground_truth", "ground-truth pixels of class 'road'"),
+])
+def test_runs_that_do_not_pair_exit_2_with_one_line(saved, case, message):
+    cms = random_cms(10, seed=10)
+    base = make_run(cms)
+    if case == "names":
+        names = [f"img{i:04d}" for i in range(10)]
+        names[7] = "other_0007"
+        other = make_run(cms, image_names=names)
+    elif case == "classes":
+        other = make_run(cms[:, :3][:, :, [0, 1, 2, 4]], names=NAMES[:3])
+    elif case == "class_name":
+        other = make_run(cms, names=(*NAMES[:3], "grass"))
+    elif case == "ignore":
+        other = make_run(cms, ignore_index=0)
+    else:
+        gt_changed = cms.copy()
+        gt_changed[4, 0, 0] += 1
+        other = make_run(gt_changed)
+    a, b = saved(base, other)
+    r = invoke(a, b)
+    assert r.exit_code == 2, r.output
+    assert r.stdout == ""
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("segeval: error: ")
+    assert message in r.stderr and str(b) in r.stderr
+    if case == "names":
+        assert "img0007" in r.stderr and "other_0007" in r.stderr
+    with pytest.raises(RunFileError):
+        compare_runs([base, other])
+
+
+def test_mismatched_image_names_message(saved):
+    cms = random_cms(5, seed=11)
+    a, b = saved(make_run(cms), make_run(cms[:4]))
+    r = invoke(a, b)
+    assert r.exit_code == 2, r.output
+    assert r.stderr == (f"segeval: error: {b}: covers other images than {a}: 1 of {a}'s images are missing "
+                        f"(img0004); compare runs scored on the same ground truth as {a}\n")
+
+
+def test_bad_files_and_options_exit_2(saved, tmp_path):
+    a, b = saved(make_run(random_cms(5)), make_run(random_cms(5)))
+    not_run = tmp_path / "other.json"
+    not_run.write_text(json.dumps({"format": "something-else"}))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    cases = [
+        ([a, tmp_path / "missing.json"], "missing.json: cannot be read as a run file"),
+        ([a, not_run], "is not a segeval run file"),
+        ([a, broken], "cannot be read as a run file"),
+        ([a], "at least two run files"),
+        ([a, b, "--alpha", "1.5"], "--alpha must be between 0 and 1"),
+        ([a, b, "--bootstrap", "-1"], "--bootstrap must be 0"),
+        ([a, b, "--max-drop", "-0.1"], "--max-drop must be a drop of 0 or more"),
+        ([a, b, "--significant"], "--significant applies to"),
+        ([a, b, "--max-drop", "0.1", "--significant", "--bootstrap", "0"], "--significant needs the bootstrap"),
+        ([a, b, "--markdown", tmp_path / "no" / "such" / "dir.md"], "the directory for --markdown"),
+    ]
+    for args, message in cases:
+        r = invoke(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert r.stderr.count("\n") == 1 and message in r.stderr, (args, r.stderr)
+
+
+# ----------------------------------------------------------------------------- gates from the command line
+
+
+def test_each_gate_exit_code(saved):
+    cms = random_cms(80, seed=12)
+    bad = cms.copy()
+    bad[:, 3, 3] -= 60  # tree loses 60 of ~450 true positives per image to misses
+    bad[:, 3, 4] += 60
+    base, new = make_run(cms), make_run(bad)
+    base_iou, new_iou = loop_iou(cms), loop_iou(bad)
+    class_drop = base_iou[3] - new_iou[3]
+    miou_drop = sum(base_iou) / 4 - sum(new_iou) / 4
+    assert 0.05 < class_drop < 0.2 and miou_drop == pytest.approx(class_drop / 4)
+    new_miou = sum(new_iou) / 4
+    a, b = saved(base, new)
+
+    def code(*opts: str) -> int:
+        r = invoke(a, b, "--bootstrap", "300", *opts)
+        assert r.exit_code in (0, 1), r.output
+        if r.exit_code == 1:
+            assert r.stderr.count("\n") == 1 and r.stderr.startswith("segeval: gate --"), r.stderr
+        return r.exit_code
+
+    assert code() == 0
+    assert code("--max-drop", f"{miou_drop + 0.001}") == 0
+    assert code("--max-drop", f"{miou_drop - 0.001}") == 1
+    assert code("--class-max-drop", f"{class_drop + 0.001}") == 0
+    assert code("--class-max-drop", f"{class_drop - 0.001}") == 1
+    assert code("--min-miou", f"{new_miou - 0.001}") == 0
+    assert code("--min-miou", f"{new_miou + 0.001}") == 1
+    assert code("--max-drop", "0", "--significant") == 1  # 80 images, the same loss on each: significant
+    assert code("--class-max-drop", "0", "--significant") == 1
+    r = invoke(a, b, "--class-max-drop", f"{class_drop - 0.001}", "--max-drop", "1")
+    assert r.exit_code == 1
+    assert "gate --class-max-drop" in r.stderr and "class 'tree' IoU fell by" in r.stderr
+    assert "--max-drop 1 " not in r.stderr
+    r = invoke(a, b, "--min-miou", "0.99")
+    assert r.exit_code == 1 and r.stderr.startswith("segeval: gate --min-miou 0.99 failed:")
+
+
+def test_significant_gate_on_3_and_on_501_images(saved):
+    pattern = [-4, -1, +3]
+    few = random_cms(3, seed=13)
+    many = random_cms(501, seed=13)
+    small_a, small_b = saved(make_run(few), make_run(shifted(few, pattern)))
+    r = invoke(small_a, small_b, "--max-drop", "0")
+    assert r.exit_code == 1, r.output  # a drop is a drop
+    r = invoke(small_a, small_b, "--max-drop", "0", "--significant")
+    assert r.exit_code == 0, r.output  # but on 3 images not a significant one (p = 10/27)
+    assert "not significant" in r.stdout
+    big_a, big_b = saved(make_run(many), make_run(shifted(many, pattern * 167)))
+    r = invoke(big_a, big_b, "--max-drop", "0", "--significant")
+    assert r.exit_code == 1, r.output
+    assert "(significant at alpha 0.05)" in r.stderr
+
+
+def test_destroyed_class_gate_names_it(saved):
+    cms = random_cms(30, seed=14)
+    bad = cms.copy()
+    bad[:, 1, 4] += bad[:, 1, 1]  # car never predicted: all missed
+    bad[:, 1, 1] = 0
+    a, b = saved(make_run(cms), make_run(bad))
+    r = invoke(a, b, "--class-max-drop", "0.2", "--significant")
+    assert r.exit_code == 1, r.output
+    assert "'car'" in r.stderr and "'road'" not in r.stderr and r.stderr.count("\n") == 1
+    r = invoke(a, b, "--format", "json")
+    assert r.exit_code == 0
+    d = json.loads(r.stdout)
+    car = d["comparisons"][0]["classes"][1]
+    assert car["name"] == "car" and car["new"] == 0 and car["significantly_worse"] is True
+    assert car["diff"] == pytest.approx(-loop_iou(cms)[1])
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def test_table_json_and_markdown(saved, tmp_path):
+    cms = random_cms(40, seed=15)
+    bad = cms.copy()
+    bad[:, 2, 0] += bad[:, 2, 2] // 2  # sky half predicted as road
+    bad[:, 2, 2] -= bad[:, 2, 2] // 2
+    a, b = saved(make_run(cms), make_run(bad))
+    md = tmp_path / "report.md"
+    r = invoke(a, b, "--max-drop", "0.5", "--markdown", md, "--bootstrap", "500")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    # sorted by change: sky (the largest drop) before road, the untouched classes after
+    row_of = {name: next(i for i, line in enumerate(lines) if f" {name} " in line) for name in NAMES}
+    assert row_of["sky"] < row_of["road"] < min(row_of["car"], row_of["tree"])
+    for metric in ("mIoU", "mDice", "pixel accuracy", "95% CI", "gate --max-drop 0.5 passed"):
+        assert metric in r.stdout
+    text = md.read_text()
+    assert text.startswith("### segeval compare: 40 images, 4 classes")
+    assert f"| metric | `{a}` | `{b}` | Δ | 95% CI of Δ | p |" in text
+    assert "| --- | --: | --: | --: | :--: | --: |" in text
+    assert "- ✅ gate --max-drop 0.5 passed" in text
+    base_iou, new_iou = loop_iou(cms), loop_iou(bad)
+    assert f"| 2 | sky | {base_iou[2]:.4f} | {new_iou[2]:.4f} | {new_iou[2] - base_iou[2]:+.4f} 🔻 |" in text
+    assert not list(tmp_path.glob(".report.md.*"))  # no temporary file left behind
+
+    r = invoke(a, b, "--format", "json", "--bootstrap", "500", "--seed", "3", "--min-miou", "0.99")
+    assert r.exit_code == 1
+    d = json.loads(r.stdout)
+    assert d["format"] == "segeval-compare/1" and d["baseline"] == str(a)
+    assert [run["label"] for run in d["runs"]] == [str(a), str(b)]
+    s = d["comparisons"][0]["summary"]["miou"]
+    assert s["diff"] == pytest.approx(sum(new_iou) / 4 - sum(base_iou) / 4)
+    assert s["low"] <= s["diff"] <= s["high"] and s["p"] == 0
+    assert d["comparisons"][0]["bootstrap"] == {"resamples": 500, "seed": 3, "alpha": 0.05, "level": 0.95,
+                                                "images": 40}
+    assert d["failed"] == ["min-miou"] and d["passed"] is False
+    assert d["gates"][0]["gate"] == "min-miou" and d["gates"][0]["passed"] is False
+    assert "NEW - BASE >= 0" in d["conventions"]
+
+
+def test_without_bootstrap(saved):
+    cms = random_cms(10, seed=16)
+    a, b = saved(make_run(cms), make_run(shifted(cms, [-5] * 10)))
+    r = invoke(a, b, "--bootstrap", "0", "--format", "json")
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)["comparisons"][0]
+    assert c["bootstrap"] is None and c["summary"]["miou"]["p"] is None and c["summary"]["miou"]["diff"] < 0
+    r = invoke(a, b, "--bootstrap", "0")
+    assert r.exit_code == 0 and "no bootstrap" in r.stdout and "95% CI" not in r.stdout
+
+
+def test_three_runs_one_column_each_best_marked(saved, tmp_path):
+    cms = random_cms(30, seed=17)
+    worse = shifted(cms, [-40] * 30)   # road loses true positives
+    better = shifted(cms, [+20] * 30)  # road gains some
+    a, b, c = saved(make_run(cms), make_run(worse), make_run(better))
+    md = tmp_path / "three.md"
+    r = invoke(a, b, c, "--markdown", md, "--max-drop", "0.001", "--bootstrap", "300")
+    assert r.exit_code == 1, r.output  # the worse run fails the gate
+    assert r.stderr.count("\n") == 1 and f"{b} mIoU fell by" in r.stderr and str(c) not in r.stderr
+    out = " ".join(r.stdout.split())  # the title may wrap
+    assert f"BASE = {a}, NEW 1 = {b}, NEW 2 = {c}" in out
+    assert "id class BASE NEW 1 NEW 2" in out
+    iou = [loop_iou(x)[0] for x in (cms, worse, better)]
+    assert f" road {iou[0]:.4f} {iou[1]:.4f} {iou[2]:.4f} * " in out  # one column per run, the best marked
+    assert "NEW 2 vs BASE: Δ mIoU +" in out and "NEW 1 vs BASE: Δ mIoU -" in out
+    text = md.read_text()
+    assert (f"| 0 | road | {iou[0]:.4f} | {iou[1]:.4f} ({iou[1] - iou[0]:+.4f}) | "
+            f"**{iou[2]:.4f} ({iou[2] - iou[0]:+.4f})** |") in text
+    d = json.loads(invoke(a, b, c, "--format", "json", "--bootstrap", "100").stdout)
+    assert [x["new"] for x in d["comparisons"]] == [str(b), str(c)]
+    assert d["classes"][0]["iou"] == pytest.approx(iou)
+
+
+def test_console_script(saved):
+    script = Path(sys.executable).with_name("segeval")
+    if not script.exists():
+        pytest.skip("the segeval console script is not installed beside this Python")
+    cms = random_cms(8, seed=18)
+    a, b = saved(make_run(cms), make_run(cms))
+    r = subprocess.run([script, "compare", a, b, "--max-drop", "0", "--significant"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "mIoU" in r.stdout and "p = 1.0000" in r.stdout
+    r = subprocess.run([script, "compare", a, Path(a).with_name("nope.json")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "nope.json" in r.stderr

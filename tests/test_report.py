@@ -1,0 +1,280 @@
+"""segeval report: the files the page links, the panels' pixels, --run without re-scoring, and the
+page in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FIXTURES
+from PIL import Image
+from typer.testing import CliRunner
+
+import segeval
+import segeval.evaluate
+import segeval.maps
+from segeval import report as rep
+from segeval.cli import app
+
+runner = CliRunner()
+CLASSES = str(FIXTURES / "classes.json")
+CHROMIUM = Path("/usr/bin/chromium")
+PLOT_NAMES = ["plots/class_iou.png", "plots/confusion.png", "plots/image_miou.png"]
+
+
+class _Links(HTMLParser):
+    """Every <img src> (with its width and height) and <a href> of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.imgs: list[dict[str, str | None]] = []
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a)
+        elif tag == "a" and a.get("href"):
+            self.hrefs.append(a["href"])
+
+
+def parse(index: Path) -> _Links:
+    p = _Links()
+    p.feed(index.read_text(encoding="utf-8"))
+    return p
+
+
+def check_links(out: Path) -> _Links:
+    """Every linked file exists under out, relative, and every image is a PNG of its stated size."""
+    links = parse(out / "index.html")
+    assert links.imgs
+    for href in links.hrefs:
+        assert not re.match(r"^[a-z]+:", href), href
+        assert (out / href).is_file(), href
+    for img in links.imgs:
+        src = img["src"]
+        assert src and not src.startswith(("/", "http:", "https:", "file:")), src
+        path = out / src
+        assert path.is_file(), src
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            assert im.format == "PNG", src
+            assert im.size == (int(img["width"]), int(img["height"])), src
+    return links
+
+
+def make_images(tmp_path: Path) -> Path:
+    """Input photos for the demo masks (Cityscapes-style suffix), plus a file that is not an image."""
+    d = tmp_path / "images"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        a = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
+        ext = ".jpg" if i % 2 else ".png"
+        Image.fromarray(a).save(d / f"street_{i}_leftImg8bit{ext}")
+    (d / "README.txt").write_text("not an image")
+    return d
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("report")
+    out = tmp / "report"
+    r = runner.invoke(app, ["report", str(FIXTURES / "pred"), str(FIXTURES / "gt"), "-c", CLASSES, "--out", str(out),
+                            "--images", str(make_images(tmp)), "--image-suffix", "_leftImg8bit", "--worst", "3"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == str(out / "index.html")
+    return out
+
+
+def test_report_links_exist_and_are_pngs_of_their_size(built):
+    links = check_links(built)
+    srcs = [i["src"] for i in links.imgs]
+    assert srcs[:3] == PLOT_NAMES
+    # 3 worst images x (input image, ground truth, prediction, errors); the demo masks are 96 x 64,
+    # drawn at twice their size
+    panels = [i for i in links.imgs if i["src"].startswith("worst/")]
+    assert len(panels) == 12
+    assert all((i["width"], i["height"]) == ("192", "128") for i in panels)
+    assert [s.rsplit("_", 1)[1] for s in srcs[3:7]] == ["image.png", "gt.png", "pred.png", "errors.png"]
+
+
+def test_report_content(built):
+    page = (built / "index.html").read_text(encoding="utf-8")
+    run = segeval.score(FIXTURES / "pred", FIXTURES / "gt", classes=CLASSES)
+    for text in ("mIoU (data set)", "baseline mIoU", "always predicting class 0", "0.7491", "0.0703",
+                 "Worst 3 images by image mIoU", "Legend", "Settings", "ignore index 255", "street_1"):
+        assert text in page, text
+    worst = [run.image_names[i] for i in np.argsort(run.image_miou)[:3]]
+    assert [m for m in re.findall(r"<b>\d\. ([\w]+)</b>", page)] == worst
+    for name in run.classes.names:
+        assert name in page
+
+
+def test_overlay_and_panel_pixels(built):
+    """The panels hold the class colours and the error colours exactly where the masks say."""
+    run = segeval.score(FIXTURES / "pred", FIXTURES / "gt", classes=CLASSES)
+    name = run.image_names[int(np.nanargmin(run.image_miou))]
+    gt = np.asarray(Image.open(FIXTURES / "gt" / f"{name}.png"))
+    pred = np.asarray(Image.open(FIXTURES / "pred" / f"{name}.png"))
+    colors = np.asarray(run.classes.colors, np.uint8)
+    gt_panel = np.asarray(Image.open(built / "worst" / f"001_{name}_gt.png"))
+    errors = np.asarray(Image.open(built / "worst" / f"001_{name}_errors.png"))
+    up = lambda a: np.repeat(np.repeat(a, 2, 0), 2, 1)  # noqa: E731 - panels are drawn at 2x
+    valid = up(gt != 255)
+    np.testing.assert_array_equal(gt_panel[valid], colors[up(gt)[valid]])
+    assert (gt_panel[~valid] == 255).all()
+    wrong = up((gt != 255) & (pred != 255) & (gt != pred))
+    missed = up((gt != 255) & (pred == 255))
+    assert wrong.any() and missed.any()
+    assert (errors[wrong] == rep.FP_COLOR).all() and (errors[missed] == rep.FN_COLOR).all()
+    rest = ~(wrong | missed)
+    assert (errors[rest].max(axis=-1) < 130).all()  # dimmed grey, no error colour
+
+
+def test_error_overlay_one_class():
+    codes = np.array([[0, 1], [2, 3], [255, 0]], np.uint8)
+    base = np.full((3, 2, 3), 200, np.uint8)
+    out = rep.error_overlay(codes, base, one_class=True)
+    assert tuple(out[0, 1]) == rep.TP_COLOR and tuple(out[1, 0]) == rep.FP_COLOR and tuple(out[1, 1]) == rep.FN_COLOR
+    assert out[0, 0, 0] == out[0, 0, 1] == out[0, 0, 2] and out[2, 0, 0] < out[0, 0, 0] < 130
+
+
+def test_run_file_reads_only_the_worst_masks(tmp_path, monkeypatch):
+    run_file = tmp_path / "run.json"
+    segeval.score(FIXTURES / "pred", FIXTURES / "gt", classes=CLASSES).save(run_file)
+    reads: list[str] = []
+    real = segeval.maps.read_mask
+
+    def counting(path, *args, **kwargs):
+        reads.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("report --run scored again")
+
+    monkeypatch.setattr(segeval.maps, "read_mask", counting)
+    monkeypatch.setattr(segeval.evaluate, "read_mask", counting)
+    monkeypatch.setattr(segeval.evaluate, "score", no_scoring)
+    out = tmp_path / "r"
+    r = runner.invoke(app, ["report", "--run", str(run_file), str(FIXTURES / "pred"), str(FIXTURES / "gt"),
+                            "--out", str(out), "--worst", "2"])
+    assert r.exit_code == 0, r.output
+    run = segeval.Run.load(run_file)
+    worst = [run.image_names[i] for i in np.argsort(run.image_miou)[:2]]
+    assert sorted(reads) == sorted([f"{n}.png" for n in worst] * 2)  # ground truth and prediction of each
+    check_links(out)
+
+    reads.clear()
+    r = runner.invoke(app, ["report", "--run", str(run_file), str(FIXTURES / "pred"), str(FIXTURES / "gt"),
+                            "--out", str(tmp_path / "p"), "--plots-only"])
+    assert r.exit_code == 0, r.output
+    assert reads == []
+    assert sorted(p.relative_to(tmp_path / "p").as_posix() for p in (tmp_path / "p").rglob("*.png")) == PLOT_NAMES
+    assert not (tmp_path / "p" / "index.html").exists()
+
+
+def test_worst_by_class(tmp_path):
+    run = segeval.score(FIXTURES / "pred", FIXTURES / "gt", classes=CLASSES)
+    car = run.image_iou[:, 4]
+    assert rep.worst_images(run, 2, 4) == list(np.argsort(car, kind="stable")[:2])
+    assert rep.worst_images(run, 10, 5) == []  # bus is in no image
+    out = tmp_path / "r"
+    r = runner.invoke(app, ["report", str(FIXTURES / "pred"), str(FIXTURES / "gt"), "-c", CLASSES, "--out", str(out),
+                            "--worst", "2", "--class", "car"])
+    assert r.exit_code == 0, r.output
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "Worst 2 images by IoU of class 4 (car)" in page and "car IoU" in page and "FP: predicted car" in page
+    check_links(out)
+
+
+def test_refuses_a_non_empty_out(tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "notes.md").write_text("mine")
+    args = ["report", str(FIXTURES / "pred"), str(FIXTURES / "gt"), "-c", CLASSES, "--out", str(out), "--plots-only"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert "not empty" in r.output and "--overwrite" in r.output
+    assert [p.name for p in out.iterdir()] == ["notes.md"]
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_bad_options(tmp_path):
+    base = ["report", str(FIXTURES / "pred"), str(FIXTURES / "gt"), "-c", CLASSES]
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--worst", "-1"])
+    assert r.exit_code == 2 and "--worst" in r.output
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--class", "cat"])
+    assert r.exit_code == 2 and "cat" in r.output
+    run_file = tmp_path / "run.json"
+    segeval.score(FIXTURES / "pred", FIXTURES / "gt", num_classes=6).save(run_file)
+    r = runner.invoke(app, [*base[:3], "--run", str(run_file), "-k", "7", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "7" in r.output
+
+
+def test_plot_functions_draw_on_given_axes():
+    from matplotlib.figure import Figure
+
+    run = segeval.score(FIXTURES / "pred", FIXTURES / "gt", num_classes=6)  # no colours: generated palette
+    fig = Figure(figsize=(12, 4))
+    axes = fig.subplots(1, 3)
+    for fn, ax in zip((rep.plot_class_iou, rep.plot_confusion, rep.plot_image_miou), axes, strict=True):
+        assert fn(run, ax=ax) is fig
+    assert rep.palette(run.classes).shape == (6, 3)
+    assert len({tuple(c) for c in rep.palette(run.classes)}) == 6
+
+
+def test_panel_shape():
+    assert rep.panel_shape(1024, 2048) == (240, 480)
+    assert rep.panel_shape(64, 96) == (128, 192)
+    assert rep.panel_shape(300, 300) == (300, 300)
+
+
+# ----------------------------------------------------------------------------- a real browser
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    profile = tempfile.mkdtemp(prefix="segeval-chromium-")
+    try:
+        return subprocess.run(
+            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}", *args],
+            capture_output=True, text=True, timeout=90, check=False)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(),
+                    reason="/usr/bin/chromium is absent (apt-get install chromium; CI installs it)")
+def test_report_in_headless_chromium(built, tmp_path):
+    url = (built / "index.html").resolve().as_uri()
+    n_imgs = len(parse(built / "index.html").imgs)
+
+    shot = tmp_path / "shot.png"
+    r = _chromium(f"--screenshot={shot}", "--window-size=1280,2000", url)
+    assert shot.is_file(), r.stderr[-2000:]
+    with Image.open(shot) as im:
+        assert im.format == "PNG" and im.size == (1280, 2000)
+        a = np.asarray(im.convert("RGB"))
+    assert len(np.unique(a.reshape(-1, 3), axis=0)) > 50  # text, plots and colours, not a blank page
+
+    # the page records on <body data-images="loaded/total"> how many <img> decoded (complete, naturalWidth > 0)
+    r = _chromium("--virtual-time-budget=10000", "--dump-dom", url)
+    m = re.search(r'<body[^>]*data-images="(\d+)/(\d+)"', r.stdout)
+    assert m, r.stdout[:500] + r.stderr[-2000:]
+    assert int(m.group(2)) == n_imgs
+    assert int(m.group(1)) == n_imgs, f"{n_imgs - int(m.group(1))} broken images"
+
+    # and the check does see a broken image
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    (copy / parse(built / "index.html").imgs[-1]["src"]).unlink()
+    r = _chromium("--virtual-time-budget=10000", "--dump-dom", (copy / "index.html").resolve().as_uri())
+    assert f'data-images="{n_imgs - 1}/{n_imgs}"' in r.stdout

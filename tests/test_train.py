@@ -1,0 +1,198 @@
+"""segeval train on a tiny generated data set (CPU, seconds): the loss falls, runs repeat, the run
+file and predictions agree with segeval score, and torch stays out of ``import segeval``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from segeval import Run, read_mask, score
+from segeval.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_and_help_do_not_load_torch():
+    code = (
+        "import sys\n"
+        "import segeval\n"
+        "assert 'torch' not in sys.modules, 'import segeval loaded torch'\n"
+        "from segeval.cli import main\n"
+        "for argv in (['segeval', '--help'], ['segeval', 'train', '--help']):\n"
+        "    sys.argv = argv\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as e:\n"
+        "        assert e.code == 0, e.code\n"
+        "    assert 'torch' not in sys.modules, f'{argv} loaded torch'\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+
+
+torch = pytest.importorskip("torch")
+
+from segeval.train import data as D  # noqa: E402
+from segeval.train.models import build_model  # noqa: E402
+from segeval.train.trainer import TrainConfig, train  # noqa: E402
+
+
+def make_data(root: Path, n: int = 10, size: int = 32, seed: int = 0, values: tuple[int, int] = (0, 1)) -> Path:
+    """Bright disks on a noisy dark background; mask = disk, a few ignored pixels (255) when values are 0/1."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        cy, cx, r = rng.integers(8, size - 8, 2).tolist() + [int(rng.integers(4, 8))]
+        disk = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        img = np.clip(60 + 120 * disk + rng.normal(0, 25, disk.shape), 0, 255).astype(np.uint8)
+        mask = np.where(disk, values[1], values[0]).astype(np.uint8)
+        if values == (0, 1):
+            mask[0, :3] = 255
+        Image.fromarray(img).save(root / "images" / f"{i:02d}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_data(tmp_path_factory.mktemp("tiny"))
+
+
+def config(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(images=data / "images", masks=data / "masks", out=out, epochs=4, width=4, depth=2, batch_size=4,
+                lr=1e-2, crop_schedule=(0.75, 1.0), crops_per_image=2, val_split=0.2, seed=3, device="cpu")
+    return TrainConfig(**{**base, **kw})
+
+
+def test_loss_falls_and_the_run_file_matches_segeval_score(tiny, tmp_path):
+    (res,) = train(config(tiny, tmp_path / "out", losses=["ce"], epochs=6))
+    losses = [h.train_loss for h in res.history]
+    assert losses[-1] < 0.6 * losses[0], losses
+    assert [h.crop for h in res.history] == [24, 24, 24, 32, 32, 32]
+    assert res.history[-1].miou > res.history[-1].baseline_miou
+    loaded = Run.load(tmp_path / "out" / "run.json")
+    # the run file is made from the written PNGs; it equals the last epoch's in-memory count ...
+    assert loaded.miou == pytest.approx(res.history[-1].miou)
+    np.testing.assert_array_equal(loaded.cm, res.run.cm)
+    # ... and what segeval score finds in the written directories
+    again = score(tmp_path / "out" / "pred", tmp_path / "out" / "gt", 2)
+    np.testing.assert_array_equal(again.cm, loaded.cm)
+    assert loaded.settings["train"]["history"][-1]["miou"] == pytest.approx(loaded.miou)
+    assert sorted(p.stem for p in (tmp_path / "out" / "pred").glob("*.png")) == loaded.image_names
+    for name in loaded.image_names:  # the validation ground truth, ignore pixels and all
+        np.testing.assert_array_equal(read_mask(tmp_path / "out" / "gt" / f"{name}.png"),
+                                      read_mask(tiny / "masks" / f"{name}.png"))
+    assert (tmp_path / "out" / "model.pt").is_file()
+
+
+def test_same_seed_same_run(tiny, tmp_path):
+    runs = [train(config(tiny, tmp_path / str(i), losses=["ce+0.5*lovasz"], epochs=2))[0] for i in range(2)]
+    assert [h.train_loss for h in runs[0].history] == [h.train_loss for h in runs[1].history]
+    for name in runs[0].run.image_names:
+        a = read_mask(tmp_path / "0" / "pred" / f"{name}.png")
+        np.testing.assert_array_equal(a, read_mask(tmp_path / "1" / "pred" / f"{name}.png"))
+    other = train(config(tiny, tmp_path / "2", losses=["ce+0.5*lovasz"], epochs=2, seed=4))[0]
+    assert [h.train_loss for h in other.history] != [h.train_loss for h in runs[0].history]
+
+
+def test_schedule_uncertainty_fcn_and_binary_train(tiny, tmp_path):
+    (res,) = train(config(tiny, tmp_path / "a", losses=["ce@0-1,lovasz+0.1*uncertainty(base=None,passes=3)@1-"],
+                          epochs=2, model="fcn"))
+    assert [h.loss for h in res.history] == ["ce", "lovasz+0.1*uncertainty(passes=3,base=None)"]
+    (res,) = train(config(tiny, tmp_path / "b", losses=["lovasz(per_image=True)"], epochs=1, binary=True))
+    assert res.run.n_classes == 2 and np.isfinite(res.history[0].train_loss)
+
+
+def test_cli_compares_losses(tiny, tmp_path):
+    out = tmp_path / "cmp"
+    r = CliRunner().invoke(app, ["train", str(tiny), "--losses", "ce,soft_iou,focal(gamma=1,alpha=0.25)",
+                                 "--epochs", "2", "--out", str(out), "--width", "4", "--depth", "2", "--device", "cpu",
+                                 "--no-progress"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    subdirs = {"ce": "ce", "soft_iou": "soft_iou", "focal(gamma=1,alpha=0.25)": "focal_gamma=1_alpha=0.25"}
+    for spec, sub in subdirs.items():
+        assert spec in r.stdout
+        run = Run.load(out / sub / "run.json")
+        assert run.settings["train"]["loss"] == spec
+    assert "baseline mIoU" in r.stdout and "IoU 1" in r.stdout
+    assert len((out / "comparison.csv").read_text().splitlines()) == 4
+    first = json.loads((out / "ce" / "run.json").read_text())["settings"]["train"]
+    second = json.loads((out / "soft_iou" / "run.json").read_text())["settings"]["train"]
+    assert first["val_images"] == second["val_images"] and first["crop_sides"] == second["crop_sides"]
+
+
+def test_cli_binary_255_masks_need_a_label_map(tmp_path):
+    data = make_data(tmp_path / "d", n=6, values=(0, 255))
+    args = ["train", str(data), "--epochs", "1", "--width", "4", "--depth", "2", "--device", "cpu", "--no-progress"]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o1")])
+    assert r.exit_code == 2, r.output
+    assert "only the values 0 and 255" in r.output and "--binary-threshold 127" in r.output
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o2"), "--binary-threshold", "127"])
+    assert r.exit_code == 0, r.output
+    assert Run.load(tmp_path / "o2" / "run.json").gt_share[1] < 0.5  # disks (255) became class 1
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o3"), "--label-map", "0:1,255:0"])
+    assert r.exit_code == 0, r.output
+    assert Run.load(tmp_path / "o3" / "run.json").gt_share[1] > 0.5  # background (0) became class 1
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--loss", "lovaz"], "unknown loss 'lovaz'"),
+    (["--loss", "ce@0-1"], "no loss for epoch 1"),
+    (["--label-map", "0-1"], "cannot read '0-1'"),
+    (["--crop-schedule", "0.5,2"], "fractions must be in (0, 1]"),
+    (["--val-split", "1"], "--val-split must be between 0 and 1"),
+    (["--num-classes", "1"], "greater than or equal to 2"),
+])
+def test_cli_bad_options_exit_2_before_training(tiny, tmp_path, extra, message):
+    r = CliRunner().invoke(app, ["train", str(tiny), "--epochs", "2", "--out", str(tmp_path / "o"), "--no-progress",
+                                 *extra], env={"COLUMNS": "200"})
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert not (tmp_path / "o" / "run.json").exists()
+
+
+def test_cli_refuses_a_non_empty_out_and_a_missing_gpu(tiny, tmp_path):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "notes.txt").write_text("mine")
+    r = CliRunner().invoke(app, ["train", str(tiny), "--out", str(tmp_path / "o"), "--no-progress"])
+    assert r.exit_code == 2 and "is not empty" in r.output, r.output
+    if not torch.cuda.is_available():
+        r = CliRunner().invoke(app, ["train", str(tiny), "--out", str(tmp_path / "p"), "--device", "cuda"])
+        assert r.exit_code == 2 and "no CUDA device" in r.output, r.output
+    r = CliRunner().invoke(app, ["train", str(tmp_path / "o"), "--out", str(tmp_path / "q")])
+    assert r.exit_code == 2 and "no image directory" in r.output, r.output
+
+
+def test_data_helpers():
+    assert D.crop_sides([0.6, 0.75, 1.0], 6, 100) == [60, 60, 75, 75, 100, 100]
+    assert D.crop_sides([0.5, 1.0], 3, 64) == [32, 32, 64]
+    assert D.parse_label_map("0:1, 255:0") == {0: 1, 255: 0}
+    names = [str(i) for i in range(30)]
+    tr, va = D.split(names, 0.2, seed=0)
+    assert len(va) == 6 and sorted(tr + va) == list(range(30)) and (tr, va) == D.split(names, 0.2, 0)
+    mask = np.array([[0, 255, 7]], np.uint8)
+    np.testing.assert_array_equal(D.map_labels(mask, None, 127), [[0, 1, 0]])
+    np.testing.assert_array_equal(D.map_labels(mask, {255: 1}, None), [[0, 1, 7]])
+    s = D.Sample("a", np.ones((1, 5, 6), np.float32), np.ones((5, 6), np.int64))
+    x, y = D.crop_batch([s], 8, np.random.default_rng(0), 255)  # larger than the image: padded with ignore
+    assert x.shape == (1, 1, 8, 8) and (y == 255).sum() == 64 - 30 and x.sum() == 30
+
+
+@pytest.mark.parametrize("name", ["unet", "fcn"])
+def test_models_keep_any_input_size(name):
+    torch.manual_seed(0)
+    net = build_model(name, 3, 5, width=4, depth=3)
+    for h, w in ((37, 45), (8, 8), (64, 30)):
+        assert net(torch.randn(2, 3, h, w)).shape == (2, 5, h, w)
+    feats = net.features(torch.randn(1, 3, 16, 16))
+    assert not torch.equal(net.mc_logits(feats), net.mc_logits(feats))  # dropout: a fresh mask each pass
