@@ -216,7 +216,7 @@ class LabelMap:
                 if lo <= k <= hi:
                     lut[k - lo] = v
             lut = lut.astype(dtype)
-            return lut[a - lo] if lo else lut[a]
+            return lut[a.astype(np.intp) - lo] if lo else lut[a]
         keys = np.asarray(sorted(to), np.int64)  # wide range (int32 ids): binary search over the keys
         vals = np.asarray([to[k] for k in sorted(to)], np.int64)
         out = a.astype(dtype) if other is None else np.full(a.shape, other, dtype)

@@ -403,6 +403,36 @@ def _read_png(path: Path, data: bytes) -> tuple[NDArray, bool]:
     return a, info.color in (2, 6)
 
 
+def _check_tiff_chain(path: Path, data: bytes) -> None:
+    """Walk the chain of image directories (IFDs) before tifffile does: a chain that loops or
+    points outside the file is refused here (tifffile can loop forever on a circular chain)."""
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if order is None or len(data) < 8:
+        raise MaskError(path, "is not a TIFF file (bad header)", "check the file or its extension")
+    (magic,) = struct.unpack(order + "H", data[2:4])
+    if magic == 42:
+        head, count_fmt, entry, next_fmt, first = 8, "H", 12, "I", struct.unpack(order + "I", data[4:8])[0]
+    elif magic == 43 and len(data) >= 16:
+        head, count_fmt, entry, next_fmt, first = 16, "Q", 20, "Q", struct.unpack(order + "Q", data[8:16])[0]
+    else:
+        raise MaskError(path, f"is not a TIFF file (version {magic})", "check the file or its extension")
+    csize, nsize = struct.calcsize(count_fmt), struct.calcsize(next_fmt)
+    seen: set[int] = set()
+    offset = first
+    while offset:
+        if offset in seen:
+            raise MaskError(path, "is a corrupt TIFF (its chain of pages loops)", "re-export the mask")
+        if offset < head or offset + csize > len(data):
+            raise MaskError(path, f"is a corrupt TIFF (a page directory at offset {offset} lies outside the file)",
+                            "re-export the mask")
+        seen.add(offset)
+        (n,) = struct.unpack(order + count_fmt, data[offset : offset + csize])
+        end = offset + csize + n * entry
+        if end + nsize > len(data):
+            raise MaskError(path, "is a truncated TIFF (a page directory is cut short)", "re-export the mask")
+        (offset,) = struct.unpack(order + next_fmt, data[end : end + nsize])
+
+
 _tifffile_quiet = False
 
 
@@ -413,6 +443,7 @@ def _read_tiff(path: Path, data: bytes) -> tuple[NDArray, bool]:
     if not _tifffile_quiet:  # tifffile logs what it repairs; without a handler Python prints it on stderr
         logging.getLogger("tifffile").addHandler(logging.NullHandler())
         _tifffile_quiet = True
+    _check_tiff_chain(path, data)
     with tifffile.TiffFile(io.BytesIO(data)) as tf:
         series = tf.series
         if not series:

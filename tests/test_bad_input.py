@@ -95,6 +95,15 @@ def _tiff(a: np.ndarray, **kw: object) -> bytes:
     return buf.getvalue()
 
 
+def _looping_tiff() -> bytes:
+    """A one-page TIFF whose next-page pointer leads back to its first page (tifffile would loop)."""
+    data = bytearray(_tiff(GOOD))
+    first = int.from_bytes(data[4:8], "little")
+    n = int.from_bytes(data[first : first + 2], "little")
+    data[first + 2 + 12 * n : first + 6 + 12 * n] = first.to_bytes(4, "little")
+    return bytes(data)
+
+
 def _loop_dir(tmp: Path) -> tuple[Path, Path, str]:
     pred, gt = dirs(tmp, {}, {})
     (pred / "sub").mkdir()
@@ -148,10 +157,12 @@ CASES: dict[str, Callable[[Path], tuple[Path, Path, str, tuple[object, ...]]]] =
     "truncated PNG": _files({"a.png": png_bytes()[:60]}, {"a.png": GOOD}, "pred/a.png: is a truncated PNG"),
     "corrupt PNG data": _files({"a.png": _corrupt_idat()}, {"a.png": GOOD}, "pred/a.png: is a corrupt PNG"),
     "corrupt PNG header": _files({"a.png": _corrupt_header()}, {"a.png": GOOD}, "pred/a.png: is a corrupt PNG"),
-    "PNG bytes under .tif": _files({"a.tif": png_bytes()}, {"a.png": GOOD}, "pred/a.tif: cannot be read as TIFF"),
+    "PNG bytes under .tif": _files({"a.tif": png_bytes()}, {"a.png": GOOD}, "pred/a.tif: is not a TIFF file"),
     "truncated TIFF": _files({"a.tif": _tiff(GOOD)[:300]}, {"a.png": GOOD}, "pred/a.tif: cannot be read as TIFF"),
     "corrupt TIFF": _files({"a.tif": b"II*\x00\x08\x00\x00\x00" + bytes(range(256)) * 4}, {"a.png": GOOD},
                            "pred/a.tif"),
+    "TIFF whose pages loop": _files({"a.tif": _looping_tiff()}, {"a.png": GOOD},
+                                    "pred/a.tif: is a corrupt TIFF (its chain of pages loops)"),
     "corrupt compressed TIFF": _files({"a.tif": _tiff(GOOD, compression="zlib")[:-40]}, {"a.png": GOOD},
                                       "pred/a.tif: cannot be read as TIFF"),
     "zero-byte PNG": _files({"a.png": b""}, {"a.png": GOOD}, "pred/a.png: is empty (0 bytes)"),

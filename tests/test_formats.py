@@ -352,6 +352,8 @@ def test_wide_int32_ids_map_through_a_search() -> None:
     a = np.array([[-(2**30), 5], [2**30, 7]], np.int32)
     got = load_label_map({"5": 1, "1073741824": "ignore"}).apply(a, 255)
     np.testing.assert_array_equal(got, [[-(2**30), 1], [255, 7]])
+    i8 = np.array([[-128, 5], [127, 0]], np.int8)  # a lookup table over -128..127
+    np.testing.assert_array_equal(load_label_map({"5": 1, "-128": "ignore"}).apply(i8, 255), [[255, 1], [127, 0]])
 
 
 # ----------------------------------------------------------------------------- one-hot and score maps

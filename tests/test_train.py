@@ -107,7 +107,7 @@ def test_same_seed_same_run(tiny, tmp_path):
 
 def test_schedule_uncertainty_fcn_and_binary_train(tiny, tmp_path):
     (res,) = train(config(tiny, tmp_path / "a", losses=["ce@0-1,lovasz+0.1*uncertainty(base=None,passes=3)@1-"],
-                          epochs=2, model="fcn"))
+                          epochs=2, model="fcn", amp=True))  # bfloat16 autocast on CPU
     assert [h.loss for h in res.history] == ["ce", "lovasz+0.1*uncertainty(passes=3,base=None)"]
     (res,) = train(config(tiny, tmp_path / "b", losses=["lovasz(per_image=True)"], epochs=1, binary=True))
     assert res.run.n_classes == 2 and np.isfinite(res.history[0].train_loss)
@@ -152,6 +152,8 @@ def test_cli_binary_255_masks_need_a_label_map(tmp_path):
     (["--crop-schedule", "0.5,2"], "fractions must be in (0, 1]"),
     (["--val-split", "1"], "--val-split must be between 0 and 1"),
     (["--num-classes", "1"], "greater than or equal to 2"),
+    (["--losses", "ce,ce"], "name each loss once"),
+    (["--device", "tpu"], "'tpu' is not one of"),
 ])
 def test_cli_bad_options_exit_2_before_training(tiny, tmp_path, extra, message):
     r = CliRunner().invoke(app, ["train", str(tiny), "--epochs", "2", "--out", str(tmp_path / "o"), "--no-progress",

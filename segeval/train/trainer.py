@@ -137,8 +137,6 @@ def _check_config(cfg: TrainConfig) -> None:
         raise SegevalError(None, f"--mc-dropout must be in [0, 1), got {cfg.mc_dropout}", "")
     if cfg.label_map and cfg.binary_threshold is not None:
         raise SegevalError(None, "--label-map and --binary-threshold both given", "use one of them")
-    if len(set(cfg.losses)) != len(cfg.losses):
-        raise SegevalError(None, f"a loss is given twice: {', '.join(cfg.losses)}", "name each loss once")
 
 
 def prepare(cfg: TrainConfig) -> Prepared:
@@ -214,7 +212,8 @@ def train_one(
     on_step: Callable[[int, int, float], None] | None = None,
     on_epoch: Callable[[EpochLog], None] | None = None,
 ) -> TrainResult:
-    """Train one model with the loss ``spec`` and write ``out/pred``, ``out/run.json``, ``out/model.pt``."""
+    """Train one model with the loss ``spec``; then write ``out/pred``, ``out/run.json``, ``out/model.pt``
+    and the validation ground truth ``cfg.out/gt``."""
     if cfg.epochs < 1:
         raise SegevalError(None, f"--epochs must be at least 1, got {cfg.epochs}", "")
     schedule = L.parse(spec, ignore_index=cfg.ignore_index)
@@ -304,8 +303,9 @@ def _write_outputs(cfg: TrainConfig, prep: Prepared, spec: str, out: Path, model
                    preds: list[NDArray], history: list[EpochLog]) -> Run:
     out.mkdir(parents=True, exist_ok=True)
     names = [s.name for s in prep.val]
-    _write_dir(out / "pred", names, preds)
     gt_dir = cfg.out / "gt"
+    _write_dir(gt_dir, names, [s.mask for s in prep.val])  # the same for every loss of a comparison
+    _write_dir(out / "pred", names, preds)
     pairs, _ = pair_masks(out / "pred", gt_dir)
     settings = {
         "baseline_class": cfg.baseline_class, "pred_dir": os.fspath(out / "pred"), "gt_dir": os.fspath(gt_dir),
@@ -342,21 +342,20 @@ def train(
     on_epoch: Callable[[EpochLog], None] | None = None,
 ) -> list[TrainResult]:
     """Train one model per loss in ``cfg.losses``; one loss writes into ``cfg.out``, several into
-    ``cfg.out/<loss>``. The validation ground truth goes to ``cfg.out/gt`` once."""
+    ``cfg.out/<loss>``, each when its training ends. The validation ground truth goes to ``cfg.out/gt``."""
     if not cfg.losses:
         raise SegevalError(None, "no loss given", f"pass --loss NAME, one of {', '.join(L.names())}")
     if cfg.epochs < 1:
         raise SegevalError(None, f"--epochs must be at least 1, got {cfg.epochs}", "")
     for spec in cfg.losses:  # every spec is read and checked before any training
         L.parse(spec, ignore_index=cfg.ignore_index).check(cfg.epochs)
-    _check_out(cfg)
-    prep = prepare(cfg)
-    cfg.out.mkdir(exist_ok=True)
-    _write_dir(cfg.out / "gt", [s.name for s in prep.val], [s.mask for s in prep.val])
     outs = [cfg.out] if len(cfg.losses) == 1 else [cfg.out / _slug(s) for s in cfg.losses]
     if len(set(outs)) != len(outs):
         raise SegevalError(None, f"losses {', '.join(cfg.losses)} would share an output directory",
-                           "name them differently")
+                           "name each loss once, and differently")
+    _check_out(cfg)
+    prep = prepare(cfg)
+    cfg.out.mkdir(exist_ok=True)
     results = []
     for spec, out in zip(cfg.losses, outs, strict=True):
         if on_start is not None:
