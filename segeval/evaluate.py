@@ -177,7 +177,7 @@ class Run:
         from . import __version__
 
         tp, fp, fn = metrics.counts(self.cm)
-        per_class = zip(self.iou, self.dice, self.precision, self.recall, self.gt_share)
+        per_class = zip(self.iou, self.dice, self.precision, self.recall, self.gt_share, strict=True)
         k = self.n_classes
         return {
             "format": RUN_FORMAT,
@@ -204,7 +204,7 @@ class Run:
             "missed": self.cm[:, k].tolist(),
             "images": [
                 {"name": n, "tp": c[0].tolist(), "fp": c[1].tolist(), "fn": c[2].tolist()}
-                for n, c in zip(self.image_names, self.image_counts)
+                for n, c in zip(self.image_names, self.image_counts, strict=True)
             ],
             "missing_predictions": self.missing_predictions,
             "extra_predictions": self.extra_predictions,
@@ -214,7 +214,8 @@ class Run:
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, path: str | os.PathLike | None = None) -> Run:
         if not isinstance(d, dict) or d.get("format") != RUN_FORMAT:
-            raise RunFileError(path, f"is not a segeval run file (format {d.get('format') if isinstance(d, dict) else None!r})",
+            found = d.get("format") if isinstance(d, dict) else None
+            raise RunFileError(path, f"is not a segeval run file (format {found!r})",
                                "write one with segeval score --json")
         try:
             names = tuple(c["name"] for c in d["classes"])

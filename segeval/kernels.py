@@ -142,7 +142,7 @@ def _bad_labels(gt: NDArray, pred: NDArray, n_classes: int, ignore_index: int) -
         out = sel[(sel < 0) | (sel >= n_classes)]
         if out.size:
             values, counts = np.unique(out, return_counts=True)
-            shown = ", ".join(f"{v} ({c} px)" for v, c in zip(values[:5].tolist(), counts[:5].tolist()))
+            shown = ", ".join(f"{v} ({c} px)" for v, c in zip(values[:5].tolist(), counts[:5].tolist(), strict=True))
             more = f" and {values.size - 5} more values" if values.size > 5 else ""
             parts.append(f"{what} has labels outside 0..{n_classes - 1}: {shown}{more}")
     return "; ".join(parts)

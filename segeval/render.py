@@ -94,9 +94,12 @@ def score_table(run: Run) -> Group:
     s.add_row("pixel accuracy", _fmt(run.pixel_accuracy), "")
     s.add_row("mean accuracy", _fmt(run.mean_accuracy), "mean recall over classes in the ground truth")
     s.add_row("fwIoU", _fmt(run.fwiou), "IoU weighted by ground-truth share")
-    missing = f", {len(run.missing_predictions)} without prediction (all missed)" if run.missing_predictions else ""
-    extra = f", {len(run.extra_predictions)} predictions without ground truth (not scored)" if run.extra_predictions else ""
-    s.add_row("images", str(len(run.image_names)), (missing + extra).lstrip(", "))
+    notes = []
+    if run.missing_predictions:
+        notes.append(f"{len(run.missing_predictions)} without prediction (all missed)")
+    if run.extra_predictions:
+        notes.append(f"{len(run.extra_predictions)} predictions without ground truth (not scored)")
+    s.add_row("images", str(len(run.image_names)), ", ".join(notes))
     share = run.ignored / run.pixels * 100 if run.pixels else 0.0
     s.add_row("pixels", f"{run.pixels:,}", f"{run.ignored:,} ignored ({share:.2f} %, ground truth = {ignore})")
     return Group(t, s, Text(CONVENTIONS.format(ignore=ignore), style="dim"))

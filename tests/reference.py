@@ -21,7 +21,7 @@ def bincount_cm(gt: np.ndarray, pred: np.ndarray, k: int, ignore: int) -> np.nda
 def loop_cm(gt: np.ndarray, pred: np.ndarray, k: int, ignore: int) -> np.ndarray:
     """The same by a loop over pixels (tiny inputs only)."""
     cm = np.zeros((k, k + 1), np.int64)
-    for g, p in zip(gt.ravel().tolist(), pred.ravel().tolist()):
+    for g, p in zip(gt.ravel().tolist(), pred.ravel().tolist(), strict=True):
         if g == ignore:
             continue
         cm[g, k if p == ignore else p] += 1
@@ -33,7 +33,7 @@ def loop_iou(gt: np.ndarray, pred: np.ndarray, k: int, ignore: int) -> list[floa
     out = []
     for c in range(k):
         inter = union = 0
-        for g, p in zip(gt.ravel().tolist(), pred.ravel().tolist()):
+        for g, p in zip(gt.ravel().tolist(), pred.ravel().tolist(), strict=True):
             if g == ignore:
                 continue
             inter += g == c and p == c
