@@ -76,24 +76,48 @@ def _check_output(path: Path | None, option: str) -> None:
         raise SegevalError(path, f"the directory for {option} does not exist", "create it first")
 
 
+# Arguments and options shared by the commands that read masks (score, maps, report).
+Preds = Annotated[Path, typer.Argument(help="Directory (or file) of predicted masks.")]
+Gts = Annotated[Path, typer.Argument(help="Directory (or file) of ground-truth masks.")]
+NumClasses = Annotated[int | None, typer.Option("--num-classes", "-k", help="Number of classes K.")]
+PredSuffix = Annotated[str, typer.Option(help="Suffix stripped from prediction names before pairing.")]
+GtSuffix = Annotated[str, typer.Option(help="Suffix stripped from ground-truth names, e.g. _gtFine_labelTrainIds.")]
+Workers = Annotated[int | None, typer.Option(help="Threads that decode masks (default: the CPUs available).")]
+UnknownColor = Annotated[str, typer.Option(help="A colour-mask colour not in the palette of --classes: error "
+                                                "(exit 2), or ignore (the ignore index).")]
+VoidColor = Annotated[list[str] | None, typer.Option(
+    help="Colour (r,g,b or #rrggbb) that colour masks use for 'no class': read as the ignore index; repeat "
+    "for several. Default: 224,224,192 with --classes voc; the colours of labels without a train id with "
+    "cityscapes; entries with \"void\": true in a classes file.", show_default=False)]
+LabelMap = Annotated[str | None, typer.Option(
+    "--map", help="Remap stored label ids of ground truth and predictions alike: a JSON file or inline JSON "
+    "{\"from\": to or \"ignore\"}, or a preset: cityscapes-ids (Cityscapes labelIds to the 19 train ids, "
+    "the rest ignored), nonzero (0 stays 0, every other id becomes 1).")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty --out.")]
+
+
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and workers < 1:
+        raise SegevalError(None, f"--workers must be at least 1, got {workers}", "")
+
+
 @app.command()
 @_user_errors
 def score(
-    preds: Annotated[Path, typer.Argument(help="Directory (or file) of predicted masks.")],
-    gts: Annotated[Path, typer.Argument(help="Directory (or file) of ground-truth masks.")],
-    num_classes: Annotated[int | None, typer.Option("--num-classes", "-k", help="Number of classes K.")] = None,
+    preds: Preds,
+    gts: Gts,
+    num_classes: NumClasses = None,
     classes: Annotated[str | None, typer.Option(
         "--classes", "-c", help="Class names: a file (JSON list of names or {name, color}; or one name a "
         "line), or a preset: cityscapes, voc.")] = None,
     ignore_index: Annotated[int, typer.Option(help="Ground-truth value left out of scoring.")] = 255,
     baseline_class: Annotated[int | None, typer.Option(help="Class of the trivial always-this-class baseline "
-                                                            "[default: 0, or 1 when 0 is the ignore index].")] = None,
-    pred_suffix: Annotated[str, typer.Option(help="Suffix stripped from prediction names before pairing.")] = "",
-    gt_suffix: Annotated[str, typer.Option(help="Suffix stripped from ground-truth names, e.g. "
-                                                "_gtFine_labelTrainIds.")] = "",
+                                                            "(default: 0, or 1 when 0 is the ignore index).")] = None,
+    pred_suffix: PredSuffix = "",
+    gt_suffix: GtSuffix = "",
     allow_missing: Annotated[bool, typer.Option(help="Score ground truths without a prediction as all "
                                                      "missed, and skip predictions without one.")] = False,
-    workers: Annotated[int | None, typer.Option(help="Decoding threads (default: the CPUs available).")] = None,
+    workers: Workers = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the run file (for compare/report).")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the per-class table as CSV.")] = None,
     per_image: Annotated[Path | None, typer.Option(help="Write per-image mIoU and class IoUs as CSV, "
@@ -102,16 +126,9 @@ def score(
     fail_under: Annotated[float | None, typer.Option(help="Exit 1 when the data-set mIoU is below this.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar (on stderr, when it is a "
                                                 "terminal).")] = True,
-    unknown_color: Annotated[str, typer.Option(help="A colour-mask colour not in the palette of --classes: error "
-                                                    "(exit 2), or ignore (the ignore index).")] = "error",
-    void_color: Annotated[list[str] | None, typer.Option(
-        help="Colour (r,g,b or #rrggbb) that colour masks use for 'no class': read as the ignore index; repeat "
-        "for several. Default: 224,224,192 with --classes voc; the colours of labels without a train id with "
-        "cityscapes; entries with \"void\": true in a classes file.", show_default=False)] = None,
-    label_map: Annotated[str | None, typer.Option(
-        "--map", help="Remap stored label ids of ground truth and predictions alike: a JSON file or inline JSON "
-        "{\"from\": to or \"ignore\"}, or a preset: cityscapes-ids (Cityscapes labelIds to the 19 train ids, "
-        "the rest ignored), nonzero (0 stays 0, every other id becomes 1).")] = None,
+    unknown_color: UnknownColor = "error",
+    void_color: VoidColor = None,
+    label_map: LabelMap = None,
     channels_last: Annotated[bool | None, typer.Option(
         "--channels-last/--channels-first", help="Class axis of one-hot masks and score maps: last (H, W, C) or "
         "first (C, H, W). Default: the one end axis of size K.", show_default=False)] = None,
@@ -130,8 +147,7 @@ def score(
 
     for path, option in ((json_out, "--json"), (csv_out, "--csv"), (per_image, "--per-image")):
         _check_output(path, option)
-    if workers is not None and workers < 1:
-        raise SegevalError(None, f"--workers must be at least 1, got {workers}", "")
+    _check_workers(workers)
     cs = resolve_classes(num_classes, classes)
 
     kwargs = dict(classes=cs, ignore_index=ignore_index, baseline_class=baseline_class, pred_suffix=pred_suffix,
@@ -235,8 +251,8 @@ def compare(
 @app.command()
 @_user_errors
 def maps(
-    preds: Annotated[Path, typer.Argument(help="Directory (or file) of predicted masks.")],
-    gts: Annotated[Path, typer.Argument(help="Directory (or file) of ground-truth masks.")],
+    preds: Preds,
+    gts: Gts,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the maps: <name>.png per pair, <name> "
                                                           "the pairing name (a volume: <name>.tif).")],
     class_: Annotated[str | None, typer.Option(
@@ -245,28 +261,25 @@ def maps(
     pairs_out: Annotated[Path | None, typer.Option(
         "--pairs", help="Also write which class was confused for which, to this directory: 16-bit PNGs of "
         "g * (K + 1) + p (p = K: missed; 65535: ground truth ignored).")] = None,
-    num_classes: Annotated[int | None, typer.Option("--num-classes", "-k", help="Number of classes K.")] = None,
+    num_classes: NumClasses = None,
     classes: Annotated[str | None, typer.Option(
         "--classes", "-c", help="Class names: a file or a preset (cityscapes, voc), as for score.")] = None,
     ignore_index: Annotated[int, typer.Option(help="Ground-truth value left out (coded 255).")] = 255,
-    pred_suffix: Annotated[str, typer.Option(help="Suffix stripped from prediction names before pairing.")] = "",
-    gt_suffix: Annotated[str, typer.Option(help="Suffix stripped from ground-truth names.")] = "",
+    pred_suffix: PredSuffix = "",
+    gt_suffix: GtSuffix = "",
     allow_missing: Annotated[bool, typer.Option(help="Map ground truths without a prediction as all missed.")] = False,
-    unknown_color: Annotated[str, typer.Option(help="Colour masks: a colour not in the palette: error or "
-                                                    "ignore.")] = "error",
-    void_color: Annotated[list[str] | None, typer.Option(help="Colour masks: colour read as the ignore index "
-                                                              "(repeat for several).", show_default=False)] = None,
-    label_map: Annotated[str | None, typer.Option("--map", help="Remap stored label ids, as for score.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty --out.")] = False,
-    workers: Annotated[int | None, typer.Option(help="Threads (default: the CPUs available).")] = None,
+    unknown_color: UnknownColor = "error",
+    void_color: VoidColor = None,
+    label_map: LabelMap = None,
+    overwrite: Overwrite = False,
+    workers: Workers = None,
 ) -> None:
     """Write FP/FN maps: per pair, a uint8 PNG coding each pixel's kind of error."""
     from .decode import parse_color
     from .evaluate import resolve_classes
     from .maps import prepare_out_dir, resolve_class, write_maps
 
-    if workers is not None and workers < 1:
-        raise SegevalError(None, f"--workers must be at least 1, got {workers}", "")
+    _check_workers(workers)
     cs = resolve_classes(num_classes, classes)
     cid = None if class_ is None else resolve_class(cs, class_, ignore_index)
     if unknown_color not in ("error", "ignore"):
@@ -291,8 +304,8 @@ def maps(
 @app.command()
 @_user_errors
 def report(
-    preds: Annotated[Path, typer.Argument(help="Directory (or file) of predicted masks.")],
-    gts: Annotated[Path, typer.Argument(help="Directory (or file) of ground-truth masks.")],
+    preds: Preds,
+    gts: Gts,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report directory: index.html and its PNGs.")],
     run_file: Annotated[Path | None, typer.Option(
         "--run", help="A run file (segeval score --json) of these masks: use its counts and settings, do not "
@@ -308,34 +321,31 @@ def report(
         "image mIoU, drawing wrong and missed pixels.")] = None,
     plots_only: Annotated[bool, typer.Option("--plots-only", help="Write only the plots (plots/*.png); read no "
                                                                   "mask.")] = False,
-    num_classes: Annotated[int | None, typer.Option("--num-classes", "-k", help="Number of classes K.")] = None,
+    num_classes: NumClasses = None,
     classes: Annotated[str | None, typer.Option(
         "--classes", "-c", help="Class names and colours: a file or a preset (cityscapes, voc); with --run, "
         "replaces the run's (same number of classes).")] = None,
     ignore_index: Annotated[int, typer.Option(help="Ground-truth value left out (with --run: the run's).")] = 255,
     baseline_class: Annotated[int | None, typer.Option(help="Class of the always-this-class baseline, as for "
                                                             "score (with --run: the run's).")] = None,
-    pred_suffix: Annotated[str | None, typer.Option(help="Suffix stripped from prediction names [default: "
-                                                         "the run's, or none].", show_default=False)] = None,
-    gt_suffix: Annotated[str | None, typer.Option(help="Suffix stripped from ground-truth names [default: the "
-                                                       "run's, or none].", show_default=False)] = None,
+    pred_suffix: Annotated[str | None, typer.Option(help="Suffix stripped from prediction names (default: "
+                                                         "the run's, or none).", show_default=False)] = None,
+    gt_suffix: Annotated[str | None, typer.Option(help="Suffix stripped from ground-truth names (default: the "
+                                                       "run's, or none).", show_default=False)] = None,
     allow_missing: Annotated[bool, typer.Option(help="Score ground truths without a prediction as all "
                                                      "missed (with --run: also when the run did).")] = False,
-    unknown_color: Annotated[str, typer.Option(help="Colour masks: a colour not in the palette: error or "
-                                                    "ignore.")] = "error",
-    void_color: Annotated[list[str] | None, typer.Option(help="Colour masks: colour read as the ignore index "
-                                                              "(repeat for several).", show_default=False)] = None,
-    label_map: Annotated[str | None, typer.Option("--map", help="Remap stored label ids, as for score.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty --out.")] = False,
-    workers: Annotated[int | None, typer.Option(help="Threads (default: the CPUs available).")] = None,
+    unknown_color: UnknownColor = "error",
+    void_color: VoidColor = None,
+    label_map: LabelMap = None,
+    overwrite: Overwrite = False,
+    workers: Workers = None,
 ) -> None:
     """Write a static HTML report: summary, per-class IoU, confusion matrix, mIoU histogram, worst images."""
     from .evaluate import Run
     from .maps import prepare_out_dir
     from .report import report as write_report
 
-    if workers is not None and workers < 1:
-        raise SegevalError(None, f"--workers must be at least 1, got {workers}", "")
+    _check_workers(workers)
     if worst < 0:
         raise SegevalError(None, f"--worst must be 0 or more, got {worst}", "")
     if images is not None and not images.is_dir():
