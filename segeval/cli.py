@@ -150,20 +150,20 @@ def score(
     _check_workers(workers)
     cs = resolve_classes(num_classes, classes)
 
-    kwargs = dict(classes=cs, ignore_index=ignore_index, baseline_class=baseline_class, pred_suffix=pred_suffix,
-                  gt_suffix=gt_suffix, allow_missing=allow_missing, workers=workers, unknown_color=unknown_color,
-                  void_colors=void_color or None, label_map=label_map, threshold=threshold, skip_bad=skip_bad,
-                  channels="auto" if channels_last is None else "last" if channels_last else "first")
+    run_score = functools.partial(
+        score_dirs, preds, gts, classes=cs, ignore_index=ignore_index, baseline_class=baseline_class,
+        pred_suffix=pred_suffix, gt_suffix=gt_suffix, allow_missing=allow_missing, workers=workers,
+        unknown_color=unknown_color, void_colors=void_color or None, label_map=label_map, threshold=threshold,
+        skip_bad=skip_bad, channels="auto" if channels_last is None else "last" if channels_last else "first")
     if progress and err.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=err, transient=True) as bar:
             task = bar.add_task("score", total=None)
-            run = score_dirs(preds, gts, progress=lambda done, total: bar.update(task, completed=done, total=total),
-                             **kwargs)
+            run = run_score(progress=lambda done, total: bar.update(task, completed=done, total=total))
     else:
-        run = score_dirs(preds, gts, **kwargs)
+        run = run_score()
 
     writers: list[tuple[Path | None, Callable[[Path], None]]] = [
         (json_out, run.save),

@@ -430,9 +430,10 @@ def _onehot_axis(path: str | os.PathLike, a: NDArray, d: Decoding) -> int | None
         axis = a.ndim - 1 if d.channels == "last" else 0
         _check_channels(path, a, axis, d)
         return axis
-    axis, _ = _class_axis(a, d)
-    if axis is None or d.n_classes is None or d.n_classes < 2 or a.ndim != 3:
+    found, _ = _class_axis(a, d)
+    if found is None or d.n_classes is None or d.n_classes < 2 or a.ndim != 3:
         return None
+    axis = found
     if int(a.min()) < 0 or int(a.max()) > 1:
         return None
     return axis if bool((np.count_nonzero(a, axis=axis) == 1).all()) else None

@@ -35,7 +35,7 @@ from .kernels import unfilter_png
 try:  # libdeflate inflates mask PNGs several times faster than zlib
     from imagecodecs import deflate_decode as _inflate_fast
 except ImportError:  # pragma: no cover - imagecodecs is a dependency; zlib is the fallback
-    _inflate_fast = None
+    _inflate_fast = None  # type: ignore[assignment]
 
 __all__ = ["MASK_EXTENSIONS", "Pair", "Skipped", "find_masks", "pair_masks", "read_array", "read_mask"]
 
@@ -459,7 +459,7 @@ def _read_tiff(path: Path, data: bytes) -> tuple[NDArray, bool]:
                             f"{len(data)} bytes can hold)", "re-export the mask")
         _check_size(path, nbytes)
         a = s.asarray()
-        photometric = tf.pages[0].photometric
+        photometric = getattr(tf.pages[0], "photometric", None)
     color = (photometric == tifffile.PHOTOMETRIC.RGB and a.dtype == np.uint8 and a.ndim >= 3
              and a.shape[-1] in (3, 4))
     return a, bool(color)

@@ -12,6 +12,8 @@ class). Pixels whose ground truth is the ignore index are left out.
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 from numpy.typing import NDArray
@@ -155,7 +157,7 @@ def accumulate(
     ignore_index: int,
     out: NDArray[np.int64],
     *,
-    path: str | None = None,
+    path: str | os.PathLike | None = None,
 ) -> None:
     """Add the pair counts of one image to ``out`` (shape ``(K, K + 1)``, int64), in place.
 
@@ -283,7 +285,7 @@ def error_map(
     *,
     class_id: int | None = None,
     pairs: bool = False,
-    path: str | None = None,
+    path: str | os.PathLike | None = None,
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint16] | None]:
     """The error code of every pixel of one pair, and optionally its confusion pair.
 

@@ -168,9 +168,9 @@ def plot_class_iou(run: Run, ax: Axes | None = None) -> Figure:
     ax.scatter(base[has], y[has], marker="|", s=260, linewidths=2.5, color="tab:red", zorder=3,
                label=f"baseline per class (always {run.classes.names[run.baseline_class]})")
     for i in np.flatnonzero(np.isnan(iou)):
-        ax.text(0.01, i, "absent", va="center", fontsize=8, color="0.4", style="italic")
+        ax.text(0.01, float(i), "absent", va="center", fontsize=8, color="0.4", style="italic")
     for i in np.flatnonzero(~np.isnan(iou)):
-        ax.text(min(iou[i] + 0.01, 0.93), i, f"{iou[i]:.3f}", va="center", fontsize=8)
+        ax.text(min(iou[i] + 0.01, 0.93), float(i), f"{iou[i]:.3f}", va="center", fontsize=8)
     ax.axvline(run.miou, color="tab:blue", linewidth=1.5, label=f"mIoU {run.miou:.3f}")
     ax.axvline(run.baseline_miou, color="tab:red", linestyle="--", linewidth=1.5,
                label=f"baseline mIoU {run.baseline_miou:.3f}")
@@ -210,6 +210,8 @@ def plot_confusion(run: Run, ax: Axes | None = None) -> Figure:
 
 def plot_image_miou(run: Run, ax: Axes | None = None) -> Figure:
     """Histogram of per-image mIoU, with its mean and the data-set mIoU marked."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _ax(ax, 8, 3.6)
     v = run.image_miou[~np.isnan(run.image_miou)]
     ax.hist(v, bins=20, range=(0, 1), color="tab:blue", edgecolor="white")
@@ -219,7 +221,7 @@ def plot_image_miou(run: Run, ax: Axes | None = None) -> Figure:
     ax.set_xlim(0, 1)
     ax.set_xlabel("image mIoU (mean over the classes in the image)")
     ax.set_ylabel("images")
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"Per-image mIoU ({v.size} images)")
     ax.legend(fontsize=8)
     return fig

@@ -99,7 +99,8 @@ def read_image(path: Path) -> NDArray[np.float32]:
         else:
             from PIL import Image
 
-            with Image.open(path) as im:
+            with Image.open(path) as opened:
+                im: Image.Image = opened
                 if im.mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr", "1"):
                     im = im.convert("L" if im.mode in ("LA", "1") else "RGB")
                 a = np.asarray(im)

@@ -575,7 +575,9 @@ _RANGE = re.compile(r"^\s*(?P<start>\d+)\s*-\s*(?P<end>\d*)\s*$")
 
 def _split_top(text: str, sep: str) -> list[str]:
     """Split at ``sep`` outside parentheses and brackets."""
-    parts, cur, depth = [], [], 0
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "([":
             depth += 1
