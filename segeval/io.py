@@ -37,7 +37,7 @@ try:  # libdeflate inflates mask PNGs several times faster than zlib
 except ImportError:  # pragma: no cover - imagecodecs is a dependency; zlib is the fallback
     _inflate_fast = None  # type: ignore[assignment]
 
-__all__ = ["MASK_EXTENSIONS", "Pair", "Skipped", "find_masks", "pair_masks", "read_array", "read_mask"]
+__all__ = ["MASK_EXTENSIONS", "Pair", "Skipped", "find_masks", "pair_key", "pair_masks", "read_array", "read_mask"]
 
 MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".npz")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -85,6 +85,14 @@ def _key(rel: str, suffix: str) -> str:
     if suffix and stem.endswith(suffix):
         stem = stem[: -len(suffix)]
     return stem.replace(os.sep, "/")
+
+
+def pair_key(path: str | os.PathLike, root: str | os.PathLike, suffix: str = "") -> str:
+    """The name a file under ``root`` pairs by: its relative path without extension, ``suffix``
+    stripped from the stem, with ``/`` separators (``gts/a/x_gt.png`` -> ``a/x`` for suffix ``_gt``)."""
+    s, prefix = os.fspath(path), os.fspath(root) + os.sep
+    rel = s[len(prefix):] if s.startswith(prefix) else os.path.relpath(s, root)  # the slice saves relpath's cost
+    return _key(rel, suffix)
 
 
 def _link_problem(path: Path) -> str | None:
@@ -172,11 +180,11 @@ def find_masks(root: str | os.PathLike, suffix: str = "", *, skipped: list[Skipp
     problems: list[tuple[Path, str, str]] = []
     paths = _walk(root, problems)
     for path, what, todo in problems:
-        _skip_or_raise(skipped, _key(os.path.relpath(path, root), suffix), path, what, todo)
+        _skip_or_raise(skipped, pair_key(path, root, suffix), path, what, todo)
     found: dict[str, Path] = {}
     dupes: dict[str, list[Path]] = {}
     for path in paths:
-        key = _key(os.path.relpath(path, root), suffix)
+        key = pair_key(path, root, suffix)
         if path.suffix.lower() not in MASK_EXTENSIONS:
             _skip_or_raise(skipped, key, path, f"is not a mask file (masks are {', '.join(MASK_EXTENSIONS)})",
                            "move it out of the mask directory")

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from .classes import ClassSet, voc_colors
 from .errors import SegevalError
 from .evaluate import Run, write_atomic
-from .io import Pair, _key, pair_masks
+from .io import Pair, pair_key, pair_masks
 from .kernels import error_map
 from .maps import FN, FP, IGNORED, MISSED, TP, WRONG, read_pair
 
@@ -262,7 +262,7 @@ def find_images(root: str | os.PathLike, suffix: str = "") -> dict[str, Path]:
             path = Path(dirpath, fn)
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
-            key = _key(os.path.relpath(path, root), suffix)
+            key = pair_key(path, root, suffix)
             if key in found:
                 raise SegevalError(path, f"has the same name as {found[key].name} once extension and suffix are "
                                    "removed", "keep one of the two")

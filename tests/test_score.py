@@ -207,3 +207,28 @@ def test_labelme_palette_png_against_int32_npy():
     gts = [np.load(p) for p in sorted((root / "SegmentationClassNpy").glob("*.npy"))]
     valid = np.concatenate([g[g >= 0] for g in gts])
     assert np.array_equal(run.tp, np.bincount(valid, minlength=21))
+
+
+@pytest.mark.parametrize("path, root, suffix, key", [
+    ("gts/a/x_gt.png", "gts", "_gt", "a/x"),
+    ("gts/x.tar.png", "gts", "", "x.tar"),
+    ("/data/gts/.hidden.png", "/data/gts", "", ".hidden"),
+    ("/x.png", "/", "", "x"),
+    ("x.png", ".", "", "x"),
+    ("gts/x_gt_gt.png", "gts", "_gt", "x_gt"),  # only one suffix is stripped
+])
+def test_pair_key(path, root, suffix, key):
+    from segeval.io import pair_key
+
+    assert pair_key(path, root, suffix) == key
+
+
+def test_fixtures_are_what_their_generator_makes(tmp_path):
+    """fixtures/demo is the committed output of fixtures/make_fixtures.py, pixel for pixel."""
+    subprocess.run([sys.executable, str(FIXTURES.parent / "make_fixtures.py"), "--out", str(tmp_path)], check=True,
+                   capture_output=True)
+    made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.png"))
+    assert made == sorted(p.relative_to(FIXTURES) for p in FIXTURES.rglob("*.png")) and len(made) == 8
+    for rel in made:
+        assert np.array_equal(np.asarray(Image.open(tmp_path / rel)), np.asarray(Image.open(FIXTURES / rel)))
+    assert (tmp_path / "classes.json").read_text() == (FIXTURES / "classes.json").read_text()

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import MaskError, PairingError, SegevalError
-from ..io import _key, find_masks, read_mask  # _key: the pairing rule of ``segeval score``
+from ..io import find_masks, pair_key, read_mask
 
 __all__ = ["IMAGE_EXTENSIONS", "Sample", "Dataset", "locate", "pair_images", "parse_label_map", "load", "split",
            "crop_batch", "crop_sides"]
@@ -64,7 +64,7 @@ def _find_images(root: Path) -> dict[str, Path]:
             path = Path(dirpath, fn)
             if path.suffix.lower() not in IMAGE_EXTENSIONS or fn.startswith("."):
                 continue
-            key = _key(os.path.relpath(path, root), "")
+            key = pair_key(path, root)
             if key in found:
                 raise PairingError(path, f"has the same name as {found[key].name} once the extension is removed",
                                    "keep one of the two")
