@@ -10,8 +10,10 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,6 +70,18 @@ def dirs(tmp: Path, pred: dict[str, bytes | np.ndarray], gt: dict[str, bytes | n
         for name, content in files.items():
             put(tmp / root / name, content)
     return tmp / "pred", tmp / "gt"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _unknown_row_filter() -> bytes:
+    """GOOD as a PNG whose zlib stream and checksums are intact but whose third row has filter type 7."""
+    raw = b"".join(bytes([7 if y == 2 else 0]) + GOOD[y].tobytes() for y in range(GOOD.shape[0]))
+    header = struct.pack(">IIBBBBB", GOOD.shape[1], GOOD.shape[0], 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(raw))
+            + _png_chunk(b"IEND", b""))
 
 
 def _corrupt_idat() -> bytes:
@@ -156,6 +170,8 @@ CASES: dict[str, Callable[[Path], tuple[Path, Path, str, tuple[object, ...]]]] =
                                         "gt/.DS_Store: is not a mask file"),
     "truncated PNG": _files({"a.png": png_bytes()[:60]}, {"a.png": GOOD}, "pred/a.png: is a truncated PNG"),
     "corrupt PNG data": _files({"a.png": _corrupt_idat()}, {"a.png": GOOD}, "pred/a.png: is a corrupt PNG"),
+    "unknown PNG row filter": _files({"a.png": _unknown_row_filter()}, {"a.png": GOOD},
+                                     "pred/a.png: is a corrupt PNG (unknown row filter)"),
     "corrupt PNG header": _files({"a.png": _corrupt_header()}, {"a.png": GOOD}, "pred/a.png: is a corrupt PNG"),
     "PNG bytes under .tif": _files({"a.tif": png_bytes()}, {"a.png": GOOD}, "pred/a.tif: is not a TIFF file"),
     "truncated TIFF": _files({"a.tif": _tiff(GOOD)[:300]}, {"a.png": GOOD}, "pred/a.tif: cannot be read as TIFF"),
@@ -228,6 +244,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, case: s
             "--per-image", out / "images.csv")
     _assert_one_line_error(r, named)
     assert (out / "run.json").read_bytes() == PREVIOUS
+    assert (out / "classes.csv").read_bytes() == b"id,name\n"
     assert sorted(os.listdir(out)) == ["classes.csv", "run.json"]
 
 
@@ -251,10 +268,13 @@ def test_skip_bad_scores_the_rest(tmp_path: Path, case: str) -> None:
     skipped = run["settings"]["skipped"]
     assert skipped and all(set(s) == {"name", "file", "reason"} for s in skipped)
     assert len(skipped) == len(lines) - 2
-    good = score(tmp_path / "pred" / "g.png", tmp_path / "gt" / "g.png", classes="voc" if args else None,
-                 num_classes=None if args else K)
-    n_scored = len(run["images"])  # every pair left is a copy of the good one
-    np.testing.assert_array_equal(np.array(run["confusion_matrix"]), n_scored * good.cm[:, :-1])
+    # every pair left is a copy of the good one (GOOD against itself): its confusion matrix is the diagonal
+    # of GOOD's label counts, over K classes, or the 21 of --classes voc
+    good_cm = np.diag(np.bincount(GOOD.ravel(), minlength=21 if args else K))
+    n_scored = len(run["images"])
+    assert n_scored == len(set(Path(f).stem for f in os.listdir(gt)) - {s["name"] for s in skipped})
+    np.testing.assert_array_equal(np.array(run["confusion_matrix"]), n_scored * good_cm)
+    assert not any(run["missed"])
     r = cli(*base, "--allow-skipped")
     assert r.exit_code == 0, r.stderr
     assert r.stderr.startswith("segeval: skipped ")
@@ -395,35 +415,40 @@ def time_limit(seconds: float) -> Iterator[None]:
         faulthandler.cancel_dump_traceback_later()
 
 
-def _seed_files() -> list[tuple[str, bytes]]:
+def _seed_files() -> list[tuple[str, bytes, np.ndarray]]:
+    """(extension, bytes, the labels the file holds): the labels are known from how each file was made."""
     rng = np.random.default_rng(3)
     lab = rng.integers(0, K, (12, 16)).astype(np.uint8)
     out = []
     voc = np.array(PRESETS["voc"].colors, np.uint8)
-    for mode_array in (lab, lab.astype(np.uint16) * 300, voc[lab], np.dstack([voc[lab], lab])):
-        out.append((".png", png_bytes(mode_array)))
+    for mode_array, labels in ((lab, lab), (lab.astype(np.uint16) * 300, lab.astype(np.uint16) * 300),
+                               (voc[lab], lab), (np.dstack([voc[lab], lab]), lab)):
+        out.append((".png", png_bytes(mode_array), labels))
     pal = io.BytesIO()
     im = Image.frombytes("P", (16, 12), lab.tobytes())
     im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0])
     im.save(pal, format="PNG")
-    out.append((".png", pal.getvalue()))
+    out.append((".png", pal.getvalue(), lab))
     inter = io.BytesIO()
     Image.fromarray(lab).save(inter, format="PNG", interlace=1)
-    out.append((".png", inter.getvalue()))
-    out.append((".tif", _tiff(lab)))
-    out.append((".tif", _tiff(np.stack([lab, lab]).astype(np.uint16), compression="zlib")))
-    out.append((".tif", _tiff(rng.random((K, 12, 16)).astype(np.float32))))
-    for arr in (lab.astype(np.int32), rng.random((12, 16, K)).astype(np.float32)):
+    out.append((".png", inter.getvalue(), lab))
+    out.append((".tif", _tiff(lab), lab))
+    out.append((".tif", _tiff(np.stack([lab, lab]).astype(np.uint16), compression="zlib"), np.stack([lab, lab])))
+    scores_first = rng.random((K, 12, 16)).astype(np.float32)
+    out.append((".tif", _tiff(scores_first), scores_first.argmax(0)))
+    scores_last = rng.random((12, 16, K)).astype(np.float32)
+    for arr, labels in ((lab.astype(np.int32), lab), (scores_last, scores_last.argmax(-1))):
         buf = io.BytesIO()
         np.save(buf, arr)
-        out.append((".npy", buf.getvalue()))
+        out.append((".npy", buf.getvalue(), labels))
     buf = io.BytesIO()
     np.savez_compressed(buf, mask=lab)
-    out.append((".npz", buf.getvalue()))
+    out.append((".npz", buf.getvalue(), lab))
     return out
 
 
-SEEDS = _seed_files()
+SEEDS_WITH_LABELS = _seed_files()
+SEEDS = [(ext, data) for ext, data, _ in SEEDS_WITH_LABELS]
 DECODINGS = [None, Decoding(K, 255, Palette.from_classes(PRESETS["voc"], 255)), Decoding(2, 0, channels="first")]
 
 
@@ -489,12 +514,63 @@ def test_fuzz_random_bytes(tmp_path: Path, file: tuple[str, bytes], decoding: De
     _read_or_clear_error(tmp_path, *file, decoding, "pred")
 
 
+@st.composite
+def png_scanline_mutations(draw: st.DrawFn) -> tuple[str, bytes]:
+    """PNGs whose chunks, checksums and zlib stream are intact but whose inflated scanlines or header do not
+    fit: unknown filter bytes, rows cut short or too long, a header with other sizes, depth or colour type.
+    Byte-level mutations almost never get past the zlib checksum, so they never reach the row filters."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    lab = rng.integers(0, K, (int(rng.integers(1, 9)), int(rng.integers(1, 9)))).astype(np.uint8)
+    voc = np.array(PRESETS["voc"].colors, np.uint8)
+    image, depth, color = draw(st.sampled_from([(lab, 8, 0), (lab.astype(">u2") * 300, 16, 0), (voc[lab], 8, 2),
+                                                (lab, 8, 3)]))
+    h, w = lab.shape
+    rows = image.reshape(h, -1).tobytes()
+    stride = len(rows) // h
+    raw = bytearray()
+    for y in range(h):
+        raw += bytes([draw(st.integers(0, 4))]) + rows[y * stride : (y + 1) * stride]
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["filter", "flip", "truncate", "extend", "size", "depth", "colour"]))
+        if op == "filter":  # a filter byte outside 0..4
+            at = draw(st.integers(0, h - 1)) * (stride + 1)
+            if at < len(raw):
+                raw[at] = draw(st.integers(5, 255))
+        elif op == "flip" and raw:
+            raw[draw(st.integers(0, len(raw) - 1))] ^= 1 << draw(st.integers(0, 7))
+        elif op == "truncate":
+            del raw[draw(st.integers(0, len(raw))):]
+        elif op == "extend":
+            raw += draw(st.binary(min_size=1, max_size=40))
+        elif op == "size":
+            h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+        elif op == "depth":
+            depth = draw(st.sampled_from([1, 2, 4, 8, 16]))
+        else:
+            color = draw(st.sampled_from([0, 2, 3, 4, 6]))
+    header = struct.pack(">IIBBBBB", w, h, depth, color, 0, 0, 0)
+    palette = _png_chunk(b"PLTE", bytes(voc[: 2 ** min(depth, 8)].tobytes())) if color == 3 else b""
+    data = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + palette
+            + _png_chunk(b"IDAT", zlib.compress(bytes(raw))) + _png_chunk(b"IEND", b""))
+    return ".png", data
+
+
+@settings(_FUZZ, max_examples=150)
+@given(file=png_scanline_mutations(), decoding=st.sampled_from(DECODINGS))
+def test_fuzz_png_scanlines(tmp_path: Path, file: tuple[str, bytes], decoding: Decoding | None) -> None:
+    _read_or_clear_error(tmp_path, *file, decoding, "pred")
+
+
 def test_seed_files_are_valid(tmp_path: Path) -> None:
-    """The fuzz seeds themselves read (so the mutations start from valid files)."""
-    for i, (ext, data) in enumerate(SEEDS):
+    """The fuzz seeds themselves read, to the labels they were made from (so the mutations start from valid
+    files)."""
+    assert len(SEEDS_WITH_LABELS) == 12
+    for i, (ext, data, labels) in enumerate(SEEDS_WITH_LABELS):
         path = tmp_path / f"s{i}{ext}"
         path.write_bytes(data)
-        read_mask(path, DECODINGS[1], role="pred")
+        got = read_mask(path, DECODINGS[1], role="pred")
+        assert got.dtype.kind in "iu", (i, got.dtype)
+        np.testing.assert_array_equal(got, labels, err_msg=f"seed {i} ({ext})")
 
 
 def test_library_errors_are_segeval_errors(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from ../shared/data (tests skip when it is absent) and never copied into the pro
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,6 @@ needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is abs
 VOC = DATA / "voc2012-deeplabv3plus-gt-and-pred"
 STARDIST = DATA / "stardist-dsb2018-nucleus-2d" / "mask2d.tif"
 LABELME = DATA / "labelme-voc-format-example" / "data_dataset_voc"
-SEGBENCH = Path("/tmp/segbench/cs")
 VOID = (224, 224, 192)
 
 
@@ -108,6 +106,10 @@ def test_voc_colour_masks_match_the_published_reference(tmp_path: Path) -> None:
     assert run["n_images"] == 14
     # void is 1.6 %..12.3 % of each target, and never in a prediction
     assert 0.016 * run["pixels"] < run["ignored_pixels"] < 0.123 * run["pixels"]
+    # exactly the void-coloured target pixels, counted with Pillow
+    targets = [np.asarray(Image.open(VOC / f"{i}_target.png").convert("RGB")) for i in ids]
+    assert run["pixels"] == sum(t.shape[0] * t.shape[1] for t in targets)
+    assert run["ignored_pixels"] == sum(int((t == VOID).all(-1).sum()) for t in targets)
     assert run["settings"]["void_colors"] == [list(VOID)]
 
 
@@ -265,6 +267,10 @@ def test_real_palette_pngs_against_int32_npy_with_minus_one(tmp_path: Path) -> N
     assert r.exit_code == 0, r.stderr
     run = json.loads(r.stdout)
     assert run["miou"] == 1.0 and run["ignored_pixels"] > 0
+    npys = [np.load(LABELME / "SegmentationClassNpy" / f"{n}.npy") for n in names]
+    assert run["ignored_pixels"] == sum(int((a == -1).sum()) for a in npys)
+    assert run["confusion_matrix"] == np.diag(np.bincount(np.concatenate([a[a >= 0] for a in npys]),
+                                                          minlength=21)).tolist()
     assert run["settings"]["map"] == '{"-1": "ignore"}'
 
 
@@ -290,10 +296,16 @@ def test_cityscapes_ids_preset_on_every_label_id() -> None:
     np.testing.assert_array_equal(m.apply(u8, 255), np.vectorize(CITYSCAPES_TABLE.get)(u8))
 
 
+# trainId -> labelId from the cityscapesScripts table above (not from segeval's own table)
+TRAIN_TO_LABEL_ID = np.zeros(256, np.uint8)
+for _lid, _tid in CITYSCAPES_TABLE.items():
+    if _tid != 255:
+        TRAIN_TO_LABEL_ID[_tid] = _lid
+VOID_LABEL_IDS = np.array([lid for lid, tid in CITYSCAPES_TABLE.items() if tid == 255 and lid >= 0], np.uint8)
+
+
 def test_cityscapes_label_ids_score_like_train_ids(tmp_path: Path) -> None:
-    to_label = np.zeros(256, np.uint8)
-    for lid, tid in CITYSCAPES_LABEL_TO_TRAIN.items():
-        to_label[tid] = lid
+    to_label = TRAIN_TO_LABEL_ID.copy()
     to_label[255] = 0
     gt = labels((24, 32), 19, seed=10)
     gt[:2] = 255
@@ -305,23 +317,43 @@ def test_cityscapes_label_ids_score_like_train_ids(tmp_path: Path) -> None:
     got = score(tmp_path / "pred_ids", tmp_path / "gt_ids", classes="cityscapes", label_map="cityscapes-ids",
                 workers=1)
     np.testing.assert_array_equal(got.cm, want.cm)
+    np.testing.assert_array_equal(got.cm[:, :19], reference_cm(gt, pred, 19))
+    assert not got.cm[:, 19].any()  # the prediction is 255 only where the ground truth is ignored
     assert got.settings["map"] == "cityscapes-ids"
 
 
-@pytest.mark.skipif(not (SEGBENCH / "gt_labelIds").is_dir(), reason="/tmp/segbench/cs not generated "
-                    "(python ../shared/bench/make_data.py --out /tmp/segbench)")
-def test_cityscapes_ids_on_benchmark_label_id_files(tmp_path: Path) -> None:
-    names = sorted(p.name for p in (SEGBENCH / "gt").glob("*.png"))[:4]
-    m = Decoding(19, 255, label_map=load_label_map("cityscapes-ids"))
-    for n in names[:2]:
-        np.testing.assert_array_equal(read_mask(SEGBENCH / "gt_labelIds" / n, m), read_mask(SEGBENCH / "gt" / n))
-    for sub in ("gt", "pred", "gt_labelIds", "pred_labelIds"):
-        (tmp_path / sub).mkdir()
-        for n in names:
-            (tmp_path / sub / n).symlink_to(SEGBENCH / sub / n)
-    want = score(tmp_path / "pred", tmp_path / "gt", classes="cityscapes")
+def _street_like(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """trainIds in 16 x 16 blocks (compressible, like real masks), the bottom rows void (an ego-vehicle hood)."""
+    a = np.repeat(np.repeat(rng.integers(0, 19, (h // 16, w // 16)), 16, 0), 16, 1).astype(np.uint8)
+    a[h - h // 8 :] = 255
+    return a
+
+
+def test_cityscapes_ids_on_large_label_id_files(tmp_path: Path) -> None:
+    """Full-size label-id PNGs (the uint8 pair-histogram path and the fast PNG path), void written as every
+    labelId without a train id, scored with --map cityscapes-ids against np.bincount on the trainIds."""
+    rng = np.random.default_rng(26)
+    total = np.zeros((19, 19), np.int64)
+    for i in range(2):
+        gt = _street_like(rng, 512, 1024)
+        pred = np.where(gt == 255, rng.integers(0, 19, gt.shape), gt).astype(np.uint8)
+        swap = rng.random(gt.shape) < 0.1
+        pred[swap] = rng.integers(0, 19, int(swap.sum()))
+        gt_ids = TRAIN_TO_LABEL_ID[gt]
+        void = gt == 255
+        gt_ids[void] = VOID_LABEL_IDS[rng.integers(0, VOID_LABEL_IDS.size, int(void.sum()))]
+        save(tmp_path / "gt" / f"cs_{i}.png", gt)
+        save(tmp_path / "pred" / f"cs_{i}.png", pred)
+        save(tmp_path / "gt_labelIds" / f"cs_{i}.png", gt_ids)
+        save(tmp_path / "pred_labelIds" / f"cs_{i}.png", TRAIN_TO_LABEL_ID[pred])
+        m = Decoding(19, 255, label_map=load_label_map("cityscapes-ids"))
+        np.testing.assert_array_equal(read_mask(tmp_path / "gt_labelIds" / f"cs_{i}.png", m), gt)
+        total += reference_cm(gt, pred, 19)
     got = score(tmp_path / "pred_labelIds", tmp_path / "gt_labelIds", classes="cityscapes",
                 label_map="cityscapes-ids")
+    np.testing.assert_array_equal(got.cm[:, :19], total)
+    assert not got.cm[:, 19].any() and got.ignored == 2 * (512 // 8) * 1024
+    want = score(tmp_path / "pred", tmp_path / "gt", classes="cityscapes")
     np.testing.assert_array_equal(got.cm, want.cm)
 
 
@@ -547,8 +579,10 @@ def test_npz_with_one_array(tmp_path: Path) -> None:
 def test_default_read_mask_is_unchanged_for_plain_labels(tmp_path: Path) -> None:
     a = labels((7, 9), 200, seed=25)
     save(tmp_path / "a.png", a)
+    written = (tmp_path / "a.png").read_bytes()
     got = read_mask(tmp_path / "a.png")
     assert got.dtype == np.uint8 and got.shape == (7, 9)
     np.testing.assert_array_equal(got, a)
-    assert os.fspath(tmp_path / "a.png")  # read in place, no copy left behind
+    # read in place: the file unchanged, no copy left behind
+    assert (tmp_path / "a.png").read_bytes() == written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]

@@ -35,14 +35,50 @@ PRED = np.array([
 ], np.uint8)
 
 
+# class 1: TN 0, TP 1, FP 2 (predicted 1, truth another class), FN 3 (truth 1, predicted another or 255)
+CLASS_1_CODES = np.array([
+    [0, 2, 1, 3],
+    [0, 0, 1, 3],
+    [0, 2, 255, 255],
+    [3, 2, 0, 255],
+], np.uint8)
+# all classes: correct 1, wrong 2, missed (predicted 255) 3, ignored 255
+ALL_CODES = np.array([
+    [1, 2, 1, 3],
+    [2, 1, 1, 2],
+    [1, 2, 255, 255],
+    [3, 2, 1, 255],
+], np.uint8)
+# pair = g * (K + 1) + p, p = K = 3 for a miss; 65535 where the ground truth is ignored
+PAIRS = np.array([
+    [0, 1, 5, 7],
+    [2, 10, 5, 4],
+    [10, 9, 65535, 65535],
+    [7, 1, 10, 65535],
+], np.uint16)
+
+
+def numpy_codes(gt, pred, k, ignore=255, class_id=None):
+    """Error codes and confusion pairs by whole-array numpy expressions (no segeval)."""
+    g, p = gt.astype(np.int64), pred.astype(np.int64)
+    miss = p == ignore
+    if class_id is None:
+        codes = np.where(miss, 3, np.where(g == p, 1, 2))
+    else:
+        codes = np.select([(g == class_id) & (p == class_id), g == class_id, p == class_id], [1, 3, 2], 0)
+    codes = np.where(g == ignore, 255, codes).astype(np.uint8)
+    pairs = np.where(g == ignore, 65535, g * (k + 1) + np.where(miss, k, p)).astype(np.uint16)
+    return codes, pairs
+
+
+def test_numpy_codes_agree_with_the_hand_written_ones():
+    assert np.array_equal(numpy_codes(GT, PRED, 3, class_id=1)[0], CLASS_1_CODES)
+    assert np.array_equal(numpy_codes(GT, PRED, 3)[0], ALL_CODES)
+    assert np.array_equal(numpy_codes(GT, PRED, 3)[1], PAIRS)
+
+
 def test_class_codes_by_hand():
-    # class 1: TN 0, TP 1, FP 2 (predicted 1, truth another class), FN 3 (truth 1, predicted another or 255)
-    expected = np.array([
-        [0, 2, 1, 3],
-        [0, 0, 1, 3],
-        [0, 2, 255, 255],
-        [3, 2, 0, 255],
-    ], np.uint8)
+    expected = CLASS_1_CODES
     codes, pairs = error_map(GT, PRED, 3, 255, class_id=1)
     assert pairs is None
     np.testing.assert_array_equal(codes, expected)
@@ -60,20 +96,7 @@ def test_class_codes_by_hand_class_0():
 
 
 def test_all_class_codes_and_pairs_by_hand():
-    # correct 1, wrong 2, missed (predicted 255) 3, ignored 255
-    expected = np.array([
-        [1, 2, 1, 3],
-        [2, 1, 1, 2],
-        [1, 2, 255, 255],
-        [3, 2, 1, 255],
-    ], np.uint8)
-    # pair = g * (K + 1) + p, p = K = 3 for a miss; 65535 where the ground truth is ignored
-    expected_pairs = np.array([
-        [0, 1, 5, 7],
-        [2, 10, 5, 4],
-        [10, 9, 65535, 65535],
-        [7, 1, 10, 65535],
-    ], np.uint16)
+    expected, expected_pairs = ALL_CODES, PAIRS
     codes, pairs = error_map(GT, PRED, 3, 255, pairs=True)
     np.testing.assert_array_equal(codes, expected)
     np.testing.assert_array_equal(pairs, expected_pairs)
@@ -121,6 +144,9 @@ def test_pairs_bincount_is_the_confusion_matrix(case):
     codes, pairs = error_map(gt, pred, k, 255, pairs=True)
     cm = bincount_cm(gt, pred, k, 255)
     assert pairs is not None
+    want_codes, want_pairs = numpy_codes(gt, pred, k)
+    np.testing.assert_array_equal(codes, want_codes)  # pixel by pixel, not only in total
+    np.testing.assert_array_equal(pairs, want_pairs)
     valid = pairs[pairs != 65535].astype(np.int64)
     np.testing.assert_array_equal(np.bincount(valid, minlength=k * (k + 1)).reshape(k, k + 1), cm)
     assert (codes == 1).sum() == np.trace(cm[:, :k])
@@ -128,6 +154,7 @@ def test_pairs_bincount_is_the_confusion_matrix(case):
     assert (codes == 255).sum() == (gt == 255).sum()
     for c in range(k):  # one-class codes count the class's TP, FP and FN of the matrix
         cc = error_map(gt, pred, k, 255, class_id=c)[0]
+        np.testing.assert_array_equal(cc, numpy_codes(gt, pred, k, class_id=c)[0])
         assert (cc == 1).sum() == cm[c, c]
         assert (cc == 2).sum() == cm[:, c].sum() - cm[c, c]
         assert (cc == 3).sum() == cm[c].sum() - cm[c, c]
@@ -136,9 +163,11 @@ def test_pairs_bincount_is_the_confusion_matrix(case):
 def test_kernel_body_in_python():
     """The kernel's Python body (coverage; the same results as compiled)."""
     g, p = GT.reshape(-1), PRED.reshape(-1)
-    for cid in (-1, 1):
+    for cid, hand in ((-1, ALL_CODES), (1, CLASS_1_CODES)):
         codes, pairs = np.empty(16, np.uint8), np.empty(16, np.uint16)
         assert _error_codes.py_func(g, p, 3, cid, 255, codes, pairs, True) == 0
+        np.testing.assert_array_equal(codes, hand.reshape(-1))
+        np.testing.assert_array_equal(pairs, PAIRS.reshape(-1))
         expected, expected_pairs = error_map(GT, PRED, 3, 255, class_id=None if cid < 0 else cid, pairs=True)
         np.testing.assert_array_equal(codes, expected.reshape(-1))
         np.testing.assert_array_equal(pairs, expected_pairs.reshape(-1))
@@ -185,7 +214,7 @@ def test_cli_writes_maps_with_the_pair_names(tmp_path):
         pred = np.asarray(Image.open(FIXTURES / "pred" / name.split("/")[1]))
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.mode == "L"
-        codes, pairs = error_map(gt, pred, 6, 255, pairs=True)
+        codes, pairs = numpy_codes(gt, pred, 6)
         np.testing.assert_array_equal(read_mask(out / name), codes)
         with Image.open(pairs_out / name) as im:
             assert im.mode == "I;16"
@@ -202,7 +231,7 @@ def test_cli_one_class_by_name_and_id(tmp_path):
     pred = np.asarray(Image.open(FIXTURES / "pred" / "street_1.png"))
     a, b = read_mask(tmp_path / "a" / "street_1.png"), read_mask(tmp_path / "b" / "street_1.png")
     np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(a, error_map(gt, pred, 6, 255, class_id=4)[0])
+    np.testing.assert_array_equal(a, numpy_codes(gt, pred, 6, class_id=4)[0])
     assert (a == 2).any() and (a == 3).any() and (a == 1).any()
 
 

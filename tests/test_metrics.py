@@ -87,6 +87,24 @@ def test_imagewise_differs_from_dataset_level():
     assert metrics.imagewise_miou(tp, fp, fn) == pytest.approx(0.625)
 
 
+def test_imagewise_averages_each_class_over_the_images_that_define_it():
+    # With every class defined in every image, the mean over classes of the per-image means equals the
+    # mean of the image mIoUs (0.625 above either way); a class absent from an image tells them apart.
+    # image 1: gt 0 0 1 1, pred 0 0 1 0 -> class 0 tp 2 fp 1 (IoU 2/3), class 1 tp 1 fn 1 (IoU 1/2)
+    # image 2: gt 0 0 0 0, pred the same -> class 0 IoU 1, class 1 absent from both (undefined)
+    cms = np.stack([
+        confusion_matrix(np.array([0, 0, 1, 1], np.uint8), np.array([0, 0, 1, 0], np.uint8), 2),
+        confusion_matrix(np.array([0, 0, 0, 0], np.uint8), np.array([0, 0, 0, 0], np.uint8), 2),
+    ])
+    tp, fp, fn = metrics.counts(cms)
+    # class 0: (2/3 + 1) / 2 = 5/6; class 1: 1/2 (image 2 does not count) -> (5/6 + 1/2) / 2 = 2/3
+    assert metrics.imagewise_miou(tp, fp, fn) == pytest.approx(2 / 3)
+    # not the mean of the image mIoUs, ((2/3 + 1/2) / 2 + 1) / 2 = 19/24
+    assert metrics.imagewise_miou(tp, fp, fn) != pytest.approx(19 / 24)
+    # data set: class 0 tp 6 fp 1 -> 6/7, class 1 tp 1 fn 1 -> 1/2
+    assert metrics.nanmean(metrics.iou(tp.sum(0), fp.sum(0), fn.sum(0))) == pytest.approx((6 / 7 + 1 / 2) / 2)
+
+
 def test_all_absent_is_nan():
     tp = fp = fn = np.zeros(3, np.int64)
     assert math.isnan(metrics.nanmean(metrics.iou(tp, fp, fn)))

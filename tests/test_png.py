@@ -61,12 +61,16 @@ def write_png(path, a: np.ndarray, filters: list[int], palette: bool = False) ->
 @given(
     h=st.integers(1, 12), w=st.integers(1, 12), depth=st.sampled_from([8, 16]), palette=st.booleans(),
     filters=st.lists(st.integers(0, 4), min_size=1, max_size=6), seed=st.integers(0, 2**31),
+    n_labels=st.sampled_from([2, 3, 5, None]),
 )
-def test_fast_path_matches_pillow(tmp_path_factory, h, w, depth, palette, filters, seed):
+def test_fast_path_matches_pillow(tmp_path_factory, h, w, depth, palette, filters, seed, n_labels):
     palette = palette and depth == 8
     rng = np.random.default_rng(seed)
     dtype = np.uint16 if depth == 16 else np.uint8
-    a = rng.integers(0, 2**depth, (h, w)).astype(dtype)
+    if n_labels is None:  # any values
+        a = rng.integers(0, 2**depth, (h, w)).astype(dtype)
+    else:  # labels 0..n-1, as in masks: neighbours such as (a, b, c) = (3, 0, 2) tie in the Paeth predictor
+        a = rng.integers(0, n_labels, (h, w)).astype(dtype)
     a[: h // 2] = a[0, 0]  # runs, as in masks
     path = tmp_path_factory.mktemp("png") / "m.png"
     write_png(path, a, filters, palette)

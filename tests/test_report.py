@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURES
 from PIL import Image
+from reference import bincount_cm
 from typer.testing import CliRunner
 
 import segeval
@@ -70,6 +71,21 @@ def check_links(out: Path) -> _Links:
     return links
 
 
+def reference_image_iou() -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Image names, per-image per-class IoU (N, 6; NaN where undefined) and the summed (6, 7) counts of the demo
+    masks, read with Pillow and counted with np.bincount."""
+    names = sorted(p.stem for p in (FIXTURES / "gt").glob("*.png"))
+    cms = [bincount_cm(np.asarray(Image.open(FIXTURES / "gt" / f"{n}.png")),
+                       np.asarray(Image.open(FIXTURES / "pred" / f"{n}.png")), 6, 255) for n in names]
+    ious = []
+    for cm in cms:
+        tp = np.diag(cm[:, :6]).astype(float)
+        union = cm.sum(1) + cm[:, :6].sum(0) - tp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ious.append(np.where(union > 0, tp / union, np.nan))
+    return names, np.array(ious), sum(cms)
+
+
 def make_images(tmp_path: Path) -> Path:
     """Input photos for the demo masks (Cityscapes-style suffix), plus a file that is not an image."""
     d = tmp_path / "images"
@@ -108,13 +124,17 @@ def test_report_links_exist_and_are_pngs_of_their_size(built):
 
 def test_report_content(built):
     page = (built / "index.html").read_text(encoding="utf-8")
-    run = segeval.score(FIXTURES / "pred", FIXTURES / "gt", classes=CLASSES)
+    names, image_iou, total = reference_image_iou()
+    tp = np.diag(total[:, :6]).astype(float)
+    miou = np.mean(tp[:5] / (total.sum(1) + total[:, :6].sum(0) - tp)[:5])  # bus (5) is absent: left out
+    baseline = total[0].sum() / total.sum() / 5  # always class 0: its IoU is its share, the 4 others 0
+    assert (f"{miou:.4f}", f"{baseline:.4f}") == ("0.7491", "0.0703")
     for text in ("mIoU (data set)", "baseline mIoU", "always predicting class 0", "0.7491", "0.0703",
                  "Worst 3 images by image mIoU", "Legend", "Settings", "ignore index 255", "street_1"):
         assert text in page, text
-    worst = [run.image_names[i] for i in np.argsort(run.image_miou)[:3]]
+    worst = [names[i] for i in np.argsort(np.nanmean(image_iou, axis=1))[:3]]
     assert [m for m in re.findall(r"<b>\d\. ([\w]+)</b>", page)] == worst
-    for name in run.classes.names:
+    for name in ("background", "road", "building", "vegetation", "car", "bus"):
         assert name in page
 
 
@@ -183,8 +203,11 @@ def test_run_file_reads_only_the_worst_masks(tmp_path, monkeypatch):
 
 def test_worst_by_class(tmp_path):
     run = segeval.score(FIXTURES / "pred", FIXTURES / "gt", classes=CLASSES)
-    car = run.image_iou[:, 4]
+    _, image_iou, _ = reference_image_iou()
+    car = image_iou[:, 4]
+    assert not np.isnan(car).any()
     assert rep.worst_images(run, 2, 4) == list(np.argsort(car, kind="stable")[:2])
+    assert rep.worst_images(run, 4) == list(np.argsort(np.nanmean(image_iou, axis=1), kind="stable"))
     assert rep.worst_images(run, 10, 5) == []  # bus is in no image
     out = tmp_path / "r"
     r = runner.invoke(app, ["report", str(FIXTURES / "pred"), str(FIXTURES / "gt"), "-c", CLASSES, "--out", str(out),
@@ -227,6 +250,20 @@ def test_plot_functions_draw_on_given_axes():
     axes = fig.subplots(1, 3)
     for fn, ax in zip((rep.plot_class_iou, rep.plot_confusion, rep.plot_image_miou), axes, strict=True):
         assert fn(run, ax=ax) is fig
+    # what they draw: the bars' lengths are the IoUs (0 for the absent class), the heat map the rows of the
+    # counts normalised (misses last; the absent class's row blank), the histogram one count per image
+    _, image_iou, total = reference_image_iou()
+    tp = np.diag(total[:, :6]).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = tp / (total.sum(1) + total[:, :6].sum(0) - tp)
+    np.testing.assert_allclose([b.get_width() for b in axes[0].patches[:6]], np.nan_to_num(iou), rtol=1e-12)
+    heat = np.ma.filled(axes[1].images[0].get_array().astype(float), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.testing.assert_allclose(heat, total / total.sum(1, keepdims=True), rtol=1e-12, equal_nan=True)
+    counts = [b.get_height() for b in axes[2].patches]
+    assert len(counts) == 20 and sum(counts) == 4
+    for m in np.nanmean(image_iou, axis=1):  # each image in its 0.05-wide bin
+        assert counts[min(int(m / 0.05), 19)] >= 1
     assert rep.palette(run.classes).shape == (6, 3)
     assert len({tuple(c) for c in rep.palette(run.classes)}) == 6
 

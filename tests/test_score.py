@@ -65,7 +65,25 @@ def test_fixtures_cli_json_matches_reference(tmp_path):
     for img in d["images"]:
         cm = ref[img["name"]]
         assert img["tp"] == np.diag(cm[:, :6]).tolist()
+        assert img["fp"] == (cm[:, :6].sum(0) - np.diag(cm[:, :6])).tolist()  # the miss column is no FP
         assert img["fn"] == (cm.sum(1) - np.diag(cm[:, :6])).tolist()
+    # every per-class field and summary of the run file, from the bincount counts by the textbook formulas
+    tp = np.diag(total[:, :6]).astype(float)
+    fp = total[:, :6].sum(0) - tp
+    fn = total.sum(1) - tp
+    share = (tp + fn) / (tp + fn).sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = {"iou": iou, "dice": 2 * tp / (2 * tp + fp + fn), "precision": tp / (tp + fp),
+                     "recall": tp / (tp + fn), "gt_share": share}
+    for field, want in per_class.items():
+        got = [np.nan if c[field] is None else c[field] for c in d["classes"]]
+        np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True, err_msg=field)
+    assert [(c["tp"], c["fp"], c["fn"]) for c in d["classes"]] == list(zip(tp.astype(int).tolist(),
+                                                                           fp.astype(int).tolist(),
+                                                                           fn.astype(int).tolist(), strict=True))
+    assert d["mdice"] == pytest.approx(np.nanmean(per_class["dice"]))
+    assert d["mean_accuracy"] == pytest.approx(np.nanmean(per_class["recall"][:5]))
+    assert d["fwiou"] == pytest.approx(sum(share[c] * iou[c] for c in range(5)))
     per_image = [np.nanmean(iou_of(ref[n])) for n in sorted(ref)]
     per_class = np.stack([iou_of(ref[n]) for n in sorted(ref)])[:, :5]  # class 5 is absent everywhere
     assert d["imagewise_miou"] == pytest.approx(np.nanmean(np.nanmean(per_class, axis=0)))
@@ -81,18 +99,33 @@ def test_csv_and_per_image(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "c.csv")))
     assert [row["id"] for row in rows] == [str(i) for i in range(6)]
     assert rows[5]["iou"] == ""  # undefined, not 0
+    ref = reference_run(FIXTURES / "pred", FIXTURES / "gt", 6)
+    total = sum(ref.values())
+    tp = np.diag(total[:, :6])
+    iou = iou_of(total)
+    for c, row in enumerate(rows[:5]):
+        assert float(row["iou"]) == pytest.approx(iou[c], abs=1e-6)
+        assert (int(row["tp"]), int(row["fp"]), int(row["fn"])) == (
+            tp[c], total[:, c].sum() - tp[c], total[c].sum() - tp[c])
+    gt_px = total.sum(1)
+    assert [float(row["baseline_iou"]) for row in rows[:5]] == pytest.approx([gt_px[0] / gt_px.sum(), 0, 0, 0, 0],
+                                                                              abs=1e-6)
     img = list(csv.DictReader(open(tmp_path / "i.csv")))
     mious = [float(row["miou"]) for row in img]
     assert mious == sorted(mious)  # worst first
-    ref = reference_run(FIXTURES / "pred", FIXTURES / "gt", 6)
     for row in img:
-        assert float(row["miou"]) == pytest.approx(np.nanmean(iou_of(ref[row["name"]])), abs=1e-6)
+        want = iou_of(ref[row["name"]])
+        assert float(row["miou"]) == pytest.approx(np.nanmean(want), abs=1e-6)
+        assert [float(row[f"iou_{c}"]) for c in range(5)] == pytest.approx(want[:5].tolist(), abs=1e-6)
+        assert row["iou_5"] == ""  # bus: absent from the image, undefined
 
 
 def test_format_json_and_fail_under():
     r = cli(FIXTURES / "pred", FIXTURES / "gt", "-k", 6, "--format", "json", "--fail-under", "0.99")
     assert r.exit_code == 1
     d = json.loads(r.stdout)
+    total = sum(reference_run(FIXTURES / "pred", FIXTURES / "gt", 6).values())
+    assert d["miou"] == pytest.approx(np.nanmean(iou_of(total)))
     assert 0.5 < d["miou"] < 0.99
     assert r.stderr.strip() == f"segeval: mIoU {d['miou']:.4f} is below --fail-under 0.99"
     assert cli(FIXTURES / "pred", FIXTURES / "gt", "-k", 6, "--fail-under", "0.5").exit_code == 0
@@ -101,6 +134,9 @@ def test_format_json_and_fail_under():
 def test_library_api_roundtrip(tmp_path):
     run = segeval.score(FIXTURES / "pred", FIXTURES / "gt", num_classes=6, workers=2)
     assert run.cm.shape == (6, 7)
+    ref = reference_run(FIXTURES / "pred", FIXTURES / "gt", 6)
+    np.testing.assert_array_equal(run.cm, sum(ref.values()))
+    assert run.image_names == sorted(ref)
     run.save(tmp_path / "r.json")
     back = segeval.Run.load(tmp_path / "r.json")
     assert np.array_equal(back.cm, run.cm) and np.array_equal(back.image_counts, run.image_counts)
@@ -130,7 +166,9 @@ def test_pairs_recursively_across_formats_and_suffixes(tmp_path):
     run = segeval.score(tmp_path / "pred", tmp_path / "gt", 3, pred_suffix="_pred",
                         gt_suffix="_gtFine_labelTrainIds")
     assert run.image_names == ["a/x", "a/y", "b/z"]
-    assert run.image_miou[0] == 1.0 and run.image_miou[1] == 1.0 and run.image_miou[2] < 1.0
+    assert run.image_miou[0] == 1.0 and run.image_miou[1] == 1.0
+    assert run.image_miou[2] == pytest.approx(np.nanmean(iou_of(bincount_cm(masks["b/z"], 2 - masks["b/z"], 3, 255))))
+    assert run.image_miou[2] < 1.0
     # without the suffixes nothing pairs: a clear error
     r = cli(tmp_path / "pred", tmp_path / "gt", "-k", 3)
     assert r.exit_code == 2 and "no prediction" in r.stderr and "--pred-suffix" in r.stderr
@@ -156,23 +194,31 @@ def test_unpaired_files_and_allow_missing(tmp_path):
 
 
 def test_bad_input_is_one_line_exit_2(tmp_path):
+    results = []
+
+    def run(*args):
+        r = cli(*args)
+        results.append(r)
+        return r
+
     write(tmp_path / "gt/a.png", np.zeros((4, 5), np.uint8))
     write(tmp_path / "pred/a.png", np.zeros((5, 4), np.uint8))
-    r = cli(tmp_path / "pred", tmp_path / "gt", "-k", 2)
+    r = run(tmp_path / "pred", tmp_path / "gt", "-k", 2)
     assert r.exit_code == 2 and "shape (5, 4)" in r.stderr and "gt/a.png" in r.stderr and "pred/a.png" in r.stderr
     write(tmp_path / "pred/a.png", np.full((4, 5), 7, np.uint8))
-    r = cli(tmp_path / "pred", tmp_path / "gt", "-k", 2)
+    r = run(tmp_path / "pred", tmp_path / "gt", "-k", 2)
     assert r.exit_code == 2 and "prediction has labels outside 0..1: 7 (20 px)" in r.stderr
-    r = cli(tmp_path / "pred", tmp_path / "gt")
+    r = run(tmp_path / "pred", tmp_path / "gt")
     assert r.exit_code == 2 and "--num-classes" in r.stderr
     existing = tmp_path / "old.json"
     existing.write_text("keep me")
-    r = cli(tmp_path / "pred", tmp_path / "gt", "-k", 2, "--json", existing)
+    r = run(tmp_path / "pred", tmp_path / "gt", "-k", 2, "--json", existing)
     assert r.exit_code == 2 and existing.read_text() == "keep me"  # nothing half-written
-    r = cli(tmp_path / "pred", tmp_path / "gt", "-k", 8, "--json", tmp_path / "nodir" / "r.json")
+    r = run(tmp_path / "pred", tmp_path / "gt", "-k", 8, "--json", tmp_path / "nodir" / "r.json")
     assert r.exit_code == 2 and "does not exist" in r.stderr
-    for res in (r,):
-        assert "Traceback" not in res.output
+    assert len(results) == 5
+    for res in results:  # every one of them: one line, no traceback
+        assert "Traceback" not in res.output and res.stderr.count("\n") == 1, res.output
 
 
 def test_console_script_has_no_traceback(tmp_path):

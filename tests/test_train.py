@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from reference import bincount_cm
 from typer.testing import CliRunner
 
 from segeval import Run, read_mask, score
@@ -87,6 +88,11 @@ def test_loss_falls_and_the_run_file_matches_segeval_score(tiny, tmp_path):
     # ... and what segeval score finds in the written directories
     again = score(tmp_path / "out" / "pred", tmp_path / "out" / "gt", 2)
     np.testing.assert_array_equal(again.cm, loaded.cm)
+    # ... and what np.bincount finds in the written PNGs, read with Pillow
+    ref = sum(bincount_cm(np.asarray(Image.open(tmp_path / "out" / "gt" / f"{n}.png")),
+                          np.asarray(Image.open(tmp_path / "out" / "pred" / f"{n}.png")), 2, 255)
+              for n in loaded.image_names)
+    np.testing.assert_array_equal(loaded.cm, ref)
     assert loaded.settings["train"]["history"][-1]["miou"] == pytest.approx(loaded.miou)
     assert sorted(p.stem for p in (tmp_path / "out" / "pred").glob("*.png")) == loaded.image_names
     for name in loaded.image_names:  # the validation ground truth, ignore pixels and all
@@ -139,10 +145,16 @@ def test_cli_binary_255_masks_need_a_label_map(tmp_path):
     assert "only the values 0 and 255" in r.output and "--binary-threshold 127" in r.output
     r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o2"), "--binary-threshold", "127"])
     assert r.exit_code == 0, r.output
-    assert Run.load(tmp_path / "o2" / "run.json").gt_share[1] < 0.5  # disks (255) became class 1
+    run = Run.load(tmp_path / "o2" / "run.json")
+    masks = [np.asarray(Image.open(data / "masks" / f"{n}.png")) for n in run.image_names]
+    disk_share = sum(int((m == 255).sum()) for m in masks) / sum(m.size for m in masks)
+    assert run.gt_share[1] == pytest.approx(disk_share) and disk_share < 0.5  # disks (255) became class 1
     r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o3"), "--label-map", "0:1,255:0"])
     assert r.exit_code == 0, r.output
-    assert Run.load(tmp_path / "o3" / "run.json").gt_share[1] > 0.5  # background (0) became class 1
+    run = Run.load(tmp_path / "o3" / "run.json")
+    masks = [np.asarray(Image.open(data / "masks" / f"{n}.png")) for n in run.image_names]
+    background_share = sum(int((m == 0).sum()) for m in masks) / sum(m.size for m in masks)
+    assert run.gt_share[1] == pytest.approx(background_share) and background_share > 0.5  # background became 1
 
 
 @pytest.mark.parametrize(("extra", "message"), [
