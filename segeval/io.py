@@ -37,7 +37,10 @@ try:  # libdeflate inflates mask PNGs several times faster than zlib
 except ImportError:  # pragma: no cover - imagecodecs is a dependency; zlib is the fallback
     _inflate_fast = None  # type: ignore[assignment]
 
-__all__ = ["MASK_EXTENSIONS", "Pair", "Skipped", "find_masks", "pair_key", "pair_masks", "read_array", "read_mask"]
+__all__ = [
+    "MASK_EXTENSIONS", "Pair", "Skipped", "find_images", "find_masks", "pair_key", "pair_masks", "read_array",
+    "read_mask",
+]
 
 MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".npz")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -201,6 +204,28 @@ def find_masks(root: str | os.PathLike, suffix: str = "", *, skipped: list[Skipp
                            "keep one of them")
     if not paths and not problems:
         raise PairingError(root, "holds no mask files", f"point to a directory of {', '.join(MASK_EXTENSIONS)} masks")
+    return found
+
+
+def find_images(root: str | os.PathLike, extensions: tuple[str, ...], suffix: str = "") -> dict[str, Path]:
+    """Map each input image under ``root`` (recursively) to its pairing key, by the rules of masks:
+    relative path without extension, ``suffix`` stripped. Hidden files and other extensions are
+    passed over; two images with one key are an error."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PairingError(root, "is not a directory of images", "check the path")
+    found: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for fn in sorted(filenames):
+            if fn.startswith(".") or os.path.splitext(fn)[1].lower() not in extensions:
+                continue
+            path = Path(dirpath, fn)
+            key = pair_key(path, root, suffix)
+            if key in found:
+                raise PairingError(path, f"has the same name as {found[key].name} once extension and suffix are "
+                                   "removed", "keep one of the two")
+            found[key] = path
     return found
 
 

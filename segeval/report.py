@@ -32,7 +32,8 @@ from numpy.typing import NDArray
 from .classes import ClassSet, voc_colors
 from .errors import SegevalError
 from .evaluate import Run, write_atomic
-from .io import Pair, pair_key, pair_masks
+from .io import Pair, pair_masks
+from .io import find_images as _find_image_files
 from .kernels import error_map
 from .maps import FN, FP, IGNORED, MISSED, TP, WRONG, read_pair
 
@@ -249,25 +250,10 @@ def write_plots(run: Run, out_dir: str | os.PathLike) -> dict[str, tuple[str, in
 
 
 def find_images(root: str | os.PathLike, suffix: str = "") -> dict[str, Path]:
-    """Map each input image under ``root`` (.jpg, .jpeg, .png; recursively) to its pairing key,
-    by the rules of masks: relative path without extension, ``suffix`` stripped. Other files are
-    skipped."""
-    root = Path(root)
-    if not root.is_dir():
+    """Input images (.jpg, .jpeg, .png) under ``root`` by pairing key, paired like masks."""
+    if not Path(root).is_dir():
         raise SegevalError(root, "--images is not a directory", "give the directory of input images")
-    found: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for fn in sorted(filenames):
-            path = Path(dirpath, fn)
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            key = pair_key(path, root, suffix)
-            if key in found:
-                raise SegevalError(path, f"has the same name as {found[key].name} once extension and suffix are "
-                                   "removed", "keep one of the two")
-            found[key] = path
-    return found
+    return _find_image_files(root, IMAGE_EXTENSIONS, suffix)
 
 
 def _read_image(path: Path, shape: tuple[int, int]) -> NDArray[np.uint8]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import MaskError, PairingError, SegevalError
-from ..io import find_masks, pair_key, read_mask
+from ..io import find_images, find_masks, read_mask
 
 __all__ = ["IMAGE_EXTENSIONS", "Sample", "Dataset", "locate", "pair_images", "parse_label_map", "load", "split",
            "crop_batch", "crop_sides"]
@@ -57,18 +56,7 @@ def locate(data: Path | None, images: Path | None, masks: Path | None) -> tuple[
 def _find_images(root: Path) -> dict[str, Path]:
     if not root.is_dir():
         raise PairingError(root, "no such directory", "check the path")
-    found: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for fn in sorted(filenames):
-            path = Path(dirpath, fn)
-            if path.suffix.lower() not in IMAGE_EXTENSIONS or fn.startswith("."):
-                continue
-            key = pair_key(path, root)
-            if key in found:
-                raise PairingError(path, f"has the same name as {found[key].name} once the extension is removed",
-                                   "keep one of the two")
-            found[key] = path
+    found = find_images(root, IMAGE_EXTENSIONS)
     if not found:
         raise PairingError(root, "holds no images", f"images are {', '.join(IMAGE_EXTENSIONS)}")
     return found
