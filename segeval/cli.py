@@ -275,19 +275,14 @@ def maps(
     workers: Workers = None,
 ) -> None:
     """Write FP/FN maps: per pair, a uint8 PNG coding each pixel's kind of error."""
-    from .decode import parse_color
     from .evaluate import resolve_classes
-    from .maps import prepare_out_dir, resolve_class, write_maps
+    from .maps import decoding_for, prepare_out_dir, resolve_class, write_maps
 
     _check_workers(workers)
     cs = resolve_classes(num_classes, classes)
     cid = None if class_ is None else resolve_class(cs, class_, ignore_index)
-    if unknown_color not in ("error", "ignore"):
-        raise SegevalError(None, f"--unknown-color must be error or ignore, got {unknown_color!r}", "")
-    try:
-        voids = None if not void_color else [list(parse_color(c)) for c in void_color]
-    except ValueError as exc:
-        raise SegevalError(None, f"--void-color: {exc}", "write it as r,g,b, e.g. 224,224,192") from None
+    decoding = decoding_for(cs, ignore_index, {"unknown_color": unknown_color, "void_colors": void_color or None,
+                                               "map": label_map})  # checks the options before anything is written
     for path, option in ((out, "--out"), (pairs_out, "--pairs")):
         if path is not None and path.is_dir() and any(path.iterdir()) and not overwrite:
             raise SegevalError(path, f"{option} is not empty", "pass --overwrite to write into it, or choose another")
@@ -296,7 +291,7 @@ def maps(
         prepare_out_dir(pairs_out, overwrite=True, option="--pairs")
     names = write_maps(preds, gts, out, cs, ignore_index=ignore_index, class_id=cid, pairs_dir=pairs_out,
                        pred_suffix=pred_suffix, gt_suffix=gt_suffix, allow_missing=allow_missing, workers=workers,
-                       decoding={"unknown_color": unknown_color, "void_colors": voids, "map": label_map})
+                       decoding=decoding)
     what = "all classes" if cid is None else f"class {cid} ({cs.names[cid]})"
     err.print(f"segeval: wrote {len(names)} error maps ({what}) to {out}", markup=False)
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -302,6 +304,8 @@ class Decoding:
         Where the class axis of one-hot and score maps is; ``auto`` infers it.
     threshold : float
         A single-channel float map of a binary task (K = 2) becomes ``score > threshold``.
+    void_colors : tuple of (r, g, b)
+        The colours read as the ignore index (recorded in run files).
     """
 
     n_classes: int | None = None
@@ -311,6 +315,49 @@ class Decoding:
     label_map: LabelMap | None = None
     channels: Channels = "auto"
     threshold: float = 0.5
+    void_colors: tuple[Color, ...] = ()
+
+    @classmethod
+    def from_options(
+        cls,
+        classes: ClassSet,
+        ignore_index: int = 255,
+        *,
+        unknown_color: str = "error",
+        void_colors: Iterable[str | Sequence[int]] | None = None,
+        label_map: str | dict[str, Any] | None = None,
+        channels: str = "auto",
+        threshold: float = 0.5,
+        source: str = "--classes",
+    ) -> Decoding:
+        """Check the options of colour masks, label maps and score maps, as the command line gives
+        them (each problem one :class:`SegevalError` naming the option), and build the decoding.
+
+        ``void_colors`` are ``"r,g,b"`` / ``"#rrggbb"`` strings or (r, g, b) triples; None keeps
+        the class set's own void colours."""
+        if unknown_color not in ("error", "ignore"):
+            raise SegevalError(None, f"--unknown-color must be error or ignore, got {unknown_color!r}", "")
+        if channels not in ("auto", "first", "last"):
+            raise SegevalError(None, f"channels must be auto, first or last, got {channels!r}", "")
+        if not math.isfinite(threshold):
+            raise SegevalError(None, f"--threshold must be a finite number, got {threshold}", "")
+        try:
+            voids = classes.void_colors if void_colors is None else tuple(
+                parse_color(c if isinstance(c, str) else ",".join(map(str, c))) for c in void_colors)
+        except ValueError as exc:
+            raise SegevalError(None, f"--void-color: {exc}", "write it as r,g,b, e.g. 224,224,192") from None
+        palette = Palette.from_classes(classes, ignore_index, voids, source=source)
+        lmap = None if label_map is None else load_label_map(label_map)
+        return cls(classes.n_classes, ignore_index, palette, unknown_color, lmap, channels,  # type: ignore[arg-type]
+                   threshold, voids)
+
+    def settings(self) -> dict[str, Any]:
+        """The options as a run file records them; :meth:`from_options` takes them back."""
+        return {
+            "unknown_color": self.unknown_color, "void_colors": [list(c) for c in self.void_colors],
+            "map": None if self.label_map is None else self.label_map.spec, "channels": self.channels,
+            "threshold": self.threshold,
+        }
 
 
 _DEFAULT = Decoding()

@@ -407,34 +407,20 @@ def score(
     if not 0 <= baseline_class < cs.n_classes or baseline_class == ignore_index:
         raise SegevalError(None, f"baseline class {baseline_class} is not a scored class "
                            f"(0..{cs.n_classes - 1}, other than the ignore index)", "choose another --baseline-class")
-    from .decode import Decoding, Palette, check_matrix_memory, load_label_map, parse_color
+    from .decode import Decoding, check_matrix_memory
 
-    if unknown_color not in ("error", "ignore"):
-        raise SegevalError(None, f"--unknown-color must be error or ignore, got {unknown_color!r}", "")
-    if channels not in ("auto", "first", "last"):
-        raise SegevalError(None, f"channels must be auto, first or last, got {channels!r}", "")
-    if not math.isfinite(threshold):
-        raise SegevalError(None, f"--threshold must be a finite number, got {threshold}", "")
+    decoding = Decoding.from_options(
+        cs, ignore_index, unknown_color=unknown_color, void_colors=void_colors, label_map=label_map,
+        channels=channels, threshold=threshold,
+        source=f"--classes {classes}" if isinstance(classes, str) else "--classes")
     workers = check_matrix_memory(cs.n_classes, workers or default_workers())
-    lmap = None if label_map is None else load_label_map(label_map)
-    try:
-        voids = None if void_colors is None else tuple(
-            parse_color(c) if isinstance(c, str) else parse_color(",".join(map(str, c))) for c in void_colors)
-    except ValueError as exc:
-        raise SegevalError(None, f"--void-color: {exc}", "write it as r,g,b, e.g. 224,224,192") from None
-    palette = Palette.from_classes(cs, ignore_index, voids,
-                                   source=f"--classes {classes}" if isinstance(classes, str) else "--classes")
-    decoding = Decoding(cs.n_classes, ignore_index, palette, unknown_color, lmap, channels,  # type: ignore[arg-type]
-                        threshold)
     skipped: list[Skipped] | None = [] if skip_bad else None
     pairs, extra = pair_masks(pred_dir, gt_dir, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
                               allow_missing=allow_missing, decoding=decoding, skipped=skipped)
     settings = {
         "baseline_class": baseline_class, "pred_dir": os.fspath(pred_dir), "gt_dir": os.fspath(gt_dir),
         "pred_suffix": pred_suffix, "gt_suffix": gt_suffix, "allow_missing": allow_missing,
-        "unknown_color": unknown_color, "void_colors": [list(c) for c in (cs.void_colors if voids is None else voids)],
-        "map": None if lmap is None else lmap.spec, "channels": channels, "threshold": threshold,
-        "skip_bad": skip_bad,
+        **decoding.settings(), "skip_bad": skip_bad,
     }
     n_found = len(skipped or ())
     run = score_pairs(pairs, cs, ignore_index=ignore_index, workers=workers, progress=progress, settings=settings)

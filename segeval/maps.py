@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .classes import ClassSet
-from .decode import Decoding, Palette, load_label_map
+from .decode import Decoding
 from .errors import MaskError, SegevalError
 from .io import Pair, pair_masks, read_mask
 from .kernels import ERROR_IGNORED, PAIR_IGNORED, error_map
@@ -83,14 +83,11 @@ def decoding_for(classes: ClassSet, ignore_index: int = 255, settings: dict[str,
     (colour masks), and the ``unknown_color``, ``void_colors``, ``map``, ``channels`` and
     ``threshold`` of ``settings`` (a run's settings, or options), each defaulted when absent."""
     s = settings or {}
-    voids = s.get("void_colors")
-    spec = s.get("map")
-    if spec == "(dict)":
+    if s.get("map") == "(dict)":
         raise SegevalError(None, "the run was scored with a label map given as a dict", "pass the map as a file")
-    palette = Palette.from_classes(classes, ignore_index, None if voids is None else tuple(tuple(c) for c in voids))
-    return Decoding(classes.n_classes, ignore_index, palette, s.get("unknown_color") or "error",
-                    None if spec is None else load_label_map(spec), s.get("channels") or "auto",
-                    float(s.get("threshold", 0.5)))
+    return Decoding.from_options(
+        classes, ignore_index, unknown_color=s.get("unknown_color") or "error", void_colors=s.get("void_colors"),
+        label_map=s.get("map"), channels=s.get("channels") or "auto", threshold=float(s.get("threshold", 0.5)))
 
 
 def read_pair(pair: Pair, ignore_index: int) -> tuple[NDArray, NDArray]:
@@ -153,23 +150,22 @@ def write_maps(
     allow_missing: bool = False,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    decoding: dict[str, Any] | None = None,
+    decoding: Decoding | None = None,
 ) -> list[str]:
     """Write the error map of every pair as ``out_dir/<name>.png`` (uint8 codes).
 
     ``<name>`` is the pairing key (relative path without extension, suffixes stripped). With
     ``pairs_dir``, also write each confusion-pair map there as a 16-bit PNG. Directories must have
-    been prepared (:func:`prepare_out_dir`). ``decoding`` holds the options of colour masks and
-    label maps as :func:`segeval.evaluate.score` takes them (``unknown_color``, ``void_colors``,
-    ``map``, ``channels``, ``threshold``). Returns the names written, in order; a 3-D (volume)
-    mask's maps are written as ``<name>.tif``.
+    been prepared (:func:`prepare_out_dir`). ``decoding`` says how colour masks, label maps and
+    score maps become class ids (default: :func:`decoding_for` the classes). Returns the names
+    written, in order; a 3-D (volume) mask's maps are written as ``<name>.tif``.
     """
     from .evaluate import _ordered, default_workers
 
     if class_id is not None and not (0 <= class_id < classes.n_classes and class_id != ignore_index):
         raise SegevalError(None, f"class {class_id} is not a scored class", "choose another --class")
     found, _ = pair_masks(pred_dir, gt_dir, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
-                          allow_missing=allow_missing, decoding=decoding_for(classes, ignore_index, decoding))
+                          allow_missing=allow_missing, decoding=decoding or decoding_for(classes, ignore_index))
     out, pdir = Path(out_dir), None if pairs_dir is None else Path(pairs_dir)
     k = classes.n_classes
 
