@@ -27,6 +27,12 @@ app = typer.Typer(
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+
+def _out() -> Console:
+    """The console for tables on stdout: the terminal's width, or 120 columns into a file or pipe
+    (rich's 80 would crop the wider tables)."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
 T = TypeVar("T", bound=Callable[..., Any])
 
 
@@ -180,7 +186,7 @@ def score(
     if output_format is Format.json:
         typer.echo(json.dumps(run.to_dict(), indent=1))
     else:
-        print_score(run, Console(highlight=False))
+        print_score(run, _out())
     skipped = run.settings.get("skipped") or []
     if skipped:
         err.print(f"segeval: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''}:", markup=False)
@@ -242,7 +248,7 @@ def compare(
     if output_format is Format.json:
         typer.echo(json.dumps(cmp_lib.comparison_dict(cmp, gates), indent=1, allow_nan=False))
     else:
-        Console(highlight=False).print(cmp_lib.comparison_table(cmp, gates))
+        _out().print(cmp_lib.comparison_table(cmp, gates))
     failed = [g.message for g in gates if not g.passed]
     if failed:
         raise fail("; ".join(failed), 1)

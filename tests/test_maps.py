@@ -261,6 +261,7 @@ def test_cli_bad_class_and_out_file(tmp_path):
 @pytest.mark.parametrize("option", [["--unknown-color", "bogus"], ["--void-color", "1,2"], ["--map", "{not json"]])
 def test_cli_bad_decoding_option_creates_nothing(tmp_path, option):
     out = tmp_path / "maps"
-    r = runner.invoke(app, ["maps", str(FIXTURES / "pred"), str(FIXTURES / "gt"), "-k", "6", "--out", str(out), *option])
+    args = ["maps", str(FIXTURES / "pred"), str(FIXTURES / "gt"), "-k", "6", "--out", str(out), *option]
+    r = runner.invoke(app, args)
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
     assert not out.exists()
