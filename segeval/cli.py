@@ -187,7 +187,7 @@ def score(
         typer.echo(json.dumps(run.to_dict(), indent=1))
     else:
         print_score(run, _out())
-    skipped = run.settings.get("skipped") or []
+    skipped = run.skipped
     if skipped:
         err.print(f"segeval: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''}:", markup=False)
         for s in skipped:

@@ -54,6 +54,8 @@ class Run:
         Ground truths scored without a prediction (all missed).
     extra_predictions : list of str
         Predictions without a ground truth (not scored).
+    skipped : list of dict
+        Files left out with ``skip_bad``: ``{"name", "file", "reason"}`` each.
     """
 
     classes: ClassSet
@@ -65,6 +67,7 @@ class Run:
     settings: dict[str, Any] = field(default_factory=dict)
     missing_predictions: list[str] = field(default_factory=list)
     extra_predictions: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ per class
     @property
@@ -208,6 +211,7 @@ class Run:
             ],
             "missing_predictions": self.missing_predictions,
             "extra_predictions": self.extra_predictions,
+            "skipped": self.skipped,
             "settings": self.settings,
         }
 
@@ -236,6 +240,7 @@ class Run:
                 settings=dict(d.get("settings", {})),
                 missing_predictions=list(d.get("missing_predictions", [])),
                 extra_predictions=list(d.get("extra_predictions", [])),
+                skipped=list(d.get("skipped", [])),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RunFileError(path, f"is a damaged run file ({type(exc).__name__}: {exc})",
@@ -394,7 +399,7 @@ def score(
     remaps stored ids of ground truth and predictions alike. One-hot and float score maps become
     labels by argmax over the class axis (``channels``: ``"auto"``, ``"first"``, ``"last"``), a
     single-channel float map of a binary task by ``score > threshold``. With ``skip_bad``, files
-    that cannot be scored are left out and listed in ``run.settings["skipped"]``.
+    that cannot be scored are left out and listed in ``run.skipped``.
 
     Returns
     -------
@@ -436,7 +441,7 @@ def score(
             run.image_names = [n for n, k in zip(run.image_names, keep, strict=True) if k]
             run.image_counts = run.image_counts[keep]
             run.missing_predictions = [n for n in run.missing_predictions if n not in unread]
-        run.settings["skipped"] = [s.to_dict() for s in skipped]
+        run.skipped = [s.to_dict() for s in skipped]
     return run
 
 

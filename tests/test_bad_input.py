@@ -265,7 +265,7 @@ def test_skip_bad_scores_the_rest(tmp_path: Path, case: str) -> None:
     assert any(named_file in line for line in lines[1:-1]), r.stderr
     run = json.loads((out / "run.json").read_text())
     assert "g" in [i["name"] for i in run["images"]]
-    skipped = run["settings"]["skipped"]
+    skipped = run["skipped"]
     assert skipped and all(set(s) == {"name", "file", "reason"} for s in skipped)
     assert len(skipped) == len(lines) - 2
     # every pair left is a copy of the good one (GOOD against itself): its confusion matrix is the diagonal
@@ -579,4 +579,4 @@ def test_library_errors_are_segeval_errors(tmp_path: Path) -> None:
         score(pred, gt, K)
     run = score(pred, gt, K, skip_bad=True)
     assert run.image_names == ["g"]
-    assert run.settings["skipped"] == [{"name": "a", "file": os.fspath(pred / "a.png"), "reason": "is empty (0 bytes)"}]
+    assert run.skipped == [{"name": "a", "file": os.fspath(pred / "a.png"), "reason": "is empty (0 bytes)"}]
