@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from . import metrics
 from .classes import ClassSet
 from .errors import MaskError, RunFileError, SegevalError
-from .io import Pair, Skipped, pair_masks, read_mask
+from .io import Pair, Skipped, pair_masks, read_pair
 from .kernels import accumulate
 
 __all__ = ["Run", "score", "score_pairs", "RUN_FORMAT"]
@@ -285,22 +285,13 @@ def _count_pair(pair: Pair, n_classes: int, ignore_index: int) -> tuple[NDArray[
     recorded there instead and counts nothing (``--skip-bad``).
     """
     try:
-        gt = read_mask(pair.gt, pair.decoding, role="gt")
+        gt, pred = read_pair(pair, ignore_index)  # no prediction: all the ignore index, every pixel missed
         cm = np.zeros((n_classes, n_classes + 1), np.int64)
-        if pair.pred is None:  # no prediction: every valid pixel is missed
-            info = np.iinfo(gt.dtype)
-            fill_dtype = gt.dtype if info.min <= ignore_index <= info.max else np.int64
-            pred = np.full(gt.shape, ignore_index, fill_dtype)
-            accumulate(gt, pred, n_classes, ignore_index, cm, path=pair.gt)
-        else:
-            pred = read_mask(pair.pred, pair.decoding, role="pred")
-            if pred.shape != gt.shape:
-                raise MaskError(pair.pred, f"has shape {pred.shape} but its ground truth {pair.gt} has {gt.shape}",
-                                "predictions must have the size of their ground truth")
-            try:
-                accumulate(gt, pred, n_classes, ignore_index, cm)
-            except MaskError as exc:
-                raise MaskError(f"{pair.pred} (ground truth {pair.gt})", exc.what, exc.todo) from None
+        try:
+            accumulate(gt, pred, n_classes, ignore_index, cm)
+        except MaskError as exc:
+            where = pair.gt if pair.pred is None else f"{pair.pred} (ground truth {pair.gt})"
+            raise MaskError(where, exc.what, exc.todo) from None
     except MaskError as exc:
         if pair.skip_to is None:
             raise
@@ -441,7 +432,8 @@ def score(
             run.image_names = [n for n, k in zip(run.image_names, keep, strict=True) if k]
             run.image_counts = run.image_counts[keep]
             run.missing_predictions = [n for n in run.missing_predictions if n not in unread]
-        run.skipped = [s.to_dict() for s in skipped]
+        # workers append in the order they finish: sort, so that a run file is the same every time
+        run.skipped = [s.to_dict() for s in sorted(skipped, key=lambda s: (s.name, s.file))]
     return run
 
 

@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - imagecodecs is a dependency; zlib is t
 
 __all__ = [
     "MASK_EXTENSIONS", "Pair", "Skipped", "find_images", "find_masks", "pair_key", "pair_masks", "read_array",
-    "read_mask",
+    "read_mask", "read_pair",
 ]
 
 MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".npz")
@@ -585,3 +585,18 @@ def read_mask(path: str | os.PathLike, decoding: Decoding | None = None, *, role
         return to_labels(path, a, color=color, decoding=decoding, role=role)
     except MemoryError:
         raise MaskError(path, "is too large to decode in memory", "split it into smaller masks") from None
+
+
+def read_pair(pair: Pair, ignore_index: int) -> tuple[NDArray, NDArray]:
+    """Read one pair's ground truth and prediction (all ignore index when there is no prediction),
+    decoded by ``pair.decoding``."""
+    gt = read_mask(pair.gt, pair.decoding, role="gt")
+    if pair.pred is None:
+        info = np.iinfo(gt.dtype)
+        dtype = gt.dtype if info.min <= ignore_index <= info.max else np.int64
+        return gt, np.full(gt.shape, ignore_index, dtype)
+    pred = read_mask(pair.pred, pair.decoding, role="pred")
+    if pred.shape != gt.shape:
+        raise MaskError(pair.pred, f"has shape {pred.shape} but its ground truth {pair.gt} has {gt.shape}",
+                        "predictions must have the size of their ground truth")
+    return gt, pred

@@ -32,13 +32,13 @@ from numpy.typing import NDArray
 
 from .classes import ClassSet
 from .decode import Decoding
-from .errors import MaskError, SegevalError
-from .io import Pair, pair_masks, read_mask
+from .errors import SegevalError
+from .io import Pair, pair_masks, read_pair
 from .kernels import ERROR_IGNORED, PAIR_IGNORED, error_map
 
 __all__ = [
     "TN", "TP", "FP", "FN", "CORRECT", "WRONG", "MISSED", "IGNORED", "PAIR_IGNORED",
-    "error_map", "pair_error_map", "resolve_class", "prepare_out_dir", "write_maps", "decoding_for", "read_pair",
+    "error_map", "pair_error_map", "resolve_class", "prepare_out_dir", "write_maps", "decoding_for",
 ]
 
 TN, TP, FP, FN = 0, 1, 2, 3
@@ -88,21 +88,6 @@ def decoding_for(classes: ClassSet, ignore_index: int = 255, settings: dict[str,
     return Decoding.from_options(
         classes, ignore_index, unknown_color=s.get("unknown_color") or "error", void_colors=s.get("void_colors"),
         label_map=s.get("map"), channels=s.get("channels") or "auto", threshold=float(s.get("threshold", 0.5)))
-
-
-def read_pair(pair: Pair, ignore_index: int) -> tuple[NDArray, NDArray]:
-    """Read one pair's ground truth and prediction (all ignore index when there is no prediction),
-    decoded by ``pair.decoding``."""
-    gt = read_mask(pair.gt, pair.decoding, role="gt")
-    if pair.pred is None:
-        info = np.iinfo(gt.dtype)
-        dtype = gt.dtype if info.min <= ignore_index <= info.max else np.int64
-        return gt, np.full(gt.shape, ignore_index, dtype)
-    pred = read_mask(pair.pred, pair.decoding, role="pred")
-    if pred.shape != gt.shape:
-        raise MaskError(pair.pred, f"has shape {pred.shape} but its ground truth {pair.gt} has {gt.shape}",
-                        "predictions must have the size of their ground truth")
-    return gt, pred
 
 
 def pair_error_map(

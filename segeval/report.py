@@ -32,10 +32,10 @@ from numpy.typing import NDArray
 from .classes import ClassSet, voc_colors
 from .errors import SegevalError
 from .evaluate import Run, write_atomic
-from .io import Pair, pair_masks
+from .io import Pair, pair_masks, read_pair
 from .io import find_images as _find_image_files
 from .kernels import error_map
-from .maps import FN, FP, IGNORED, MISSED, TP, WRONG, read_pair
+from .maps import FN, FP, IGNORED, MISSED, TP, WRONG
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 import segeval
 import segeval.evaluate
+import segeval.io
 import segeval.maps
 from segeval import report as rep
 from segeval.cli import app
@@ -171,7 +172,7 @@ def test_run_file_reads_only_the_worst_masks(tmp_path, monkeypatch):
     run_file = tmp_path / "run.json"
     segeval.score(FIXTURES / "pred", FIXTURES / "gt", classes=CLASSES).save(run_file)
     reads: list[str] = []
-    real = segeval.maps.read_mask
+    real = segeval.io.read_mask
 
     def counting(path, *args, **kwargs):
         reads.append(Path(path).name)
@@ -180,8 +181,7 @@ def test_run_file_reads_only_the_worst_masks(tmp_path, monkeypatch):
     def no_scoring(*args, **kwargs):
         raise AssertionError("report --run scored again")
 
-    monkeypatch.setattr(segeval.maps, "read_mask", counting)
-    monkeypatch.setattr(segeval.evaluate, "read_mask", counting)
+    monkeypatch.setattr(segeval.io, "read_mask", counting)  # every mask is read through io.read_pair
     monkeypatch.setattr(segeval.evaluate, "score", no_scoring)
     out = tmp_path / "r"
     r = runner.invoke(app, ["report", "--run", str(run_file), str(FIXTURES / "pred"), str(FIXTURES / "gt"),
