@@ -340,8 +340,19 @@ def report(
     label_map: LabelMap = None,
     overwrite: Overwrite = False,
     workers: Workers = None,
+    baseline_preds: Annotated[Path | None, typer.Option(
+        "--baseline-preds", help="A baseline's predictions of the same ground truth: write the comparison report "
+        "of PREDS (NEW) against them (BASE): per-class IoU change with bootstrap intervals, images ranked by "
+        "pixels broken and fixed.")] = None,
+    baseline_run: Annotated[Path | None, typer.Option(
+        "--baseline-run", help="The run file of --baseline-preds (use its counts, do not re-score).")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="With --baseline-preds: paired bootstrap resamples "
+                                                               "over images for the intervals (0: off).")] = 2000,
+    seed: Annotated[int, typer.Option(help="With --baseline-preds: seed of the bootstrap.")] = 0,
+    alpha: Annotated[float, typer.Option(help="With --baseline-preds: intervals are two-sided 1 - alpha.")] = 0.05,
 ) -> None:
-    """Write a static HTML report: summary, per-class IoU, confusion matrix, mIoU histogram, worst images."""
+    """Write a static HTML report: summary and per-class tables, plots, a viewer of the worst images; with
+    --baseline-preds, what changed against a baseline."""
     from .evaluate import Run
     from .maps import prepare_out_dir
     from .report import report as write_report
@@ -353,7 +364,14 @@ def report(
         raise SegevalError(images, "--images is not a directory", "give the directory of input images")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise SegevalError(out, "--out is not empty", "pass --overwrite to write into it, or choose another")
+    if bootstrap < 0:
+        raise SegevalError(None, f"--bootstrap must be 0 (off) or more, got {bootstrap}", "")
+    if not 0 < alpha < 1:
+        raise SegevalError(None, f"--alpha must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
+    if baseline_preds is not None and not baseline_preds.exists():
+        raise SegevalError(baseline_preds, "--baseline-preds does not exist", "give the baseline's predictions")
     run = Run.load(run_file) if run_file is not None else None
+    base_run = Run.load(baseline_run) if baseline_run is not None else None
     prepare_out_dir(out, overwrite=True)
     path = write_report(
         preds, gts, out, run=run, num_classes=num_classes, classes=classes, ignore_index=ignore_index,
@@ -361,6 +379,7 @@ def report(
         allow_missing=allow_missing or None, images_dir=images, image_suffix=image_suffix, worst=worst,
         class_id=class_, workers=workers, plots_only=plots_only,
         settings={"run_file": None if run_file is None else str(run_file)},
+        baseline_preds=baseline_preds, baseline_run=base_run, n_bootstrap=bootstrap, seed=seed, alpha=alpha,
         score_options={"unknown_color": unknown_color, "void_colors": void_color or None, "label_map": label_map},
     )
     typer.echo(str(path))

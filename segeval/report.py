@@ -1,34 +1,35 @@
-"""The visual report: plots (matplotlib, Agg), mask panels and error overlays (NumPy, Pillow), one
-static HTML page that opens from disk.
+"""The visual report: plots (matplotlib, Agg), mask layers and error overlays (NumPy, Pillow), one
+static HTML page that opens from disk (HTML from :mod:`segeval.page`).
 
 Draws from a :class:`~segeval.evaluate.Run`'s counts and never re-scores; only the worst images'
-masks are read again, to draw them. matplotlib is imported inside the plotting functions.
+masks are read again, to draw them, and their error codes come from the kernel
+:func:`segeval.kernels.error_map`. matplotlib is imported inside the plotting functions.
 
 Layout of a report directory::
 
-    index.html                   summary, plots, worst images, legend, settings (relative links)
-    plots/class_iou.png          per-class IoU, baseline marked
-    plots/confusion.png          row-normalised confusion matrix
+    index.html                   summary and per-class tables (sortable), plots, worst images, legend
+    plots/class_iou.png          per-class IoU of the classes present (the lowest TOP_CLASSES when more)
+    plots/confusion.png          row-normalised confusion matrix, or its top confusions when many classes
+    plots/confusion_full.png     the full matrix of the classes present (many classes only)
+    plots/confusion.csv          the full confusion matrix as counts (rows ground truth)
     plots/image_miou.png         histogram of per-image mIoU
-    worst/NNN_<name>_{image,gt,pred,errors}.png
+    worst/NNN_<name>_{image,gt,pred,errors}.png, worst/NNN_<name>_c<class>.png (one class's TP/FP/FN)
 """
 
 from __future__ import annotations
 
-import html
-import io
-import math
+import functools
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import numpy as np
 from numpy.typing import NDArray
 
+from . import page
 from .classes import ClassSet, voc_colors
 from .errors import SegevalError
 from .evaluate import Run, write_atomic
@@ -38,13 +39,15 @@ from .kernels import error_map
 from .maps import FN, FP, IGNORED, MISSED, TP, WRONG
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = [
-    "ERROR_COLORS", "IMAGE_EXTENSIONS", "palette", "colorize", "error_overlay", "worst_images",
-    "plot_class_iou", "plot_confusion", "plot_image_miou", "save_figure", "write_plots",
-    "find_images", "summary_html", "build_report", "report", "panel_shape", "PLOTS",
+    "ERROR_COLORS", "IMAGE_EXTENSIONS", "palette", "colorize", "error_overlay", "error_layer", "worst_images",
+    "present_classes", "plot_class_iou", "plot_confusion", "plot_image_miou", "save_figure", "write_plots",
+    "find_images", "summary_rows", "class_table", "build_report", "report", "panel_shape", "PLOTS",
+    "TOP_CLASSES", "MATRIX_CLASSES", "class_pages", "class_label", "top_confusions",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -55,9 +58,18 @@ FN_COLOR = (0, 190, 255)      # cyan-blue: FN of the chosen class / a miss, the 
 TP_COLOR = (60, 200, 60)      # green: TP of the chosen class (one-class overlays only)
 IGNORE_COLOR = (255, 255, 255)  # the ignore index in ground-truth and prediction panels
 ERROR_COLORS = {"fp": FP_COLOR, "fn": FN_COLOR, "tp": TP_COLOR, "ignore": IGNORE_COLOR}
+# In the transparent error layers: how much the correct (or neither-class) and the ignored pixels
+# darken the picture beneath (alpha of black).
+SHADE_ALPHA, IGNORED_ALPHA = 150, 215
 
 PLOTS = {"class_iou": "plots/class_iou.png", "confusion": "plots/confusion.png",
          "image_miou": "plots/image_miou.png"}
+CONFUSION_FULL = "plots/confusion_full.png"
+CONFUSION_CSV = "plots/confusion.csv"
+TOP_CLASSES = 40      # per-class IoU plot: at most this many bars (the lowest IoUs); the table has all
+MATRIX_CLASSES = 25   # above this many classes present, the confusion plot shows the top confusions
+TOP_CONFUSIONS = 25
+FILTER_CLASSES = 40   # worst-image viewer: one-class layers for at most this many classes per image
 DPI = 100
 
 
@@ -105,7 +117,22 @@ def error_overlay(codes: NDArray[np.uint8], base: NDArray[np.uint8], *, one_clas
     return out
 
 
-def panel_shape(height: int, width: int, *, max_width: int = 480, min_width: int = 192) -> tuple[int, int]:
+def error_layer(codes: NDArray[np.uint8], *, one_class: bool) -> NDArray[np.uint8]:
+    """The error map as a transparent layer, shape (H, W) -> (H, W, 4) uint8 RGBA, to lay over the
+    input image: errors opaque in their colours (as :func:`error_overlay`), the other scored pixels
+    black at alpha :data:`SHADE_ALPHA` (the image shows through, darkened), ignored pixels black at
+    :data:`IGNORED_ALPHA`."""
+    out = np.zeros((*codes.shape, 4), np.uint8)
+    out[..., 3] = SHADE_ALPHA
+    out[codes == IGNORED, 3] = IGNORED_ALPHA
+    paint = ((TP, TP_COLOR), (FP, FP_COLOR), (FN, FN_COLOR)) if one_class else \
+        ((WRONG, FP_COLOR), (MISSED, FN_COLOR))
+    for code, rgb in paint:
+        out[codes == code] = (*rgb, 255)
+    return out
+
+
+def panel_shape(height: int, width: int, *, max_width: int = 640, min_width: int = 320) -> tuple[int, int]:
     """Size (rows, columns) of a panel: large masks scaled down to max_width, tiny ones up by an integer."""
     if width > max_width:
         return max(1, round(height * max_width / width)), max_width
@@ -134,6 +161,11 @@ def worst_images(run: Run, n: int, class_id: int | None = None) -> list[int]:
     return [int(i) for i in order if not np.isnan(key[i])][:n]
 
 
+def present_classes(run: Run) -> NDArray[np.intp]:
+    """The classes with a defined IoU (in the ground truth or predicted somewhere), in id order."""
+    return np.flatnonzero(~np.isnan(run.iou))
+
+
 # ----------------------------------------------------------------------------- plots
 
 
@@ -153,59 +185,172 @@ def _ax(ax: Axes | None, width: float, height: float) -> tuple[Figure, Axes]:
     return fig, fig.add_subplot()
 
 
-def _mpl_colors(classes: ClassSet) -> list[tuple[float, float, float]]:
-    return [tuple(c / 255 for c in rgb) for rgb in palette(classes).tolist()]  # type: ignore[misc]
+def _short(name: str, n: int = 24) -> str:
+    return name if len(name) <= n else name[: n - 1] + "…"
 
 
-def plot_class_iou(run: Run, ax: Axes | None = None) -> Figure:
-    """Horizontal bars of per-class IoU in the class colours, with the mIoU, the baseline's per-class
-    IoU (ticks) and the baseline mIoU (dashed line) marked."""
-    k = run.n_classes
-    fig, ax = _ax(ax, 8, max(3.0, 0.32 * k + 1.4))
-    iou, base = run.iou, run.baseline_iou
+def class_label(names: Sequence[str], c: int, n: int = 24) -> str:
+    """``"<id> <name>"``, the name shortened to n characters; just the id when the name is the id."""
+    name = names[c]
+    return name if name == str(c) else f"{c} {_short(name, n)}"
+
+
+def _label(run: Run, c: int) -> str:
+    return class_label(run.classes.names, c)
+
+
+def _legend(fig: Figure, ax: Axes, own: bool, ncol: int) -> None:
+    """A legend below the plot (outside it, so it covers nothing) when the figure is ours."""
+    if own:
+        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=ncol, fontsize=9, frameon=False)
+    else:
+        ax.legend(fontsize=8, loc="best")
+
+
+def class_pages(run: Run, per_page: int = TOP_CLASSES) -> list[NDArray[np.intp]]:
+    """The classes present, lowest IoU first, in pages of ``per_page`` (one page when they fit)."""
+    shown = present_classes(run)
+    shown = shown[np.argsort(run.iou[shown], kind="stable")] if len(shown) > per_page else shown
+    return [shown[i:i + per_page] for i in range(0, max(len(shown), 1), per_page)]
+
+
+def plot_class_iou(run: Run, ax: Axes | None = None, *, classes: Sequence[int] | NDArray[np.intp] | None = None,
+                   top: int = TOP_CLASSES, page_of: tuple[int, int] | None = None) -> Figure:
+    """Horizontal bars of per-class IoU of the classes present, with the mIoU, the baseline's
+    per-class IoU (red ticks) and the baseline mIoU (dashed line) marked.
+
+    Absent classes (IoU undefined) are left out. With more than ``top`` classes present, only the
+    ``top`` lowest IoUs are drawn, or the ``classes`` given (:func:`class_pages`; ``page_of`` = (its
+    number, of how many) for the title). A small square in the class colour marks each bar's label;
+    bars are one neutral colour so every mark stays visible. A class predicted but absent from the
+    ground truth is labelled "only predicted".
+    """
+    from matplotlib import patheffects
+
+    own = ax is None
+    n_present = len(present_classes(run))
+    shown = class_pages(run, top)[0] if classes is None else np.asarray(classes, np.intp)
+    k = len(shown)
+    fig, ax = _ax(ax, 9, 0.27 * k + 1.9)
+    iou, base = run.iou[shown], run.baseline_iou[shown]
     y = np.arange(k)
-    ax.barh(y, np.nan_to_num(iou), color=_mpl_colors(run.classes), edgecolor="0.3", linewidth=0.6)
+    ax.barh(y, iou, color="#9db8d9", edgecolor="#4a6f9a", linewidth=0.6, height=0.72)
+    colors = palette(run.classes)[shown] / 255
+    ax.scatter(np.full(k, -0.012), y, marker="s", s=55, c=colors, edgecolors="0.3", linewidths=0.5,
+               clip_on=False, zorder=4, transform=ax.get_yaxis_transform())  # x in axes fraction, y in data
     has = ~np.isnan(base)
-    ax.scatter(base[has], y[has], marker="|", s=260, linewidths=2.5, color="tab:red", zorder=3,
-               label=f"baseline per class (always {run.classes.names[run.baseline_class]})")
-    for i in np.flatnonzero(np.isnan(iou)):
-        ax.text(0.01, float(i), "absent", va="center", fontsize=8, color="0.4", style="italic")
-    for i in np.flatnonzero(~np.isnan(iou)):
-        ax.text(min(iou[i] + 0.01, 0.93), float(i), f"{iou[i]:.3f}", va="center", fontsize=8)
-    ax.axvline(run.miou, color="tab:blue", linewidth=1.5, label=f"mIoU {run.miou:.3f}")
-    ax.axvline(run.baseline_miou, color="tab:red", linestyle="--", linewidth=1.5,
+    ticks = ax.scatter(base[has], y[has], marker="|", s=160, linewidths=2.2, color="#d62728", zorder=3,
+                       label=f"baseline per class (always {run.classes.names[run.baseline_class]})")
+    ticks.set_path_effects([patheffects.withStroke(linewidth=4, foreground="white")])
+    in_gt = (run.tp + run.fn)[shown] > 0
+    for yi, v, g in zip(y, iou, in_gt, strict=True):
+        ax.text(v + 0.012, float(yi), f"{v:.3f}" + ("" if g else ", only predicted"), va="center", fontsize=8,
+                color="0.15" if g else "0.45")
+    ax.axvline(run.miou, color="#1f4e9a", linewidth=1.5, label=f"mIoU {run.miou:.3f}")
+    ax.axvline(run.baseline_miou, color="#d62728", linestyle="--", linewidth=1.5,
                label=f"baseline mIoU {run.baseline_miou:.3f}")
-    ax.set_yticks(y, [f"{i} {n}" for i, n in enumerate(run.classes.names)])
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
+    ax.set_yticks(y, [_label(run, int(c)) for c in shown], fontsize=9)
+    ax.tick_params(axis="y", pad=17, length=0)
+    ax.set_ylim(k - 0.5, -0.5)
+    ax.set_xlim(0, 1.1)
+    ax.set_xticks(np.linspace(0, 1, 6))
+    ax.spines[["top", "right"]].set_visible(False)
     ax.set_xlabel("IoU (data set: sum(I) / sum(U))")
-    ax.set_title("Per-class IoU")
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    absent = run.n_classes - n_present
+    if page_of is not None and page_of[1] > 1:
+        what = f"page {page_of[0]} of {page_of[1]}, {n_present} classes present, lowest IoU first"
+    else:
+        what = f"the {k} lowest of {n_present} classes present" if n_present > k else f"{k} classes present"
+    ax.set_title(f"Per-class IoU: {what}" + (f" ({absent} absent, left out)" if absent else ""), fontsize=11)
+    _legend(fig, ax, own, 3)
     return fig
 
 
-def plot_confusion(run: Run, ax: Axes | None = None) -> Figure:
-    """Heat map of the confusion matrix, rows (ground truth) normalised to 1; the last column holds
-    misses (the ignore index predicted). Rows of classes absent from the ground truth are blank."""
-    k = run.n_classes
-    size = max(5.0, 0.42 * k + 2.8)
-    fig, ax = _ax(ax, size + 0.8, size)
-    cm = run.cm.astype(np.float64)
+def _row_norm(cm: NDArray[np.int64]) -> NDArray[np.float64]:
     rows = cm.sum(1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        norm = np.where(rows > 0, cm / rows, np.nan)
+        return np.where(rows > 0, cm / rows, np.nan)
+
+
+def _confusion_classes(run: Run) -> NDArray[np.intp]:
+    """Classes in the ground truth or the predictions, in id order."""
+    cm = run.cm
+    k = run.n_classes
+    return np.flatnonzero((cm[:, :k].sum(1) + cm[:, k] + cm[:, :k].sum(0)) > 0)
+
+
+def plot_confusion(run: Run, ax: Axes | None = None, *, full: bool = False,
+                   max_classes: int = MATRIX_CLASSES, top: int = TOP_CONFUSIONS) -> Figure:
+    """The confusion matrix of the classes present, rows (ground truth) normalised to 1, the last
+    column misses (the ignore index predicted; only when there are any).
+
+    With more than ``max_classes`` classes present (and not ``full``), the ``top`` largest
+    confusions instead: bars of ground truth -> prediction, by pixels, each labelled with its
+    share of the ground-truth class's pixels.
+    """
+    k = run.n_classes
+    shown = _confusion_classes(run)
+    cm = run.cm
+    if len(shown) > max_classes and not full:
+        return _plot_top_confusions(run, ax, top)
+    misses = bool(cm[:, k].any())
+    cols = np.append(shown, k) if misses else shown
+    sub = cm[np.ix_(shown, cols)]
+    norm = _row_norm(sub)  # the classes left out have no pixels: the rows' sums are whole
+    n = len(shown)
+    cell = 0.42 if n <= max_classes else 0.11
+    size = max(5.0, cell * n + 2.8)
+    fig, ax = _ax(ax, size + 1.0, size)
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-    names = list(run.classes.names)
-    ax.set_xticks(np.arange(k + 1), [*names, "(missed)"], rotation=90, fontsize=8)
-    ax.set_yticks(np.arange(k), names, fontsize=8)
+    fs = 8 if n <= max_classes else 5
+    names = [_label(run, int(c)) for c in shown]
+    ax.set_xticks(np.arange(len(cols)), [*names, "(missed)"][: len(cols)], rotation=90, fontsize=fs)
+    ax.set_yticks(np.arange(n), names, fontsize=fs)
     ax.set_xlabel("prediction")
     ax.set_ylabel("ground truth")
-    ax.set_title("Confusion matrix (rows normalised)")
-    if k <= 25:
+    ax.set_title(f"Confusion matrix, rows normalised ({n} classes present)", fontsize=11)
+    if n <= max_classes:
         for g, p in zip(*np.nonzero(~np.isnan(norm) & (norm >= 0.005)), strict=True):
             v = norm[g, p]
             ax.text(p, g, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.5 else "black")
-    fig.colorbar(im, ax=ax, shrink=0.8, label="share of the ground-truth row")
+    fig.colorbar(im, ax=ax, shrink=0.6, label="share of the ground-truth row")
+    return fig
+
+
+def top_confusions(run: Run, top: int = TOP_CONFUSIONS) -> list[tuple[int, int, int]]:
+    """The ``top`` largest off-diagonal counts ``(g, p, pixels)``, largest first (``p = K``: missed)."""
+    cm = run.cm.copy()
+    k = run.n_classes
+    cm[np.arange(k), np.arange(k)] = 0
+    flat = np.argsort(-cm, axis=None, kind="stable")[:top]
+    out = [(int(g), int(p), int(cm[g, p])) for g, p in zip(*np.unravel_index(flat, cm.shape), strict=True)]
+    return [t for t in out if t[2] > 0]
+
+
+def _plot_top_confusions(run: Run, ax: Axes | None, top: int) -> Figure:
+    k = run.n_classes
+    pairs = top_confusions(run, top)
+    fig, ax = _ax(ax, 9, 0.27 * max(len(pairs), 3) + 1.6)
+    rows = run.cm.sum(1)
+    if not pairs:
+        ax.text(0.5, 0.5, "no confusions: every scored pixel is right", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+    else:
+        y = np.arange(len(pairs))
+        total = float(run.cm.sum())
+        v = np.array([n / total for _, _, n in pairs])
+        ax.barh(y, v * 100, color="#e8a3a3", edgecolor="#a33", linewidth=0.6, height=0.72)
+        labels = [f"{_label(run, g)} → {'(missed)' if p == k else _label(run, p)}" for g, p, _ in pairs]
+        ax.set_yticks(y, labels, fontsize=9)
+        ax.set_ylim(len(pairs) - 0.5, -0.5)
+        for yi, (g, _, n) in zip(y, pairs, strict=True):
+            ax.text(n / total * 100, float(yi), f"  {n / rows[g]:.1%} of class {g}", va="center", fontsize=8)
+        ax.set_xlim(0, float(v.max()) * 100 * 1.35)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_xlabel("share of all scored pixels (%)")
+    ax.set_title(f"Top {len(pairs)} confusions, ground truth → prediction ({len(_confusion_classes(run))} "
+                 "classes present; full matrix linked below)", fontsize=11)
     return fig
 
 
@@ -213,9 +358,10 @@ def plot_image_miou(run: Run, ax: Axes | None = None) -> Figure:
     """Histogram of per-image mIoU, with its mean and the data-set mIoU marked."""
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = _ax(ax, 8, 3.6)
+    own = ax is None
+    fig, ax = _ax(ax, 9, 3.4)
     v = run.image_miou[~np.isnan(run.image_miou)]
-    ax.hist(v, bins=20, range=(0, 1), color="tab:blue", edgecolor="white")
+    ax.hist(v, bins=20, range=(0, 1), color="#9db8d9", edgecolor="white")
     if v.size:
         ax.axvline(float(v.mean()), color="black", linewidth=1.5, label=f"mean of images {v.mean():.3f}")
     ax.axvline(run.miou, color="tab:orange", linestyle="--", linewidth=1.5, label=f"data-set mIoU {run.miou:.3f}")
@@ -223,8 +369,9 @@ def plot_image_miou(run: Run, ax: Axes | None = None) -> Figure:
     ax.set_xlabel("image mIoU (mean over the classes in the image)")
     ax.set_ylabel("images")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"Per-image mIoU ({v.size} images)")
-    ax.legend(fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_title(f"Per-image mIoU ({v.size} images)", fontsize=11)
+    _legend(fig, ax, own, 2)
     return fig
 
 
@@ -237,12 +384,38 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> tuple[int, int]:
     return round(w), round(h)
 
 
+def _confusion_frame(run: Run) -> pd.DataFrame:
+    import pandas as pd
+
+    names = list(run.classes.names)
+    df = pd.DataFrame(run.cm, columns=[*names, "(missed)"])
+    df.insert(0, "ground truth", names)
+    return df
+
+
 def write_plots(run: Run, out_dir: str | os.PathLike) -> dict[str, tuple[str, int, int]]:
-    """Write the three plots under ``out_dir/plots``; returns name -> (relative path, width, height)."""
-    out = {}
-    for name, fn in (("class_iou", plot_class_iou), ("confusion", plot_confusion), ("image_miou", plot_image_miou)):
+    """Write the plots under ``out_dir/plots``; returns name -> (relative path, width, height).
+
+    Also writes ``plots/confusion.csv`` (the counts) and, when the confusion plot shows only the
+    top confusions, ``plots/confusion_full.png`` (key ``confusion_full``).
+    """
+    from .render import write_csv
+
+    out: dict[str, tuple[str, int, int]] = {}
+    n_pages = len(class_pages(run))
+    first = functools.partial(plot_class_iou, page_of=(1, n_pages))
+    for name, fn in (("class_iou", first), ("confusion", plot_confusion), ("image_miou", plot_image_miou)):
         w, h = save_figure(fn(run), Path(out_dir) / PLOTS[name])
         out[name] = (PLOTS[name], w, h)
+    pages = class_pages(run)
+    for i, classes in enumerate(pages[1:], 2):  # page 1 is plots/class_iou.png
+        rel = f"plots/class_iou_{i}.png"
+        w, h = save_figure(plot_class_iou(run, classes=classes, page_of=(i, len(pages))), Path(out_dir) / rel)
+        out[f"class_iou_{i}"] = (rel, w, h)
+    if len(_confusion_classes(run)) > MATRIX_CLASSES:
+        w, h = save_figure(plot_confusion(run, full=True), Path(out_dir) / CONFUSION_FULL)
+        out["confusion_full"] = (CONFUSION_FULL, w, h)
+    write_csv(_confusion_frame(run), Path(out_dir) / CONFUSION_CSV)
     return out
 
 
@@ -273,77 +446,191 @@ def _read_image(path: Path, shape: tuple[int, int]) -> NDArray[np.uint8]:
 
 
 def _save_rgb(a: NDArray[np.uint8], path: Path) -> None:
+    """Save an (H, W, 3) RGB or (H, W, 4) RGBA array as PNG."""
     from PIL import Image
 
     Image.fromarray(np.ascontiguousarray(a)).save(path, format="PNG", compress_level=1)
-
-
-@dataclass
-class _Row:
-    rank: int
-    index: int
-    name: str
-    panels: list[tuple[str, str, int, int]]  # (title, relative path, width, height)
-    note: str = ""
-
-
-_PANEL_FILES = {"image": "image", "ground truth": "gt", "prediction": "pred", "errors": "errors"}
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80]
 
 
-def _draw_row(rank: int, index: int, pair: Pair, run: Run, out_dir: Path, colors: NDArray[np.uint8],
-              class_id: int | None, image: Path | None, images_given: bool) -> _Row:
-    """Read one pair again and save its panels: input image, ground truth, prediction, errors."""
+@dataclass
+class Drawn:
+    """The layers of one image, drawn at panel size, for the viewer."""
+
+    shape: tuple[int, int]           # (rows, columns) of the panels
+    gt: NDArray                      # labels, resampled to shape
+    pred: NDArray
+    base: NDArray[np.uint8]          # the input image, or the dimmed ground-truth colours
+    photo: bool                      # base is the input image
+    note: str = ""
+
+
+def read_drawn(pair: Pair, run: Run, image: Path | None, images_given: bool,
+               colors: NDArray[np.uint8]) -> tuple[Drawn, NDArray, NDArray]:
+    """Read one pair again (the middle slice of a volume) and resample it to panel size.
+
+    Returns the drawing and the full-size ground truth and prediction (for :func:`error_map`).
+    """
     ignore = int(run.settings.get("ignore_index", 255))
-    gt, pred = read_pair(pair, ignore)
-    codes, _ = error_map(gt, pred, run.n_classes, ignore, class_id=class_id, path=os.fspath(pair.pred or pair.gt))
+    gt, p = read_pair(pair, ignore)
     note = ""
     if gt.ndim == 3:  # a volume: draw its middle slice
         depth, z = gt.shape[0], gt.shape[0] // 2
-        gt, pred, codes = gt[z], pred[z], codes[z]
+        gt, p = gt[z], p[z]
         note = f"a volume: slice {z} of {depth} is drawn"
     shape = panel_shape(*gt.shape)
-    gt_s, pred_s, codes_s = _sample(gt, shape), _sample(pred, shape), _sample(codes, shape)
-    gt_rgb = colorize(gt_s, colors, ignore)
-    stem = f"worst/{rank:03d}_{_safe(pair.name)}"
-    panels: list[tuple[str, NDArray[np.uint8]]] = []
-    base = gt_rgb
+    gt_s, pred_s = _sample(gt, shape), _sample(p, shape)
     if image is not None:
-        photo = _read_image(image, shape)
-        panels.append(("image", photo))
-        base = photo
-    elif images_given:
-        note = "; ".join(filter(None, [note, "no input image pairs with this mask; errors are drawn over the "
-                                       "ground-truth colours"]))
-    panels += [("ground truth", gt_rgb), ("prediction", colorize(pred_s, colors, ignore)),
-               ("errors", error_overlay(codes_s, base, one_class=class_id is not None))]
-    out = []
-    for title, a in panels:
-        rel = f"{stem}_{_PANEL_FILES[title]}.png"
+        base, photo = _read_image(image, shape), True
+    else:
+        base, photo = _dim(colorize(gt_s, colors, ignore)), False
+        if images_given:
+            note = "; ".join(filter(None, [note, "no input image pairs with this mask; layers are drawn over the "
+                                           "dimmed ground-truth colours"]))
+    return Drawn(shape, gt_s, pred_s, base, photo, note), gt, p
+
+
+def _codes(d: Drawn, run: Run, class_id: int | None, path: Path | None) -> NDArray[np.uint8]:
+    """The error codes of the panel-size labels (the same as the full-size codes, resampled: nearest
+    neighbour picks pixels, and each pixel's code depends on that pixel alone)."""
+    ignore = int(run.settings.get("ignore_index", 255))
+    codes, _ = error_map(d.gt, d.pred, run.n_classes, ignore, class_id=class_id, path=os.fspath(path or ""))
+    return codes
+
+
+def _draw_viewer(rank: int, index: int, pair: Pair, run: Run, out_dir: Path, colors: NDArray[np.uint8],
+                 class_id: int | None, image: Path | None, images_given: bool) -> page.Viewer:
+    """Read one pair again and save its layers: base, ground truth, prediction, errors (all classes
+    or ``class_id``), and one TP/FP/FN layer per class present in the image."""
+    ignore = int(run.settings.get("ignore_index", 255))
+    d, _, _ = read_drawn(pair, run, image, images_given, colors)
+    stem = f"worst/{rank:03d}_{_safe(pair.name)}"
+
+    def save(suffix: str, a: NDArray[np.uint8]) -> str:
+        rel = f"{stem}_{suffix}.png"
         _save_rgb(a, out_dir / rel)
-        out.append((title, rel, shape[1], shape[0]))
-    return _Row(rank, index, pair.name, out, note)
+        return rel
+
+    base = save("image" if d.photo else "base", d.base)
+    gt_rel = save("gt", colorize(d.gt, colors, ignore))
+    pred_rel = save("pred", colorize(d.pred, colors, ignore))
+    errors = save("errors", error_layer(_codes(d, run, None, pair.pred), one_class=False))
+    filters = [("all classes: wrong and missed", errors)]
+    tp, fp, fn = run.image_counts[index]
+    present = np.flatnonzero(tp + fp + fn)
+    note = d.note
+    if len(present) > FILTER_CLASSES:  # the classes with the most errors (and the chosen one)
+        keep = present[np.argsort(-(fp + fn)[present], kind="stable")[:FILTER_CLASSES]]
+        if class_id is not None and class_id in present and class_id not in keep:
+            keep = np.append(keep, class_id)
+        note = "; ".join(filter(None, [note, f"class menu: the {len(keep)} of {len(present)} classes in this image "
+                                             "with the most FP + FN pixels"]))
+        present = np.sort(keep)
+    for c in present:
+        rel = save(f"c{c}", error_layer(_codes(d, run, int(c), pair.pred), one_class=True))
+        filters.append((f"{class_label(run.classes.names, int(c), 60)}: TP / FP / FN", rel))
+    if class_id is not None:  # the chosen class first
+        chosen = next((f for f in filters if f[1].endswith(f"_c{class_id}.png")), None)
+        if chosen is not None:
+            filters.remove(chosen)
+            filters.insert(0, chosen)
+    return page.Viewer(
+        title=f"{rank}. {pair.name}", base=base, width=d.shape[1], height=d.shape[0],
+        layers=[("errors", "errors", filters[0][1]), ("gt", "ground truth", gt_rel), ("pred", "prediction", pred_rel)],
+        filters=filters, info=_numbers(run, index, class_id), note=note)
 
 
 # ----------------------------------------------------------------------------- HTML
 
 
-def summary_html(run: Run) -> str:
-    """The table ``segeval score`` prints, as an HTML ``<pre>`` with inline colours."""
-    from rich.console import Console
+def summary_rows(run: Run) -> list[tuple[str, float, str]]:
+    """(metric, value, what it is) for the summary table, as ``segeval score`` prints them."""
+    n_def = len(present_classes(run))
+    b = run.baseline_class
+    return [
+        ("mIoU (data set)", run.miou, f"sum(I) / sum(U) over all images, mean over {n_def} of {run.n_classes} classes"),
+        ("mIoU (image-wise)", run.imagewise_miou, "I / U per image, mean over images, then classes"),
+        ("baseline mIoU", run.baseline_miou, f"always predicting class {b} ({run.classes.names[b]})"),
+        ("mDice", run.mdice, ""),
+        ("pixel accuracy", run.pixel_accuracy, ""),
+        ("mean accuracy", run.mean_accuracy, "mean recall over classes in the ground truth"),
+        ("fwIoU", run.fwiou, "IoU weighted by ground-truth share"),
+    ]
 
-    from .render import score_table
 
-    console = Console(record=True, file=io.StringIO(), width=110, color_system="truecolor", highlight=False)
-    console.print(score_table(run))
-    return console.export_html(inline_styles=True, code_format='<pre class="rich">{code}</pre>')
+_HEADS = {"id": "id", "name": "class", "iou": "IoU", "dice": "Dice", "gt_share": "GT share", "tp": "TP", "fp": "FP",
+          "fn": "FN", "baseline_iou": "baseline IoU"}
+
+
+def _value_cell(v: Any, integer: bool) -> page.Cell:
+    if integer:
+        return page.Cell(f"{int(v):,}", int(v))
+    if v is None or np.isnan(v):
+        return page.Cell("—", None, "absent")
+    return page.Cell(f"{float(v):.4f}", float(v))
+
+
+def frame_table(df: pd.DataFrame, colors: NDArray[np.uint8] | None = None, *, absent: Sequence[bool] = ()) -> str:
+    """A sortable HTML table of a tidy frame: numeric columns right-aligned (4 decimals, integers with
+    thousands separators, NaN as "—" sorting last); with ``colors``, a swatch before each ``name``."""
+    from pandas.api.types import is_integer_dtype, is_numeric_dtype
+
+    cols = list(df.columns)
+    numeric = [is_numeric_dtype(df[c]) and c != "id" for c in cols]
+    ints = [is_integer_dtype(df[c]) for c in cols]
+    rows = []
+    for r, rec in enumerate(df.itertuples(index=False)):
+        cells: list[page.Cell | str] = []
+        for c, v, num, integer in zip(cols, rec, numeric, ints, strict=True):
+            if c == "name" and colors is not None:
+                rgb = ",".join(str(int(x)) for x in colors[r])
+                text = page.esc(v) + (' <span class="muted small">absent</span>' if absent and absent[r] else "")
+                cells.append(page.Cell(f'<span class="sw" style="background: rgb({rgb})"></span>{text}', str(v)))
+            elif c == "id":
+                cells.append(page.Cell(str(int(v)), int(v)))
+            elif num:
+                cells.append(_value_cell(v, integer))
+            else:
+                cells.append(str(v))
+        rows.append(cells)
+    heads = [_HEADS.get(c, c.replace("_", " ")) for c in cols]
+    return page.table(heads, rows, numeric=[n or c == "id" for n, c in zip(numeric, cols, strict=True)])
+
+
+def class_table(run: Run) -> str:
+    """The per-class metrics (:func:`segeval.render.class_frame`, every column of it) as a sortable table."""
+    from .render import class_frame
+
+    return frame_table(class_frame(run), palette(run.classes), absent=list(np.isnan(run.iou)))
+
+
+def _summary_table(run: Run) -> str:
+    rows: list[list[page.Cell | str]] = [[name, page.Cell(page.fmt(v, 4), v), note]
+                                         for name, v, note in summary_rows(run)]
+    rows.append(["images", page.Cell(f"{len(run.image_names):,}", len(run.image_names)), _image_notes(run)])
+    share = run.ignored / run.pixels * 100 if run.pixels else 0.0
+    ignore = run.settings.get("ignore_index", 255)
+    rows.append(["pixels", page.Cell(f"{run.pixels:,}", run.pixels),
+                 f"{run.ignored:,} ignored ({share:.2f} %, ground truth = {ignore})"])
+    return page.table(["metric", "value", "meaning"], rows, numeric=[False, True, False])
+
+
+def _image_notes(run: Run) -> str:
+    notes = []
+    if run.missing_predictions:
+        notes.append(f"{len(run.missing_predictions)} without prediction (all missed)")
+    if run.extra_predictions:
+        notes.append(f"{len(run.extra_predictions)} predictions without ground truth (not scored)")
+    if run.skipped:
+        notes.append(f"{len(run.skipped)} files skipped")
+    return ", ".join(notes)
 
 
 def _fmt(x: float, digits: int = 3) -> str:
-    return "—" if x is None or math.isnan(x) else f"{x:.{digits}f}"
+    return page.fmt(x, digits)
 
 
 def _numbers(run: Run, i: int, class_id: int | None) -> str:
@@ -354,103 +641,95 @@ def _numbers(run: Run, i: int, class_id: int | None) -> str:
     parts = [f"mIoU <b>{_fmt(run.image_miou[i])}</b>", f"pixel accuracy {_fmt(acc)}"]
     if class_id is not None:
         c = class_id
-        parts.insert(0, f"{html.escape(run.classes.names[c])} IoU <b>{_fmt(iou[c])}</b> "
+        parts.insert(0, f"{page.esc(run.classes.names[c])} IoU <b>{_fmt(iou[c])}</b> "
                         f"(TP {tp[c]:,}, FP {fp[c]:,}, FN {fn[c]:,})")
     present = np.flatnonzero(~np.isnan(iou))
     low = present[np.argsort(iou[present], kind="stable")][:3]
     if low.size:
-        parts.append("lowest: " + ", ".join(f"{html.escape(run.classes.names[c])} {_fmt(iou[c])}" for c in low))
-    return " · ".join(parts)
+        parts.append("lowest: " + ", ".join(f"{page.esc(run.classes.names[c])} {_fmt(iou[c])}" for c in low))
+    return "<br>".join(parts)
 
 
-def _img(rel: str, w: int, h: int, alt: str) -> str:
-    return f'<img src="{quote(rel)}" width="{w}" height="{h}" alt="{html.escape(alt)}">'
+def _plot(plots: dict[str, tuple[str, int, int]], key: str, alt: str) -> str:
+    rel, w, h = plots[key]
+    return page.img(rel, w, h, alt)
 
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px; color: #222; max-width: 1800px; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
-pre.rich { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; line-height: 1.25;
-           background: #fff; padding: 8px; border: 1px solid #eee; overflow-x: auto; }
-.plots img { display: block; margin: 12px 0; max-width: 100%; height: auto; }
-.row { margin: 16px 0 24px; } .row .panels { display: flex; gap: 6px; }
-figure { margin: 0; flex: 0 1 auto; min-width: 0; } figure img { display: block; max-width: 100%; height: auto; }
-figcaption { font-size: 12px; color: #555; text-align: center; }
-.numbers { font-size: 13px; margin-top: 4px; } .note { font-size: 12px; color: #a40; }
-.sw { display: inline-block; width: 14px; height: 14px; border: 1px solid #888; vertical-align: middle;
-      margin-right: 4px; } .legend span.item { display: inline-block; margin: 2px 14px 2px 0; font-size: 13px; }
-table.settings { border-collapse: collapse; font-size: 13px; }
-table.settings td { border: 1px solid #ddd; padding: 2px 8px; font-family: monospace; }
-"""
-
-# Records on <body data-images> how many <img> decoded (for a browser test); changes nothing shown.
-_SCRIPT = """
-window.addEventListener("load", function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
-  document.body.setAttribute("data-images", ok + "/" + imgs.length);
-});
-"""
+def plots_html(run: Run, plots: dict[str, tuple[str, int, int]]) -> str:
+    pages = [plots["class_iou"]] + [plots[k] for k in sorted((k for k in plots if k.startswith("class_iou_")),
+                                                                key=lambda k: int(k.rsplit("_", 1)[1]))]
+    parts = ['<div class="plots">', page.pager(pages, "per-class IoU with the baseline")]
+    n_present = len(present_classes(run))
+    if len(pages) > 1:
+        parts.append(f'<p class="muted small">{n_present} classes present, in pages of {TOP_CLASSES}, lowest IoU '
+                     "first; the per-class table above lists every class (click a column to sort).</p>")
+    parts.append(_plot(plots, "confusion", "confusion matrix"))
+    links = [f'<a href="{CONFUSION_CSV}">counts as CSV</a>']
+    if "confusion_full" in plots:
+        links.insert(0, f'<a href="{CONFUSION_FULL}">the full matrix (PNG)</a>')
+    parts.append(f'<p class="small">Confusion matrix: {" · ".join(links)}; rows ground truth, columns '
+                 "prediction, last column misses (the ignore index predicted).</p>")
+    parts += [_plot(plots, "image_miou", "histogram of per-image mIoU"), "</div>"]
+    return "\n".join(parts)
 
 
-def _swatch(rgb: Sequence[int], label: str) -> str:
-    r, g, b = (int(v) for v in rgb)
-    return (f'<span class="item"><span class="sw" style="background: rgb({r},{g},{b})"></span>'
-            f"{html.escape(label)}</span>")
-
-
-def _page(run: Run, plots: dict[str, tuple[str, int, int]], rows: list[_Row], settings: dict[str, Any],
-          class_id: int | None, worst: int) -> str:
+def legend_html(run: Run, class_id: int | None) -> str:
+    names = run.classes.names
     colors = palette(run.classes)
+    shown = present_classes(run)
+    items = [page.swatch(colors[i], class_label(names, int(i), 60)) for i in shown]
+    items.append(page.swatch(IGNORE_COLOR, f"ignore index {run.settings.get('ignore_index', 255)}"))
+    err = [page.swatch(FP_COLOR, "wrong class predicted (FP of the predicted class, FN of the true one)"),
+           page.swatch(FN_COLOR, "missed: the ignore index predicted (FN)"),
+           '<span class="item">darkened: correct; darker: ground truth ignored</span>']
+    one = [page.swatch(TP_COLOR, "TP: the class found"), page.swatch(FP_COLOR, "FP: the class predicted, ground "
+                                                                              "truth another"),
+           page.swatch(FN_COLOR, "FN: ground truth the class, predicted another or missed"),
+           '<span class="item">darkened: neither</span>']
+    absent = run.n_classes - len(shown)
+    return ('<div class="legend"><p>Classes present (ground-truth and prediction layers)'
+            + (f"; {absent} absent classes not listed" if absent else "") + ":</p><p>" + "".join(items) + "</p>"
+            "<p>Error layer, over the input image (or the dimmed ground-truth colours), all classes:</p><p>"
+            + "".join(err) + "</p><p>One class (the viewer's class menu"
+            + (f", and {page.esc(names[class_id])} first" if class_id is not None else "") + "):</p><p>"
+            + "".join(one) + "</p></div>")
+
+
+def settings_html(settings: dict[str, Any]) -> str:
+    rows = [[str(k), str(v)] for k, v in settings.items() if not str(k).startswith("_")]
+    return page.table(["setting", "value"], rows, cls="settings", sortable=False)
+
+
+def _page(run: Run, plots: dict[str, tuple[str, int, int]], viewers: list[page.Viewer], settings: dict[str, Any],
+          class_id: int | None, worst: int) -> str:
     names = run.classes.names
     b = run.baseline_class
     beats = run.miou > run.baseline_miou
     by = "image mIoU" if class_id is None else f"IoU of class {class_id} ({names[class_id]})"
-    h = ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
-         f"<title>segeval report: {len(run.image_names)} images, {run.n_classes} classes</title>",
-         f"<style>{_CSS}</style><script>{_SCRIPT}</script></head><body>",
-         f"<h1>segeval report: {len(run.image_names)} images, {run.n_classes} classes</h1>",
-         "<h2>Summary</h2>", summary_html(run),
-         f"<p>Baseline: always predicting class {b} ({html.escape(names[b])}) scores mIoU "
-         f"<b>{_fmt(run.baseline_miou, 4)}</b>; this model scores <b>{_fmt(run.miou, 4)}</b>"
-         + ("." if beats else " and does <b>not</b> beat it.") + "</p>",
-         '<h2>Plots</h2><div class="plots">']
-    for key, alt in (("class_iou", "per-class IoU with the baseline"), ("confusion", "confusion matrix"),
-                     ("image_miou", "histogram of per-image mIoU")):
-        rel, w, hh = plots[key]
-        h.append(_img(rel, w, hh, alt))
-    h.append("</div>")
-    h.append(f"<h2>Worst {len(rows)} images by {html.escape(by)}</h2>")
-    if len(rows) < worst:
-        h.append(f"<p>{len(rows)} of the requested {worst}: only these images have a defined {html.escape(by)}.</p>")
-    for r in rows:
-        h.append(f'<div class="row"><div><b>{r.rank}. {html.escape(r.name)}</b></div><div class="panels">')
-        for title, rel, w, hh in r.panels:
-            h.append(f"<figure>{_img(rel, w, hh, f'{r.name} {title}')}<figcaption>{html.escape(title)}"
-                     "</figcaption></figure>")
-        h.append(f'</div><div class="numbers">{_numbers(run, r.index, class_id)}</div>')
-        if r.note:
-            h.append(f'<div class="note">{html.escape(r.note)}</div>')
-        h.append("</div>")
-    h.append('<h2>Legend</h2><div class="legend"><p>Classes (ground-truth and prediction panels):</p><p>')
-    h += [_swatch(colors[i], f"{i} {n}") for i, n in enumerate(names)]
-    h.append(_swatch(IGNORE_COLOR, f"ignore index {settings.get('ignore_index', 255)}"))
-    h.append("</p><p>Error overlay, over the dimmed input image (or the dimmed ground-truth colours):</p><p>")
-    if class_id is None:
-        h += [_swatch(FP_COLOR, "wrong class predicted (FP of the predicted class, FN of the true one)"),
-              _swatch(FN_COLOR, "missed: the ignore index predicted (FN)"),
-              "<span class=\"item\">grey: correct; darker grey: ground truth ignored</span>"]
-    else:
-        h += [_swatch(FP_COLOR, f"FP: predicted {names[class_id]}, ground truth another class"),
-              _swatch(FN_COLOR, f"FN: ground truth {names[class_id]}, predicted another class or missed"),
-              _swatch(TP_COLOR, f"TP: {names[class_id]} found"),
-              "<span class=\"item\">grey: neither; darker grey: ground truth ignored</span>"]
-    h.append("</p></div><h2>Settings</h2><table class=\"settings\">")
-    for k, v in settings.items():
-        if not k.startswith("_"):
-            h.append(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>")
-    h.append("</table></body></html>\n")
-    return "\n".join(h)
+    title = f"segeval report: {len(run.image_names)} images, {run.n_classes} classes"
+    verdict = (f"<p>Baseline: always predicting class {b} ({page.esc(names[b])}) scores mIoU "
+               f"<b>{_fmt(run.baseline_miou, 4)}</b>; this model scores <b>{_fmt(run.miou, 4)}</b>"
+               + ("." if beats else " and does <b>not</b> beat it.") + "</p>")
+    conventions = ('<p class="muted small">Rows of the confusion matrix are ground truth, columns prediction; '
+                   "ground-truth pixels equal to the ignore index are left out; a class absent from both ground "
+                   "truth and prediction has no IoU and is left out of every mean.</p>")
+    worst_parts = ['<p class="muted small">Switch the layer over the image, its opacity, and the class whose '
+                   "TP / FP / FN it shows.</p>"]
+    if len(viewers) < worst:
+        worst_parts.append(f"<p>{len(viewers)} of the requested {worst}: only these images have a defined "
+                           f"{page.esc(by)}.</p>")
+    worst_parts += [v.html() for v in viewers]
+    sections = [
+        page.section("summary", "Summary", _summary_table(run), verdict, conventions),
+        page.section("classes", "Per-class metrics", '<div class="scroll">' + class_table(run) + "</div>"),
+        page.section("plots", "Plots", plots_html(run, plots)),
+        page.section("worst", f"Worst {len(viewers)} images by {by}", *worst_parts),
+        page.section("legend", "Legend", legend_html(run, class_id)),
+        page.section("settings", "Settings", settings_html(settings)),
+    ]
+    nav = [("summary", "summary"), ("classes", "classes"), ("plots", "plots"), ("worst", "worst images"),
+           ("legend", "legend"), ("settings", "settings")]
+    return page.document(title, sections, nav)
 
 
 # ----------------------------------------------------------------------------- the report
@@ -476,7 +755,7 @@ def build_report(
     pairs : sequence of Pair
         The mask files; only those of the ``worst`` images are read.
     images : dict, optional
-        Input images by pairing key (:func:`find_images`), drawn under the error overlay.
+        Input images by pairing key (:func:`find_images`), drawn under the layers.
     worst : int
         How many of the worst images to draw (by image mIoU, or by the IoU of ``class_id``).
     settings : dict, optional
@@ -494,19 +773,56 @@ def build_report(
     colors = palette(run.classes)
     (out / "worst").mkdir(parents=True, exist_ok=True)
 
-    def draw(job: tuple[int, int]) -> _Row:
+    def draw(job: tuple[int, int]) -> page.Viewer:
         rank, i = job
         name = run.image_names[i]
-        return _draw_row(rank, i, by_name[name], run, out, colors, class_id,
-                         None if images is None else images.get(name), images is not None)
+        return _draw_viewer(rank, i, by_name[name], run, out, colors, class_id,
+                            None if images is None else images.get(name), images is not None)
 
-    rows = list(_ordered(draw, list(enumerate(picked, 1)), workers or default_workers()))  # type: ignore[arg-type]
+    viewers = list(_ordered(draw, list(enumerate(picked, 1)), workers or default_workers()))  # type: ignore[arg-type]
     plots = write_plots(run, out)
     shown = {**run.settings, "worst": worst, "class": "all" if class_id is None else
              f"{class_id} ({run.classes.names[class_id]})", **(settings or {})}
     index = out / "index.html"
-    write_atomic(index, _page(run, plots, rows, shown, class_id, worst))
+    write_atomic(index, _page(run, plots, viewers, shown, class_id, worst))
     return index
+
+
+def _prepared_run(run: Run | None, pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, *,
+                  num_classes: int | None, classes: ClassSet | str | None, ignore_index: int,
+                  baseline_class: int | None, pred_suffix: str | None, gt_suffix: str | None,
+                  allow_missing: bool | None, workers: int | None, score_options: dict[str, Any] | None) -> Run:
+    """Score the masks (no ``run``), or take the run's counts with the classes given (same number)."""
+    from .evaluate import resolve_classes, score
+
+    if run is None:
+        return score(pred_dir, gt_dir, num_classes, classes=classes, ignore_index=ignore_index,
+                     baseline_class=baseline_class, pred_suffix=pred_suffix or "", gt_suffix=gt_suffix or "",
+                     allow_missing=bool(allow_missing), workers=workers, **(score_options or {}))
+    if classes is None and num_classes is None:
+        return run
+    cs = resolve_classes(num_classes, classes)
+    if cs.n_classes != run.n_classes:
+        raise SegevalError(None, f"the classes given have {cs.n_classes} names but the run file has "
+                           f"{run.n_classes}", "drop --classes/--num-classes or give the matching list")
+    return Run(cs if cs.colors is not None or run.classes.colors is None else
+               ClassSet(cs.names, run.classes.colors), run.cm, run.image_names, run.image_counts,
+               run.pixels, run.ignored, run.settings, run.missing_predictions, run.extra_predictions, run.skipped)
+
+
+def _pairs(run: Run, pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, pred_suffix: str | None,
+           gt_suffix: str | None, allow_missing: bool | None) -> list[Pair]:
+    """The mask pairs of a run's directories, decoded and paired as the run was (its settings)."""
+    from .maps import decoding_for
+
+    s = run.settings
+    ignore = int(s.get("ignore_index", 255))
+    pairs, _ = pair_masks(pred_dir, gt_dir, decoding=decoding_for(run.classes, ignore, s),
+                          skipped=[] if s.get("skip_bad") else None,
+                          pred_suffix=s.get("pred_suffix", "") if pred_suffix is None else pred_suffix,
+                          gt_suffix=s.get("gt_suffix", "") if gt_suffix is None else gt_suffix,
+                          allow_missing=bool(s.get("allow_missing", False) if allow_missing is None else allow_missing))
+    return pairs
 
 
 def report(
@@ -530,43 +846,54 @@ def report(
     settings: dict[str, Any] | None = None,
     score_options: dict[str, Any] | None = None,
     plots_only: bool = False,
+    baseline_preds: str | os.PathLike | None = None,
+    baseline_run: Run | None = None,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
 ) -> Path:
     """Score (unless ``run`` is given) and write the report; returns ``out_dir/index.html``.
 
     With ``run`` (e.g. :meth:`Run.load`), its counts are used and its settings supply the suffixes,
     ``allow_missing`` and the mask decoding; only the worst images' masks are read. Without it,
     :func:`segeval.evaluate.score` scores first, with ``score_options`` (``unknown_color``,
-    ``void_colors``, ``label_map``, ...). With ``plots_only``, only the three plots are written
+    ``void_colors``, ``label_map``, ...). With ``plots_only``, only the plots are written
     (no mask is read) and ``out_dir/plots`` is returned.
+
+    With ``baseline_preds`` (a second directory of predictions of the same ground truth; its run
+    ``baseline_run`` when scored already), the comparison report of ``pred_dir`` (NEW) against it
+    (BASE) is written instead (:func:`segeval.report_compare.build_comparison_report`), with a paired
+    bootstrap of ``n_bootstrap`` resamples (``seed``, level ``1 - alpha``).
     """
-    from .evaluate import resolve_classes, score
-    from .maps import decoding_for, resolve_class
+    from .maps import resolve_class
 
     if worst < 0:
         raise SegevalError(None, f"--worst must be 0 or more, got {worst}", "")
-    if run is None:
-        run = score(pred_dir, gt_dir, num_classes, classes=classes, ignore_index=ignore_index,
-                    baseline_class=baseline_class, pred_suffix=pred_suffix or "", gt_suffix=gt_suffix or "",
-                    allow_missing=bool(allow_missing), workers=workers, **(score_options or {}))
-    elif classes is not None or num_classes is not None:
-        cs = resolve_classes(num_classes, classes)
-        if cs.n_classes != run.n_classes:
-            raise SegevalError(None, f"the classes given have {cs.n_classes} names but the run file has "
-                               f"{run.n_classes}", "drop --classes/--num-classes or give the matching list")
-        run = Run(cs if cs.colors is not None or run.classes.colors is None else
-                  ClassSet(cs.names, run.classes.colors), run.cm, run.image_names, run.image_counts,
-                  run.pixels, run.ignored, run.settings, run.missing_predictions, run.extra_predictions)
+    opts: dict[str, Any] = dict(num_classes=num_classes, classes=classes, ignore_index=ignore_index,
+                                baseline_class=baseline_class, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
+                                allow_missing=allow_missing, workers=workers, score_options=score_options)
+    if baseline_preds is None and baseline_run is not None:
+        raise SegevalError(None, "--baseline-run needs --baseline-preds (the directory it was scored from)", "")
+    if baseline_preds is not None and (plots_only or class_id is not None):
+        raise SegevalError(None, "--plots-only and --class do not apply to a comparison (--baseline-preds)", "")
+    run = _prepared_run(run, pred_dir, gt_dir, **opts)
+    if baseline_preds is not None:
+        from .report_compare import build_comparison_report
+
+        base = _prepared_run(baseline_run, baseline_preds, gt_dir, **opts)
+        imgs = None if images_dir is None else find_images(images_dir, image_suffix)
+        shown = {"baseline_preds": os.fspath(baseline_preds), "new_preds": os.fspath(pred_dir),
+                 "images": None if images_dir is None else os.fspath(images_dir), **(settings or {})}
+        return build_comparison_report(
+            base, run, _pairs(base, baseline_preds, gt_dir, pred_suffix, gt_suffix, allow_missing),
+            _pairs(run, pred_dir, gt_dir, pred_suffix, gt_suffix, allow_missing), out_dir, images=imgs, worst=worst,
+            n_bootstrap=n_bootstrap, seed=seed, alpha=alpha, workers=workers, settings=shown)
     if plots_only:
         write_plots(run, out_dir)
         return Path(out_dir) / "plots"
-    s = run.settings
-    ignore = int(s.get("ignore_index", 255))
+    ignore = int(run.settings.get("ignore_index", 255))
     cid = None if class_id is None else resolve_class(run.classes, class_id, ignore)
-    pairs, _ = pair_masks(pred_dir, gt_dir, decoding=decoding_for(run.classes, ignore, s),
-                          skipped=[] if s.get("skip_bad") else None,
-                          pred_suffix=s.get("pred_suffix", "") if pred_suffix is None else pred_suffix,
-                          gt_suffix=s.get("gt_suffix", "") if gt_suffix is None else gt_suffix,
-                          allow_missing=bool(s.get("allow_missing", False) if allow_missing is None else allow_missing))
+    pairs = _pairs(run, pred_dir, gt_dir, pred_suffix, gt_suffix, allow_missing)
     imgs = None if images_dir is None else find_images(images_dir, image_suffix)
     shown = {"images": None if images_dir is None else os.fspath(images_dir), "image_suffix": image_suffix,
              **(settings or {})}

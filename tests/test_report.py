@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -31,12 +32,14 @@ PLOT_NAMES = ["plots/class_iou.png", "plots/confusion.png", "plots/image_miou.pn
 
 
 class _Links(HTMLParser):
-    """Every <img src> (with its width and height) and <a href> of a page."""
+    """Every <img src> (with its width and height), <a href>, and the files the page's controls switch to:
+    the viewer layers (data-src-*), the class menus (<option value>) and the plot pages (data-src)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.imgs: list[dict[str, str | None]] = []
         self.hrefs: list[str] = []
+        self.switched: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -44,6 +47,7 @@ class _Links(HTMLParser):
             self.imgs.append(a)
         elif tag == "a" and a.get("href"):
             self.hrefs.append(a["href"])
+        self.switched += [v for k, v in a.items() if v and (k.startswith("data-src") or (tag == "option" and k == "value"))]
 
 
 def parse(index: Path) -> _Links:
@@ -53,23 +57,46 @@ def parse(index: Path) -> _Links:
 
 
 def check_links(out: Path) -> _Links:
-    """Every linked file exists under out, relative, and every image is a PNG of its stated size."""
+    """Every linked file exists under out, relative, and every image is a PNG of its stated size; every
+    image a control switches to is a PNG too."""
     links = parse(out / "index.html")
     assert links.imgs
     for href in links.hrefs:
+        if href.startswith("#"):
+            assert f'id="{href[1:]}"' in (out / "index.html").read_text(encoding="utf-8"), href
+            continue
         assert not re.match(r"^[a-z]+:", href), href
-        assert (out / href).is_file(), href
+        assert (out / unquote(href)).is_file(), href
     for img in links.imgs:
         src = img["src"]
         assert src and not src.startswith(("/", "http:", "https:", "file:")), src
-        path = out / src
+        path = out / unquote(src)
         assert path.is_file(), src
         with Image.open(path) as im:
             im.verify()
         with Image.open(path) as im:
             assert im.format == "PNG", src
             assert im.size == (int(img["width"]), int(img["height"])), src
+    for src in links.switched:
+        assert not src.startswith(("/", "http:", "https:", "file:")), src
+        with Image.open(out / unquote(src)) as im:
+            assert im.format == "PNG", src
+            im.load()
     return links
+
+
+def section(page: str, anchor: str) -> str:
+    m = re.search(rf'<section id="{anchor}">(.*?)</section>', page, re.S)
+    assert m, anchor
+    return m.group(1)
+
+
+def table_rows(html_text: str) -> list[list[str]]:
+    """The body rows of the first table in html_text, each cell's text (tags dropped)."""
+    body = re.search(r"<tbody>(.*?)</tbody>", html_text, re.S)
+    assert body
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)]
 
 
 def reference_image_iou() -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -115,12 +142,41 @@ def test_report_links_exist_and_are_pngs_of_their_size(built):
     links = check_links(built)
     srcs = [i["src"] for i in links.imgs]
     assert srcs[:3] == PLOT_NAMES
-    # 3 worst images x (input image, ground truth, prediction, errors); the demo masks are 96 x 64,
-    # drawn at twice their size
+    # 3 worst images, each a viewer: the input image under one switchable layer; the demo masks are 96 x 64,
+    # drawn at three times their size
     panels = [i for i in links.imgs if i["src"].startswith("worst/")]
-    assert len(panels) == 12
-    assert all((i["width"], i["height"]) == ("192", "128") for i in panels)
-    assert [s.rsplit("_", 1)[1] for s in srcs[3:7]] == ["image.png", "gt.png", "pred.png", "errors.png"]
+    assert len(panels) == 6
+    assert all((i["width"], i["height"]) == ("288", "192") for i in panels)
+    assert [s.rsplit("_", 1)[1] for s in srcs[3:5]] == ["image.png", "errors.png"]
+    # the layers: errors (the first shown), ground truth, prediction; one TP/FP/FN layer per class in the image
+    first = srcs[3].rsplit("_", 1)[0]
+    assert {f"{first}_{k}.png" for k in ("errors", "gt", "pred")} <= set(links.switched)
+    assert {f"{first}_c{c}.png" for c in range(5)} <= set(links.switched)  # bus (5) is in no image
+    assert not any(s.endswith("_c5.png") for s in links.switched)
+    assert (built / "plots" / "confusion.csv").is_file()
+
+
+def test_tables(built):
+    """The summary and per-class tables hold the reference numbers, absent classes marked, every column sortable."""
+    page = (built / "index.html").read_text(encoding="utf-8")
+    _, _, total = reference_image_iou()
+    tp = np.diag(total[:, :6]).astype(float)
+    fp = total[:, :6].sum(0) - tp
+    fn = total.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = tp / (tp + fp + fn)
+    rows = table_rows(section(page, "classes"))
+    assert [r[1].split()[0] for r in rows] == ["background", "road", "building", "vegetation", "car", "bus"]
+    assert rows[5][1] == "bus absent" and rows[5][2] == "—"
+    for c in range(5):
+        assert rows[c][2] == f"{iou[c]:.4f}"
+        assert [int(x.replace(",", "")) for x in rows[c][7:10]] == [tp[c], fp[c], fn[c]]
+    classes = section(page, "classes")
+    assert len(re.findall(r"<th[ >]", classes)) == 11 and classes.count('data-type="num"') == 10  # all but the class name
+    # the value sorted by is the number itself; undefined values sort last (empty)
+    assert f'data-v="{float(iou[0])!r}"' in classes and 'data-v=""' in classes
+    summary = table_rows(section(page, "summary"))
+    assert summary[0][:2] == ["mIoU (data set)", f"{np.mean(iou[:5]):.4f}"]
 
 
 def test_report_content(built):
@@ -134,7 +190,7 @@ def test_report_content(built):
                  "Worst 3 images by image mIoU", "Legend", "Settings", "ignore index 255", "street_1"):
         assert text in page, text
     worst = [names[i] for i in np.argsort(np.nanmean(image_iou, axis=1))[:3]]
-    assert [m for m in re.findall(r"<b>\d\. ([\w]+)</b>", page)] == worst
+    assert re.findall(r"<div class=\"vtitle\">\d\. (\w+)</div>", page) == worst
     for name in ("background", "road", "building", "vegetation", "car", "bus"):
         assert name in page
 
@@ -148,16 +204,27 @@ def test_overlay_and_panel_pixels(built):
     colors = np.asarray(run.classes.colors, np.uint8)
     gt_panel = np.asarray(Image.open(built / "worst" / f"001_{name}_gt.png"))
     errors = np.asarray(Image.open(built / "worst" / f"001_{name}_errors.png"))
-    up = lambda a: np.repeat(np.repeat(a, 2, 0), 2, 1)  # noqa: E731 - panels are drawn at 2x
+    up = lambda a: np.repeat(np.repeat(a, 3, 0), 3, 1)  # noqa: E731 - panels are drawn at 3x
     valid = up(gt != 255)
     np.testing.assert_array_equal(gt_panel[valid], colors[up(gt)[valid]])
     assert (gt_panel[~valid] == 255).all()
     wrong = up((gt != 255) & (pred != 255) & (gt != pred))
     missed = up((gt != 255) & (pred == 255))
     assert wrong.any() and missed.any()
-    assert (errors[wrong] == rep.FP_COLOR).all() and (errors[missed] == rep.FN_COLOR).all()
-    rest = ~(wrong | missed)
-    assert (errors[rest].max(axis=-1) < 130).all()  # dimmed grey, no error colour
+    assert errors.shape[-1] == 4  # a transparent layer over the input image
+    assert (errors[wrong] == (*rep.FP_COLOR, 255)).all() and (errors[missed] == (*rep.FN_COLOR, 255)).all()
+    right = up((gt != 255) & (gt == pred))
+    assert (errors[right] == (0, 0, 0, rep.SHADE_ALPHA)).all()
+    assert (errors[~valid] == (0, 0, 0, rep.IGNORED_ALPHA)).all()
+    # one class's layer: car (4), TP / FP / FN where the masks say
+    car = np.asarray(Image.open(built / "worst" / f"001_{name}_c4.png"))
+    g, p = up(gt), up(pred)
+    for where, rgb in (((g == 4) & (p == 4), rep.TP_COLOR), ((g != 4) & (g != 255) & (p == 4), rep.FP_COLOR),
+                       ((g == 4) & (p != 4), rep.FN_COLOR)):
+        assert where.any()
+        assert (car[where] == (*rgb, 255)).all()
+    neither = (g != 4) & (g != 255) & (p != 4)
+    assert (car[neither] == (0, 0, 0, rep.SHADE_ALPHA)).all()
 
 
 def test_error_overlay_one_class():
@@ -166,6 +233,13 @@ def test_error_overlay_one_class():
     out = rep.error_overlay(codes, base, one_class=True)
     assert tuple(out[0, 1]) == rep.TP_COLOR and tuple(out[1, 0]) == rep.FP_COLOR and tuple(out[1, 1]) == rep.FN_COLOR
     assert out[0, 0, 0] == out[0, 0, 1] == out[0, 0, 2] and out[2, 0, 0] < out[0, 0, 0] < 130
+    layer = rep.error_layer(codes, one_class=True)
+    assert [tuple(v) for v in layer.reshape(-1, 4)] == [
+        (0, 0, 0, rep.SHADE_ALPHA), (*rep.TP_COLOR, 255), (*rep.FP_COLOR, 255), (*rep.FN_COLOR, 255),
+        (0, 0, 0, rep.IGNORED_ALPHA), (0, 0, 0, rep.SHADE_ALPHA)]
+    all_classes = rep.error_layer(np.array([[1, 2, 3, 255]], np.uint8), one_class=False)
+    assert [tuple(v) for v in all_classes[0]] == [(0, 0, 0, rep.SHADE_ALPHA), (*rep.FP_COLOR, 255),
+                                                   (*rep.FN_COLOR, 255), (0, 0, 0, rep.IGNORED_ALPHA)]
 
 
 def test_run_file_reads_only_the_worst_masks(tmp_path, monkeypatch):
@@ -214,7 +288,12 @@ def test_worst_by_class(tmp_path):
                             "--worst", "2", "--class", "car"])
     assert r.exit_code == 0, r.output
     page = (out / "index.html").read_text(encoding="utf-8")
-    assert "Worst 2 images by IoU of class 4 (car)" in page and "car IoU" in page and "FP: predicted car" in page
+    assert "Worst 2 images by IoU of class 4 (car)" in page and "car IoU" in page and "and car first" in page
+    # the chosen class's layer is the one shown first, and first in the class menu
+    links = parse(out / "index.html")
+    layers = [i["src"] for i in links.imgs if i.get("class") == "layer"]
+    assert layers and all(src.endswith("_c4.png") for src in layers)
+    assert re.search(r'<select class="filter"><option value="[^"]+_c4.png">4 car', page)
     check_links(out)
 
 
@@ -256,10 +335,12 @@ def test_plot_functions_draw_on_given_axes():
     tp = np.diag(total[:, :6]).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = tp / (total.sum(1) + total[:, :6].sum(0) - tp)
-    np.testing.assert_allclose([b.get_width() for b in axes[0].patches[:6]], np.nan_to_num(iou), rtol=1e-12)
+    # the absent class (bus, 5) is left out of both
+    assert len(axes[0].patches) == 5
+    np.testing.assert_allclose([b.get_width() for b in axes[0].patches], iou[:5], rtol=1e-12)
     heat = np.ma.filled(axes[1].images[0].get_array().astype(float), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        np.testing.assert_allclose(heat, total / total.sum(1, keepdims=True), rtol=1e-12, equal_nan=True)
+    present = total[:5][:, [0, 1, 2, 3, 4, 6]]  # column 6: misses
+    np.testing.assert_allclose(heat, present / present.sum(1, keepdims=True), rtol=1e-12)
     counts = [b.get_height() for b in axes[2].patches]
     assert len(counts) == 20 and sum(counts) == 4
     for m in np.nanmean(image_iou, axis=1):  # each image in its 0.05-wide bin
@@ -269,9 +350,10 @@ def test_plot_functions_draw_on_given_axes():
 
 
 def test_panel_shape():
-    assert rep.panel_shape(1024, 2048) == (240, 480)
-    assert rep.panel_shape(64, 96) == (128, 192)
+    assert rep.panel_shape(1024, 2048) == (320, 640)
+    assert rep.panel_shape(64, 96) == (192, 288)
     assert rep.panel_shape(300, 300) == (300, 300)
+    assert rep.panel_shape(513, 513) == (513, 513)
 
 
 # ----------------------------------------------------------------------------- a real browser
