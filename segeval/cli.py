@@ -368,6 +368,8 @@ def report(
         raise SegevalError(None, f"--bootstrap must be 0 (off) or more, got {bootstrap}", "")
     if not 0 < alpha < 1:
         raise SegevalError(None, f"--alpha must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
+    if baseline_run is not None and baseline_preds is None:
+        raise SegevalError(None, "--baseline-run needs --baseline-preds (the directory it was scored from)", "")
     if baseline_preds is not None and not baseline_preds.exists():
         raise SegevalError(baseline_preds, "--baseline-preds does not exist", "give the baseline's predictions")
     run = Run.load(run_file) if run_file is not None else None

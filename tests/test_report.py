@@ -3,6 +3,8 @@ page in a real browser (headless Chromium)."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -47,7 +49,8 @@ class _Links(HTMLParser):
             self.imgs.append(a)
         elif tag == "a" and a.get("href"):
             self.hrefs.append(a["href"])
-        self.switched += [v for k, v in a.items() if v and (k.startswith("data-src") or (tag == "option" and k == "value"))]
+        self.switched += [v for k, v in a.items()
+                          if v and (k.startswith("data-src") or (tag == "option" and k == "value"))]
 
 
 def parse(index: Path) -> _Links:
@@ -172,7 +175,8 @@ def test_tables(built):
         assert rows[c][2] == f"{iou[c]:.4f}"
         assert [int(x.replace(",", "")) for x in rows[c][7:10]] == [tp[c], fp[c], fn[c]]
     classes = section(page, "classes")
-    assert len(re.findall(r"<th[ >]", classes)) == 11 and classes.count('data-type="num"') == 10  # all but the class name
+    # every column sortable; all but the class name by number
+    assert len(re.findall(r"<th[ >]", classes)) == 11 and classes.count('data-type="num"') == 10
     # the value sorted by is the number itself; undefined values sort last (empty)
     assert f'data-v="{float(iou[0])!r}"' in classes and 'data-v=""' in classes
     summary = table_rows(section(page, "summary"))
@@ -397,3 +401,354 @@ def test_report_in_headless_chromium(built, tmp_path):
     (copy / parse(built / "index.html").imgs[-1]["src"]).unlink()
     r = _chromium("--virtual-time-budget=10000", "--dump-dom", (copy / "index.html").resolve().as_uri())
     assert f'data-images="{n_imgs - 1}/{n_imgs}"' in r.stdout
+
+
+# The page is driven from the test: a copy of index.html beside it (same relative links) with two scripts
+# added, one first in <head> that records errors and console.error calls, one that runs the actions after
+# load and writes what it saw as JSON on <body data-test>, read back with --dump-dom.
+_RECORD_ERRORS = """<script>
+window.__errors = [];
+window.addEventListener("error", function (e) { window.__errors.push(String(e.message || e)); }, true);
+(function () { var ce = console.error; console.error = function () {
+  window.__errors.push(Array.prototype.join.call(arguments, " ")); ce.apply(console, arguments); }; })();
+</script>"""
+
+_DRIVE = """<script>
+window.addEventListener("load", async function () {
+  var out = {};
+  function decodes(src) {
+    return new Promise(function (res) {
+      var i = new Image();
+      i.onload = function () { res(i.naturalWidth > 0); };
+      i.onerror = function () { res(false); };
+      i.src = src;
+    });
+  }
+  try {
+    var srcs = new Set();
+    document.querySelectorAll("*").forEach(function (el) {
+      Array.prototype.forEach.call(el.attributes, function (a) {
+        if (a.name.indexOf("data-src") === 0 || (el.tagName === "OPTION" && a.name === "value")) srcs.add(a.value);
+      });
+    });
+    var ok = await Promise.all(Array.from(srcs).map(decodes));
+    out.switchable = ok.length; out.switchable_decoded = ok.filter(Boolean).length;
+    out.imgs = document.images.length;
+    out.imgs_decoded = Array.prototype.filter.call(document.images, function (i) {
+      return i.complete && i.naturalWidth > 0; }).length;
+    %s
+  } catch (e) { out.exception = String(e && e.stack || e); }
+  out.errors = window.__errors;
+  document.body.setAttribute("data-test", JSON.stringify(out));
+});
+</script>"""
+
+
+def drive(out: Path, actions: str) -> dict:
+    """Open out/index.html in headless Chromium, run ``actions`` (JavaScript filling ``out``) after load,
+    and return what they recorded, with every image's and every switchable image's decoding, and the errors."""
+    page = (out / "index.html").read_text(encoding="utf-8")
+    test_page = out / "_drive.html"
+    test_page.write_text(page.replace("<head>", "<head>" + _RECORD_ERRORS, 1)
+                         .replace("</body>", (_DRIVE % actions) + "</body>", 1), encoding="utf-8")
+    try:
+        r = _chromium("--virtual-time-budget=20000", "--enable-logging=stderr", "--v=0", "--dump-dom",
+                      test_page.resolve().as_uri())
+    finally:
+        test_page.unlink()
+    m = re.search(r'<body[^>]*data-test="([^"]*)"', r.stdout)
+    assert m, r.stdout[-500:] + r.stderr[-2000:]
+    got = json.loads(html.unescape(m.group(1)))
+    assert "exception" not in got, got["exception"]
+    assert got["errors"] == [], got["errors"]
+    assert not re.search(r"Uncaught|CONSOLE\(\d+\)\].*[Ee]rror", r.stderr), r.stderr[-2000:]
+    assert got["imgs"] > 0 and got["imgs_decoded"] == got["imgs"], got
+    assert got["switchable"] > 0 and got["switchable_decoded"] == got["switchable"], got
+    return got
+
+
+_SORT_AND_VIEW = """
+function col(i) {
+  return Array.prototype.map.call(document.querySelectorAll("#classes tbody tr"),
+                                  function (r) { return r.cells[i].textContent.trim(); });
+}
+var th = document.querySelectorAll("#classes th");
+th[2].click(); out.iou_asc = col(0); out.iou_sort = th[2].getAttribute("aria-sort");
+th[2].click(); out.iou_desc = col(0); out.iou_sort2 = th[2].getAttribute("aria-sort");
+th[1].click(); out.by_name = col(1);
+th[8].click(); th[8].click(); out.fp_desc = col(0);
+var v = document.querySelector(".viewer"), layer = v.querySelector("img.layer");
+out.first = layer.getAttribute("src");
+v.querySelector('button[data-show="gt"]').click();
+out.gt = layer.getAttribute("src"); out.gt_layer = v.getAttribute("data-layer");
+out.gt_on = v.querySelector("button.on").textContent;
+v.querySelector('button[data-show="pred"]').click(); out.pred = layer.getAttribute("src");
+var r = v.querySelector("input.opacity"); r.value = 30; r.dispatchEvent(new Event("input"));
+out.opacity = layer.style.opacity;
+var sel = v.querySelector("select.filter");
+sel.selectedIndex = sel.options.length - 1; sel.dispatchEvent(new Event("change"));
+out.filtered = layer.getAttribute("src"); out.filtered_layer = v.getAttribute("data-layer");
+out.last_option = sel.options[sel.options.length - 1].value;
+v.querySelector('button[data-show="gt"]').click(); v.querySelector('button[data-show="errors"]').click();
+out.back = layer.getAttribute("src");
+await new Promise(function (res) { if (layer.complete) res(); else layer.onload = res; });
+out.back_width = layer.naturalWidth;
+"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent")
+def test_sort_and_viewer_in_chromium(built, tmp_path):
+    got = drive(built, _SORT_AND_VIEW)
+    _, _, total = reference_image_iou()
+    tp = np.diag(total[:, :6]).astype(float)
+    fp = total[:, :6].sum(0) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = tp / (total.sum(1) + fp)
+    order = np.argsort(iou[:5], kind="stable")
+    assert got["iou_asc"] == [str(i) for i in order] + ["5"] and got["iou_sort"] == "ascending"
+    assert got["iou_desc"] == [str(i) for i in order[::-1]] + ["5"] and got["iou_sort2"] == "descending"  # NaN last
+    assert [n.split()[0] for n in got["by_name"]] == sorted(["background", "road", "building", "vegetation", "car",
+                                                             "bus"])
+    assert got["fp_desc"] == [str(i) for i in np.argsort(-fp, kind="stable")]
+    stem = got["first"].rsplit("_", 1)[0]
+    assert got["first"] == f"{stem}_errors.png"
+    assert (got["gt"], got["gt_layer"], got["gt_on"]) == (f"{stem}_gt.png", "gt", "ground truth")
+    assert got["pred"] == f"{stem}_pred.png"
+    assert float(got["opacity"]) == pytest.approx(0.3)
+    # the class menu redraws the error layer with that class's TP / FP / FN, and switches to it
+    assert got["filtered"] == got["last_option"] == f"{stem}_c4.png" and got["filtered_layer"] == "errors"
+    assert got["back"] == f"{stem}_c4.png" and got["back_width"] == 288
+
+    # and the checks do fail: a script error, a broken layer image
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    index = copy / "index.html"
+    page = index.read_text(encoding="utf-8")
+    index.write_text(page.replace("</body>", "<script>notDefined();</script></body>"), encoding="utf-8")
+    with pytest.raises(AssertionError, match="notDefined"):
+        drive(copy, "")
+    index.write_text(page, encoding="utf-8")
+    (copy / f"{stem}_c4.png").write_bytes(b"not a png")
+    with pytest.raises(AssertionError, match="switchable"):
+        drive(copy, "")
+
+
+# ----------------------------------------------------------------------------- many classes, and a comparison
+
+
+K_MANY = 60
+
+
+def _many_classes(tmp: Path) -> tuple[Path, Path, Path]:
+    """gt/, base/ and new/ of 5 images of 40 x 64 with 60 classes (ignore 255 in a band): BASE has noise; NEW
+    fixes part of it, breaks other pixels (with other classes and with predicted ignore index, a miss)."""
+    rng = np.random.default_rng(7)
+    dirs = [tmp / d for d in ("gt", "base", "new")]
+    for d in dirs:
+        d.mkdir()
+    for i in range(5):
+        gt = np.kron(rng.integers(0, K_MANY, (4, 8)), np.ones((10, 8), np.int64)).astype(np.uint8)
+        gt[:, 30:33] = 255
+        base = gt.copy()
+        noise = rng.random(gt.shape) < 0.1 + 0.05 * i
+        base[noise] = rng.integers(0, K_MANY, int(noise.sum()))
+        new = base.copy()
+        fix = rng.random(gt.shape) < 0.5
+        new[fix] = gt[fix]
+        brk = rng.random(gt.shape) < 0.02 * (4 - i)
+        new[brk] = (gt[brk].astype(int) + 1) % K_MANY
+        new[brk & (rng.random(gt.shape) < 0.3)] = 255
+        for d, a in zip(dirs, (gt, base, new), strict=True):
+            Image.fromarray(a).save(d / f"img_{i}.png")
+    return tuple(dirs)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory) -> tuple[Path, Path, Path]:
+    return _many_classes(tmp_path_factory.mktemp("many"))
+
+
+@pytest.fixture(scope="module")
+def compared(many, tmp_path_factory) -> Path:
+    gt, base, new = many
+    out = tmp_path_factory.mktemp("cmp") / "report"
+    r = runner.invoke(app, ["report", str(new), str(gt), "--baseline-preds", str(base), "-k", str(K_MANY),
+                            "--out", str(out), "--worst", "3", "--bootstrap", "500"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def _changes_by_loops(many: tuple[Path, Path, Path]) -> dict[str, tuple[int, int]]:
+    """(fixed, broken) pixels per image by a loop over pixels: right = prediction equals ground truth."""
+    gt_dir, base_dir, new_dir = many
+    out = {}
+    for f in sorted(gt_dir.glob("*.png")):
+        g, b, n = (np.asarray(Image.open(d / f.name)).ravel().tolist() for d in (gt_dir, base_dir, new_dir))
+        fixed = broken = 0
+        for gv, bv, nv in zip(g, b, n, strict=True):
+            if gv == 255:
+                continue
+            fixed += bv != gv and nv == gv
+            broken += bv == gv and nv != gv
+        out[f.stem] = (fixed, broken)
+    return out
+
+
+def test_comparison_ranking_against_pixel_loops(compared, many):
+    expect = _changes_by_loops(many)
+    broken = [b for _, b in expect.values()]
+    assert all(f for f, _ in expect.values()) and min(broken) == 0 and sum(b > 0 for b in broken) == 4
+    page = (compared / "index.html").read_text(encoding="utf-8")
+    rows = table_rows(section(page, "images"))
+    # every image, most broken first (ties: name order), with its counts
+    names = sorted(expect)
+    ranked = sorted(names, key=lambda n: (-expect[n][1], names.index(n)))
+    assert [r[0] for r in rows] == ranked
+    for r in rows:
+        fixed, broken = expect[r[0]]
+        assert (int(r[1].replace(",", "")), int(r[2].replace(",", ""))) == (broken, fixed)
+        assert int(r[3].replace(",", "")) == fixed - broken
+    titles = lambda s: re.findall(r'<div class="vtitle">\d+\. (\w+)</div>', section(page, s))  # noqa: E731
+    assert titles("broken") == ranked[:3]
+    assert titles("fixed") == sorted(names, key=lambda n: (-expect[n][0], names.index(n)))[:3]
+    total_fixed, total_broken = (sum(v[i] for v in expect.values()) for i in (0, 1))
+    assert f"<b>{total_fixed:,}</b> pixels fixed, <b>{total_broken:,}</b> broken" in page
+    check_links(compared)
+
+
+def test_comparison_layer_pixels(compared, many):
+    """The changes layer is green where BASE was wrong and NEW right, red where BASE was right and NEW wrong."""
+    gt_dir, base_dir, new_dir = many
+    page = (compared / "index.html").read_text(encoding="utf-8")
+    first = re.search(r'class="layer" src="(changes/b001_(\w+)_changes.png)"', page)
+    assert first
+    g, b, n = (np.asarray(Image.open(d / f"{first.group(2)}.png")) for d in (gt_dir, base_dir, new_dir))
+    layer = np.asarray(Image.open(compared / first.group(1)))
+    up = lambda a: np.repeat(np.repeat(a, 5, 0), 5, 1)  # noqa: E731 - 40 x 64 drawn at 5x
+    valid = g != 255
+    for where, rgba in ((valid & (b != g) & (n == g), (*rep.TP_COLOR, 255)),
+                        (valid & (b == g) & (n != g), (*rep.FP_COLOR, 255)),
+                        (valid & (b == g) & (n == g), (0, 0, 0, rep.SHADE_ALPHA)),
+                        (~valid, (0, 0, 0, rep.IGNORED_ALPHA))):
+        assert where.any()
+        assert (layer[up(where)] == rgba).all()
+
+
+def test_comparison_class_change_and_interval(compared, many):
+    from reference import loop_iou
+
+    from segeval.compare import paired_bootstrap
+
+    gt_dir, base_dir, new_dir = many
+    files = sorted(gt_dir.glob("*.png"))
+    stack = lambda d: np.concatenate([np.asarray(Image.open(d / f.name)).ravel() for f in files])  # noqa: E731
+    g = stack(gt_dir)
+    base_iou = np.array(loop_iou(g, stack(base_dir), K_MANY, 255))
+    new_iou = np.array(loop_iou(g, stack(new_dir), K_MANY, 255))
+    page = (compared / "index.html").read_text(encoding="utf-8")
+    rows = table_rows(section(page, "classes"))
+    present = np.flatnonzero(~(np.isnan(base_iou) & np.isnan(new_iou)))
+    assert [int(r[0]) for r in rows] == list(present)
+    base = segeval.score(base_dir, gt_dir, K_MANY)
+    new = segeval.score(new_dir, gt_dir, K_MANY)
+    boot = paired_bootstrap(base.image_counts, new.image_counts, 500, 0, 0.05)
+    for r in rows:
+        c = int(r[0])
+        assert r[2] == f"{base_iou[c]:.4f}" and r[3] == f"{new_iou[c]:.4f}"
+        assert float(r[4]) == pytest.approx(new_iou[c] - base_iou[c], abs=6e-5)
+        assert (r[5], r[6]) == (f"{boot.classes[c].low:.4f}", f"{boot.classes[c].high:.4f}")
+    assert (compared / "plots" / "class_change.png").is_file()
+
+
+def test_pixel_changes_codes():
+    from segeval.report_compare import BROKEN, CHANGE_IGNORED, FIXED, SAME_RIGHT, SAME_WRONG, pixel_changes
+
+    gt = np.array([[0, 1, 2, 255], [1, 1, 0, 2]], np.uint8)
+    base = np.array([[0, 0, 2, 1], [1, 255, 1, 0]], np.uint8)
+    new = np.array([[0, 1, 1, 2], [255, 1, 2, 2]], np.uint8)
+    codes = pixel_changes(gt, base, new, 3)
+    assert codes.tolist() == [[SAME_RIGHT, FIXED, BROKEN, CHANGE_IGNORED], [BROKEN, FIXED, SAME_WRONG, FIXED]]
+
+
+def test_comparison_bad_options(tmp_path, many):
+    gt, base, new = many
+    args = ["report", str(new), str(gt), "-k", str(K_MANY)]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "a"), "--baseline-run", str(tmp_path / "x.json")])
+    assert r.exit_code == 2 and "--baseline-preds" in r.output, r.output
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--baseline-preds", str(base), "--class", "3"])
+    assert r.exit_code == 2 and "--class" in r.output, r.output
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "c"), "--baseline-preds", str(base), "--bootstrap", "-1"])
+    assert r.exit_code == 2 and "--bootstrap" in r.output, r.output
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "d"), "--baseline-preds", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "nope" in r.output, r.output
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.fromarray(np.zeros((40, 64), np.uint8)).save(other / "img_0.png")
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "e"), "--baseline-preds", str(other)])
+    assert r.exit_code == 2, r.output
+
+
+def test_many_classes_plots_and_pages(many, tmp_path):
+    gt, base, _ = many
+    out = tmp_path / "r"
+    r = runner.invoke(app, ["report", str(base), str(gt), "-k", str(K_MANY), "--out", str(out), "--worst", "2"])
+    assert r.exit_code == 0, r.output
+    run = segeval.score(base, gt, K_MANY)
+    n_present = int((~np.isnan(run.iou)).sum())
+    assert n_present > rep.TOP_CLASSES
+    pages = rep.class_pages(run)
+    assert [len(p) for p in pages] == [rep.TOP_CLASSES, n_present - rep.TOP_CLASSES]
+    np.testing.assert_array_equal(np.sort(np.concatenate(pages)), np.flatnonzero(~np.isnan(run.iou)))
+    assert list(run.iou[np.concatenate(pages)]) == sorted(run.iou[~np.isnan(run.iou)])  # lowest first
+    assert (out / "plots" / "class_iou_2.png").is_file() and (out / "plots" / "confusion_full.png").is_file()
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert 'href="plots/confusion_full.png"' in page and "Top" not in page.split("<section")[0]
+    # the top confusions plot: the largest off-diagonal counts, by an independent count
+    cm = run.cm.copy()
+    cm[np.arange(K_MANY), np.arange(K_MANY)] = 0
+    top = rep.top_confusions(run, 5)
+    assert [n for _, _, n in top] == sorted(cm.ravel().tolist(), reverse=True)[:5]
+    assert all(cm[g, p] == n for g, p, n in top)
+    fig = rep.plot_confusion(run)
+    assert len(fig.axes[0].patches) == rep.TOP_CONFUSIONS and not fig.axes[0].images
+    check_links(out)
+
+
+_PAGER = """
+var p = document.querySelector(".pager"), im = p.querySelector("img.paged");
+out.page1 = [im.getAttribute("src"), +im.getAttribute("width"), +im.getAttribute("height")];
+var b = p.querySelectorAll("button")[1]; b.click();
+await new Promise(function (res) { if (im.complete) res(); else im.onload = res; });
+out.page2 = [im.getAttribute("src"), +im.getAttribute("width"), +im.getAttribute("height"), im.naturalWidth,
+             im.naturalHeight];
+out.on = p.querySelector("button.on").textContent;
+var v = document.querySelector(".viewer"), layer = v.querySelector("img.layer");
+v.querySelector('button[data-show="baseline"]').click(); out.baseline = layer.getAttribute("src");
+v.querySelector('button[data-show="new"]').click(); out.new = layer.getAttribute("src");
+v.querySelector('button[data-show="changes"]').click(); out.changes = layer.getAttribute("src");
+var th = document.querySelectorAll("#images th"); th[2].click(); th[2].click();
+out.by_fixed = Array.prototype.map.call(document.querySelectorAll("#images tbody tr"),
+                                        function (r) { return r.cells[0].textContent; });
+"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent")
+def test_comparison_and_pages_in_chromium(compared, many, tmp_path):
+    got = drive(compared, _PAGER.split("var p =")[0] + _PAGER[_PAGER.index("var v ="):])
+    stem = got["changes"].rsplit("_", 1)[0]
+    assert (got["baseline"], got["new"], got["changes"]) == (f"{stem}_baseline.png", f"{stem}_new.png",
+                                                             f"{stem}_changes.png")
+    expect = _changes_by_loops(many)
+    names = sorted(expect)
+    assert got["by_fixed"] == sorted(names, key=lambda n: (-expect[n][0], names.index(n)))
+    # the plot pages of a 60-class report
+    gt, base, _ = many
+    out = tmp_path / "r"
+    assert runner.invoke(app, ["report", str(base), str(gt), "-k", str(K_MANY), "--out", str(out),
+                               "--worst", "1"]).exit_code == 0
+    got = drive(out, _PAGER[: _PAGER.index("var v =")])
+    assert got["page1"][0] == "plots/class_iou.png"
+    src, w, h, nw, nh = got["page2"]
+    assert src == "plots/class_iou_2.png" and (w, h) == (nw, nh) and got["on"] == "2"
+    with Image.open(out / src) as im:
+        assert im.size == (w, h)
