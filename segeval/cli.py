@@ -205,9 +205,12 @@ def compare(
     runs: Annotated[list[Path], typer.Argument(
         help="Run files written by segeval score --json: BASE NEW [NEW ...]; the first is the baseline.",
         show_default=False)],
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Paired bootstrap resamples over images "
-                                                               "(0: off).")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Paired bootstrap resamples over images, for the "
+                                                               "percentile intervals (0: off).")] = 2000,
+    permutations: Annotated[int, typer.Option(
+        "--permutations", help="Random swap assignments of the paired randomization test that gives p, beyond "
+        "16 images (up to 16 all 2^N are enumerated, exactly); 0: off.")] = 10000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and of the randomization test.")] = 0,
     alpha: Annotated[float, typer.Option(help="Level: intervals are two-sided 1 - alpha; a drop is significant "
                                               "when p < alpha.")] = 0.05,
     max_drop: Annotated[float | None, typer.Option(help="Exit 1 when mIoU falls by more than this.")] = None,
@@ -220,9 +223,10 @@ def compare(
                                                                      "(for a pull-request comment).")] = None,
     output_format: Annotated[Format, typer.Option("--format", help="What to print on stdout.")] = Format.table,
 ) -> None:
-    """Compare run files: per-class IoU differences, paired-bootstrap confidence, gates for CI.
+    """Compare run files: per-class IoU differences, paired randomization test, bootstrap intervals, CI gates.
 
-    p is the share of bootstrap resamples in which NEW - BASE >= 0: a small p means NEW is worse.
+    p (one-sided, a small p means NEW is worse) is from a paired randomization test: the images' BASE
+    and NEW counts swapped at random; class p-values are Holm-adjusted for the gates.
     """
     from . import compare as cmp_lib
     from .evaluate import Run, write_atomic
@@ -236,11 +240,14 @@ def compare(
         raise SegevalError(None, f"--alpha must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
     if seed < 0:
         raise SegevalError(None, f"--seed must be 0 or more, got {seed}", "")
+    if permutations < 0:
+        raise SegevalError(None, f"--permutations must be 0 (off) or more, got {permutations}", "")
     cmp_lib.validate_gates(max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou,
-                           significant=significant, n_bootstrap=bootstrap)
+                           significant=significant, n_bootstrap=bootstrap, n_permutations=permutations)
 
     loaded = [Run.load(p) for p in runs]
-    cmp = cmp_lib.compare_runs(loaded, [str(p) for p in runs], n_bootstrap=bootstrap, seed=seed, alpha=alpha)
+    cmp = cmp_lib.compare_runs(loaded, [str(p) for p in runs], n_bootstrap=bootstrap, seed=seed, alpha=alpha,
+                               n_permutations=permutations)
     gates = cmp_lib.check_gates(cmp, max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou,
                                 significant=significant)
     if markdown is not None:

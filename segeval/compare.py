@@ -1,7 +1,9 @@
-"""Compare scoring runs: per-class and summary differences, a paired bootstrap over images, CI gates.
+"""Compare scoring runs: per-class and summary differences, a paired randomization test and a paired
+bootstrap over images, CI gates.
 
 Everything here works from the counts stored in run files (``Run.image_counts``, shape (N, 3, K):
-per-image ``tp``, ``fp``, ``fn`` of each class); masks are never read again.
+per-image ``tp``, ``fp``, ``fn`` of each class); masks are never read again. Any per-image counts
+of that shape (boundary IoU's, for one) go through the same functions.
 
 Conventions
 -----------
@@ -9,14 +11,20 @@ Conventions
   are ``NEW - BASE``: negative means NEW is worse.
 - Metrics are data-set level, as in ``segeval score``: per class ``sum(tp) / sum(tp + fp + fn)``
   over the images, NaN where the sum is 0, then the mean over the defined classes.
-- Paired bootstrap: a resample draws N images with replacement (the same draw for BASE and NEW,
-  so the runs stay paired image by image), sums their counts and recomputes the metrics of both
-  runs. The interval is the two-sided ``1 - alpha`` percentile interval of ``NEW - BASE`` over
-  the resamples (95 % for the default ``alpha = 0.05``).
-- ``p`` is the share of resamples in which ``NEW - BASE >= 0`` (ties count as "not worse"). A
-  small ``p`` is evidence that NEW is worse than BASE; a drop is *significant* when
-  ``p < alpha`` (a one-sided test, so it can be significant while the two-sided ``1 - alpha``
-  interval still touches 0). Identical runs give every difference exactly 0 and so ``p = 1``.
+- ``p`` comes from a paired randomization test (:func:`randomization_test`): each image's BASE
+  and NEW counts are swapped, or not, and the data-set difference recomputed; ``p`` is the share
+  of assignments whose difference is at most the observed one (one-sided: a small ``p`` is
+  evidence that NEW is worse; identical runs give ``p = 1``). Up to 16 images all ``2**N``
+  assignments are enumerated and ``p`` is exact (never below ``2**-N``); beyond, seeded Monte
+  Carlo with ``p = (hits + 1) / (n + 1)``. A drop is *significant* when ``p < alpha``.
+- Per-class p-values are Holm-adjusted over the classes with a defined difference before they
+  are compared with alpha, so that a per-class gate flags some class falsely with probability at
+  most alpha.
+- The interval is the paired bootstrap's: a resample draws N images with replacement (the same
+  draw for BASE and NEW), sums their counts and recomputes both runs' metrics; the interval is the
+  two-sided ``1 - alpha`` percentile interval of ``NEW - BASE`` (95 % for ``alpha = 0.05``). The
+  bootstrap's own share of resamples with ``NEW - BASE >= 0`` (``Interval.p``) is kept, but no
+  longer decides anything: on few images it is far too small.
 
 The drawing helpers at the end (rich table, Markdown, JSON object) only present a
 :class:`Comparison`; they never recompute counts.
@@ -41,15 +49,17 @@ from .errors import RunFileError, SegevalError
 from .evaluate import Run
 
 __all__ = [
-    "COMPARE_FORMAT", "P_DEFINITION", "SUMMARY_METRICS", "Interval", "BootstrapResult", "Comparison",
-    "GateResult", "paired_bootstrap", "compare_runs", "check_comparable", "validate_gates", "check_gates",
-    "comparison_table", "comparison_markdown", "comparison_dict",
+    "COMPARE_FORMAT", "P_DEFINITION", "SUMMARY_METRICS", "EXACT_MAX_IMAGES", "Interval", "BootstrapResult",
+    "RandomizationResult", "Comparison", "GateResult", "paired_bootstrap", "randomization_test", "holm",
+    "compare_runs", "check_comparable", "validate_gates", "check_gates", "comparison_table", "comparison_markdown",
+    "comparison_dict",
 ]
 
-COMPARE_FORMAT = "segeval-compare/1"
+COMPARE_FORMAT = "segeval-compare/2"
 P_DEFINITION = (
-    "p = share of paired bootstrap resamples (images drawn with replacement) in which NEW - BASE >= 0; "
-    "a small p is evidence that NEW is worse than BASE; a drop is significant when p < alpha"
+    "p = share of the swap assignments (BASE's and NEW's counts of each image exchanged or not) whose "
+    "NEW - BASE is at most the observed one; one-sided: a small p is evidence that NEW is worse than BASE; "
+    "a drop is significant when p < alpha"
 )
 SUMMARY_METRICS: dict[str, str] = {"miou": "mIoU", "mdice": "mDice", "pixel_accuracy": "pixel accuracy"}
 
@@ -94,8 +104,9 @@ class Interval:
     low, high : float
         The two-sided ``1 - alpha`` percentile interval of the resampled differences.
     p : float
-        Share of resamples where the difference is ``>= 0``; small p: NEW is worse.
-        ``low``, ``high`` and ``p`` are NaN when no resample defines the difference.
+        Share of bootstrap resamples where the difference is ``>= 0`` (kept for reference; the gates
+        and tables use the randomization test's p). ``low``, ``high`` and ``p`` are NaN when no
+        resample defines the difference.
     """
 
     diff: float
@@ -241,6 +252,203 @@ def paired_bootstrap(
     )
 
 
+# ----------------------------------------------------------------------------- randomization test
+
+# Exact enumeration of all 2**N swap assignments up to this many images (65,536 assignments).
+EXACT_MAX_IMAGES = 16
+# Two differences closer than this count as equal ("at least as extreme"): they come from exact integer
+# sums, so equal sums give bit-equal metrics; the margin only absorbs rounding between different sums.
+_TIE = 1e-12
+
+
+@dataclass(frozen=True)
+class RandomizationResult:
+    """A paired randomization test of NEW against BASE: one-sided p-values, small p = NEW is worse.
+
+    Attributes
+    ----------
+    method : str
+        ``"exact"`` (all ``2**N`` assignments enumerated) or ``"monte carlo"`` (``resamples`` random
+        assignments, each image swapped with probability 1/2).
+    assignments : int
+        How many assignments the p-values are taken over: ``2**N`` when exact, else ``resamples``.
+    seed : int or None
+        Seed of ``numpy.random.default_rng`` (None when exact).
+    n_images : int
+    miou, mdice, pixel_accuracy : float
+        p-values of the summary differences.
+    classes : ndarray of shape (K,), float64
+        p-value of each class's IoU difference; NaN where the observed difference is undefined.
+    """
+
+    method: str
+    assignments: int
+    seed: int | None
+    n_images: int
+    miou: float
+    mdice: float
+    pixel_accuracy: float
+    classes: F = field(repr=False)
+
+    def summary(self, name: str) -> float:
+        return {"miou": self.miou, "mdice": self.mdice, "pixel_accuracy": self.pixel_accuracy}[name]
+
+    @property
+    def exact(self) -> bool:
+        return self.method == "exact"
+
+    @property
+    def smallest_p(self) -> float:
+        """The smallest p this test can give: ``1 / 2**N`` exact, ``1 / (resamples + 1)`` Monte Carlo."""
+        return 1 / self.assignments if self.exact else 1 / (self.assignments + 1)
+
+    def method_text(self) -> str:
+        """``paired randomization test, exact over all 2^6 = 64 assignments`` (or Monte Carlo)."""
+        if self.exact:
+            return (f"paired randomization test, exact over all 2^{self.n_images} = {self.assignments:,} "
+                    "swap assignments")
+        return (f"paired randomization test, Monte Carlo over {self.assignments:,} random swap assignments "
+                f"(seed {self.seed}), p = (hits + 1) / (resamples + 1)")
+
+    def describe_p(self, p: float) -> str:
+        return _fmt_p(p, self.assignments)
+
+    def class_holm(self) -> F:
+        """Holm-adjusted class p-values (family: the classes with a defined difference)."""
+        return holm(self.classes)
+
+
+def holm(p: ArrayLike) -> F:
+    """Holm's step-down adjusted p-values; NaN entries are left out of the family and stay NaN.
+
+    ``p_adj[(i)] = max_{j <= i} min(1, (m - j + 1) p[(j)])`` over the m defined p-values sorted
+    ascending; rejecting ``p_adj < alpha`` keeps the family-wise error rate at most alpha under any
+    dependence between the tests (Holm, Scand. J. Statist. 6, 1979).
+    """
+    p = np.asarray(p, np.float64)
+    out = np.full(p.shape, np.nan)
+    defined = np.flatnonzero(~np.isnan(p))
+    m = defined.size
+    if m == 0:
+        return out
+    order = defined[np.argsort(p[defined], kind="stable")]
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def _assignment_chunks(n_images: int, exact: bool, resamples: int, rng: np.random.Generator | None,
+                       rows: int) -> Any:
+    """Yield 0/1 float64 matrices (rows, N): 1 = swap image i's BASE and NEW counts."""
+    if exact:
+        bits = np.arange(n_images, dtype=np.int64)
+        total = 1 << n_images
+        for start in range(0, total, rows):
+            idx = np.arange(start, min(total, start + rows), dtype=np.int64)
+            yield ((idx[:, None] >> bits) & 1).astype(np.float64)
+    else:
+        assert rng is not None
+        for start in range(0, resamples, rows):
+            yield rng.integers(0, 2, size=(min(rows, resamples - start), n_images)).astype(np.float64)
+
+
+def randomization_test(
+    base_counts: ArrayLike,
+    new_counts: ArrayLike,
+    *,
+    n: int = 10000,
+    seed: int = 0,
+    exact_max: int = EXACT_MAX_IMAGES,
+) -> RandomizationResult:
+    """Paired randomization (approximate randomization) test of the data-set metrics over images.
+
+    Parameters
+    ----------
+    base_counts, new_counts : array of shape (N, 3, K), integer
+        Per-image ``tp``, ``fp``, ``fn`` of each class, image ``i`` of one run paired with image
+        ``i`` of the other (``Run.image_counts``, or any counts of that shape, e.g. boundary IoU's).
+    n : int
+        Random assignments when ``N > exact_max``.
+    seed : int
+        Seed of ``numpy.random.default_rng`` for those.
+    exact_max : int
+        Up to this many images all ``2**N`` assignments are enumerated and p is exact.
+
+    Returns
+    -------
+    RandomizationResult
+
+    Notes
+    -----
+    Under the null hypothesis that, image by image, the two runs' counts are exchangeable (NEW is
+    BASE under another name), swapping the two runs' counts of any set of images leaves the joint
+    distribution unchanged. Each assignment swaps a set of images and recomputes the data-set
+    difference ``d* = metric(NEW*) - metric(BASE*)`` from the summed counts. The one-sided p is the
+    share of assignments with ``d* <= d`` (the observed difference; ties count, and so does an
+    assignment that leaves the metric undefined): small p is evidence that NEW is worse, and
+    identical runs give p = 1.
+
+    - Exact (``N <= exact_max``): all ``2**N`` assignments, the identity among them, so
+      ``p >= 2**-N``; with 6 images no p is below 1/64.
+    - Monte Carlo: ``p = (hits + 1) / (n + 1)`` over ``n`` random assignments (the observed one
+      counted once), a valid p-value at any ``n`` (Phipson and Smyth, 2010).
+
+    A chunk of assignments ``S`` (rows, N) of 0/1 gives the swapped sums as one matrix product,
+    ``BASE* = sum(BASE) + S @ (NEW - BASE)``, in float64, exact for integers below 2**53 (checked;
+    int64 otherwise); chunks hold at most 2**22 weights. Noreen, *Computer-Intensive Methods for
+    Testing Hypotheses* (1989); Riezler and Maxwell (2005) for its use in comparing systems.
+    """
+    base = np.asarray(base_counts)
+    new = np.asarray(new_counts)
+    if base.ndim != 3 or base.shape[1] != 3 or base.shape != new.shape:
+        raise ValueError(f"counts must both have shape (N, 3, K), got {base.shape} and {new.shape}")
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise SegevalError(None, f"the number of random assignments must be at least 1, got {n}", "")
+    n_images, _, k = base.shape
+    if n_images == 0:
+        raise SegevalError(None, "the runs hold no images", "nothing to test")
+    if base.min(initial=0) < 0 or new.min(initial=0) < 0:
+        raise ValueError("counts must be non-negative")
+    b = base.reshape(n_images, 3 * k).astype(np.int64)
+    nw = new.reshape(n_images, 3 * k).astype(np.int64)
+    exact_sums = (int(b.max(initial=0)) + int(nw.max(initial=0))) * n_images < _EXACT
+    dtype = np.float64 if exact_sums else np.int64
+    delta = (nw - b).astype(dtype)
+    b_tot, n_tot = b.sum(axis=0).astype(dtype), nw.sum(axis=0).astype(dtype)
+
+    def differences(shift: NDArray[Any]) -> tuple[dict[str, F], F]:
+        """Summary and class differences NEW* - BASE* for swapped sums ``BASE + shift``."""
+        bs = (b_tot + shift).reshape(-1, 3, k)
+        ns = (n_tot - shift).reshape(-1, 3, k)
+        sb, sn = _summaries(bs), _summaries(ns)
+        return {name: sn[name] - sb[name] for name in sb}, _class_iou(ns) - _class_iou(bs)
+
+    obs_summary, obs_class = differences(np.zeros((1, 3 * k), dtype))
+    exact = n_images <= exact_max
+    total = (1 << n_images) if exact else int(n)
+    rng = None if exact else np.random.default_rng(seed)
+    hits = {name: 0 for name in obs_summary}
+    class_hits = np.zeros(k, np.int64)
+    rows = max(1, _CHUNK // max(n_images, 3 * k))
+    for s_chunk in _assignment_chunks(n_images, exact, total, rng, rows):
+        shift = s_chunk.astype(dtype) @ delta
+        summ, cls = differences(shift)
+        for name, d in summ.items():
+            hits[name] += int(np.count_nonzero(~(d > obs_summary[name][0] + _TIE)))  # NaN counts as a hit
+        class_hits += np.count_nonzero(~(cls > obs_class[0] + _TIE), axis=0)
+
+    def p_of(h: int | NDArray[np.int64], observed: F) -> F:
+        p = np.asarray(h / total if exact else (h + 1) / (total + 1), np.float64)
+        return np.where(np.isnan(observed), np.nan, np.minimum(p, 1.0))
+
+    p_summary = {name: float(p_of(hits[name], obs_summary[name][0])) for name in hits}
+    return RandomizationResult(
+        method="exact" if exact else "monte carlo", assignments=total, seed=None if exact else int(seed),
+        n_images=int(n_images), miou=p_summary["miou"], mdice=p_summary["mdice"],
+        pixel_accuracy=p_summary["pixel_accuracy"], classes=p_of(class_hits, obs_class[0]),
+    )
+
+
 # ----------------------------------------------------------------------------- comparison
 
 
@@ -261,9 +469,12 @@ class Comparison:
     summary : dict of str to ndarray of shape (R,), float64
         ``miou``, ``mdice`` and ``pixel_accuracy`` of each run.
     bootstrap : tuple of (BootstrapResult or None), one per later run
-        Each later run against the baseline; None when the bootstrap is off.
+        Each later run against the baseline, for the intervals; None when the bootstrap is off.
     alpha : float
         Level of the intervals and of the significance marks.
+    tests : tuple of (RandomizationResult or None), one per later run
+        The paired randomization test of each later run against the baseline, for p and the
+        significance marks; None (or an empty tuple) when it is off.
     """
 
     labels: tuple[str, ...]
@@ -273,6 +484,7 @@ class Comparison:
     summary: dict[str, F]
     bootstrap: tuple[BootstrapResult | None, ...]
     alpha: float = 0.05
+    tests: tuple[RandomizationResult | None, ...] = ()
 
     @property
     def n_runs(self) -> int:
@@ -295,13 +507,28 @@ class Comparison:
         """A summary metric of each later run minus the baseline's, shape (R - 1,)."""
         return np.asarray(self.summary[name][1:] - self.summary[name][0], dtype=np.float64)
 
+    def test(self, j: int) -> RandomizationResult | None:
+        """The randomization test of later run ``j`` (0-based among later runs), or None."""
+        return self.tests[j] if j < len(self.tests) else None
+
+    def class_p_holm(self, j: int) -> F:
+        """Holm-adjusted class p-values of later run ``j`` (NaN without a test)."""
+        t = self.test(j)
+        return t.class_holm() if t is not None else np.full(self.n_classes, np.nan)
+
     def significantly_worse(self, j: int) -> NDArray[np.bool_]:
-        """Classes whose IoU is lower, significantly (``p < alpha``), in later run ``j`` (0-based among later
-        runs); all False without a bootstrap."""
-        b = self.bootstrap[j]
-        if b is None:
+        """Classes whose IoU is lower in later run ``j`` (0-based among later runs), significantly: the
+        Holm-adjusted randomization p (family: the classes with a defined difference) is below alpha,
+        so that the chance of flagging any class falsely stays at most alpha. All False without a test."""
+        if self.test(j) is None:
             return np.zeros(self.n_classes, bool)
-        return np.array([c.diff < 0 and c.significantly_worse(self.alpha) for c in b.classes], bool)
+        with np.errstate(invalid="ignore"):
+            return np.asarray((self.class_diff[j] < 0) & (self.class_p_holm(j) < self.alpha), bool)
+
+    def summary_worse(self, j: int, name: str) -> bool:
+        """Whether summary ``name`` of later run ``j`` is lower, with randomization p below alpha."""
+        t = self.test(j)
+        return t is not None and bool(self.summary_diff(name)[j] < 0) and t.summary(name) < self.alpha
 
 
 def _preview(names: Sequence[str], limit: int = 3) -> str:
@@ -376,6 +603,7 @@ def compare_runs(
     n_bootstrap: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
+    n_permutations: int = 10000,
 ) -> Comparison:
     """Compare runs on the same images; the first run is the baseline.
 
@@ -385,9 +613,13 @@ def compare_runs(
     labels : sequence of str, optional
         Names for the runs in messages and tables (default ``run 0``, ``run 1``, ...).
     n_bootstrap : int
-        Resamples of the paired bootstrap of each later run against the first; 0 turns it off.
+        Resamples of the paired bootstrap (the intervals) of each later run against the first; 0 turns
+        it off.
     seed, alpha
         As in :func:`paired_bootstrap` (each later run uses the same seed, hence the same draws).
+    n_permutations : int
+        Random assignments of the paired randomization test (p and significance) beyond
+        ``EXACT_MAX_IMAGES`` images; up to that, every assignment is enumerated. 0 turns it off.
 
     Raises
     ------
@@ -401,16 +633,20 @@ def compare_runs(
         raise ValueError(f"{len(labels)} labels for {len(runs)} runs")
     if n_bootstrap < 0:
         raise SegevalError(None, f"--bootstrap must be 0 (off) or more, got {n_bootstrap}", "")
+    if n_permutations < 0:
+        raise SegevalError(None, f"--permutations must be 0 (off) or more, got {n_permutations}", "")
     _check_level(max(1, n_bootstrap), alpha)
     base = runs[0]
     counts = [base.image_counts]
     for run, label in zip(runs[1:], labels[1:], strict=True):
         counts.append(run.image_counts[check_comparable(base, run, labels[0], label)])
-    if n_bootstrap and base.image_counts.shape[0] == 0:
+    if (n_bootstrap or n_permutations) and base.image_counts.shape[0] == 0:
         raise SegevalError(labels[0], "holds no images", "nothing to compare")
     totals = np.stack([c.sum(axis=0) for c in counts])  # (R, 3, K)
     boot = tuple(paired_bootstrap(counts[0], c, n_bootstrap, seed, alpha) if n_bootstrap else None
                  for c in counts[1:])
+    tests = tuple(randomization_test(counts[0], c, n=n_permutations, seed=seed) if n_permutations else None
+                  for c in counts[1:])
     return Comparison(
         labels=labels,
         class_names=tuple(base.classes.names),
@@ -419,6 +655,7 @@ def compare_runs(
         summary=_summaries(totals),
         bootstrap=boot,
         alpha=float(alpha),
+        tests=tests,
     )
 
 
@@ -464,15 +701,20 @@ def validate_gates(
     min_miou: float | None = None,
     significant: bool = False,
     n_bootstrap: int = 1,
+    n_permutations: int = 1,
 ) -> None:
-    """Raise SegevalError for gate options that cannot be checked (before any expensive work)."""
+    """Raise SegevalError for gate options that cannot be checked (before any expensive work).
+
+    ``n_bootstrap`` no longer matters to the gates (p comes from the randomization test); it is kept
+    so that existing callers need no change."""
     for value, option in ((max_drop, "--max-drop"), (class_max_drop, "--class-max-drop")):
         if value is not None and not (0 <= value < math.inf):
             raise SegevalError(None, f"{option} must be a drop of 0 or more, got {value}", "pass e.g. 0.01")
     if min_miou is not None and not math.isfinite(min_miou):
         raise SegevalError(None, f"--min-miou must be a number, got {min_miou}", "")
-    if significant and n_bootstrap == 0:
-        raise SegevalError(None, "--significant needs the bootstrap, but --bootstrap is 0", "drop --bootstrap 0")
+    if significant and n_permutations == 0:
+        raise SegevalError(None, "--significant needs the randomization test, but --permutations is 0",
+                           "drop --permutations 0")
     if significant and max_drop is None and class_max_drop is None:
         raise SegevalError(None, "--significant applies to --max-drop and --class-max-drop, and neither is given",
                            "add a drop gate")
@@ -485,7 +727,7 @@ def _fmt(x: float | None, digits: int = 4, sign: bool = False) -> str:
 
 
 def _fmt_p(p: float | None, n: int) -> str:
-    """A p-value to 4 places; 0 (no resample at or above 0) as ``< 1/n``."""
+    """A p-value to 4 places (``< 1/n`` for 0, which the randomization test never gives)."""
     if p is None or math.isnan(p):
         return "—"
     return f"< {1 / n:.2g}" if p == 0 else f"{p:.4f}"
@@ -494,6 +736,13 @@ def _fmt_p(p: float | None, n: int) -> str:
 def _p_phrase(p: float | None, n: int) -> str:
     text = _fmt_p(p, n)
     return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def _test_short(test: RandomizationResult) -> str:
+    """``exact randomization test, 64 assignments`` or ``randomization test, 10,000 random assignments``."""
+    if test.exact:
+        return f"exact randomization test, all {test.assignments:,} assignments"
+    return f"randomization test, {test.assignments:,} random assignments"
 
 
 def _change(what: str, before: float, after: float, note: str = "") -> str:
@@ -517,8 +766,9 @@ def check_gates(
 
     - ``max_drop``: fails when ``mIoU(BASE) - mIoU(NEW) > max_drop`` (or either is undefined).
     - ``class_max_drop``: fails when some class defined in both runs loses more IoU than this.
-    - ``significant``: a drop gate fails only when its drop is also significant, ``p < alpha``
-      (``p`` of the mIoU, or of the failing class's IoU).
+    - ``significant``: a drop gate fails only when its drop is also significant: the paired
+      randomization p of the mIoU below alpha; for classes, the Holm-adjusted p below alpha, so that
+      testing K classes at once flags a class falsely with probability at most alpha.
     - ``min_miou``: fails when NEW's mIoU is below it (or undefined).
 
     Returns
@@ -527,51 +777,58 @@ def check_gates(
         One per gate given and later run, passed or not.
     """
     validate_gates(max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou, significant=significant,
-                   n_bootstrap=0 if any(b is None for b in cmp.bootstrap) else 1)
+                   n_permutations=0 if any(cmp.test(j) is None for j in range(cmp.n_runs - 1)) else 1)
     alpha = cmp.alpha
     base_label = cmp.labels[0]
     out: list[GateResult] = []
     for j, label in enumerate(cmp.labels[1:]):
-        boot = cmp.bootstrap[j]
+        test = cmp.test(j)
         b_miou, n_miou = float(cmp.summary["miou"][0]), float(cmp.summary["miou"][j + 1])
         if max_drop is not None:
             drop = b_miou - n_miou
             exceeds = not drop <= max_drop
-            p = boot.miou.p if boot is not None else None
+            p = test.miou if test is not None else None
             what = f"{label} " + _change("mIoU", b_miou, n_miou) + f" vs {base_label}"
-            if significant and boot is not None:
-                sig = drop > 0 and boot.miou.significantly_worse(alpha)
+            if significant and test is not None:
+                sig = drop > 0 and test.miou < alpha
                 passed = not (exceeds and sig)
-                what += f", {_p_phrase(p, boot.n)} ({'' if sig else 'not '}significant at alpha {alpha:g})"
+                what += (f", {_p_phrase(p, test.assignments)} ({_test_short(test)}; {'' if sig else 'not '}"
+                         f"significant at alpha {alpha:g})")
             else:
                 passed = not exceeds
             msg = f"gate --max-drop {max_drop:g} {'passed' if passed else 'failed'}: {what}"
             out.append(GateResult("max-drop", label, max_drop, drop, passed, msg, p))
         if class_max_drop is not None:
             drops = cmp.iou[0] - cmp.iou[j + 1]
+            holm_p = cmp.class_p_holm(j)
+            family = int(np.count_nonzero(~np.isnan(holm_p)))
             failing: list[tuple[int, float | None]] = []
             for c in np.argsort(-np.nan_to_num(drops, nan=-np.inf), kind="stable"):
                 if np.isnan(drops[c]) or not drops[c] > class_max_drop:
                     continue
-                pc = boot.classes[c].p if boot is not None else None
-                if significant and boot is not None and not boot.classes[c].significantly_worse(alpha):
+                pc = float(holm_p[c]) if test is not None else None
+                if significant and test is not None and not holm_p[c] < alpha:
                     continue
                 failing.append((int(c), pc))
             defined = drops[~np.isnan(drops)]
             worst = float(defined.max()) if defined.size else math.nan
             names = tuple(cmp.class_names[c] for c, _ in failing)
+            holm_note = (f"Holm-adjusted over {family} classes, {_test_short(test)}"
+                         if significant and test is not None else "")
             if failing:
                 parts = []
                 for c, pc in failing[:5]:
-                    note = _p_phrase(pc, boot.n) if significant and boot is not None else ""
+                    note = f"Holm {_p_phrase(pc, test.assignments)}" if significant and test is not None else ""
                     parts.append(_change(f"class {cmp.class_names[c]!r} IoU", cmp.iou[0, c], cmp.iou[j + 1, c], note))
                 more = f", and {len(failing) - 5} more classes" if len(failing) > 5 else ""
                 msg = f"gate --class-max-drop {class_max_drop:g} failed: {label} " + ", ".join(parts) + more
+                if holm_note:
+                    msg += f" (p {holm_note})"
             else:
                 how = " significantly" if significant else ""
                 largest = f"largest drop {_fmt(worst)}" if worst > 0 else "no class IoU fell"
                 msg = (f"gate --class-max-drop {class_max_drop:g} passed: no class of {label} fell{how} by more "
-                       f"({largest})")
+                       f"({largest}{'; p ' + holm_note if holm_note else ''})")
             out.append(GateResult("class-max-drop", label, class_max_drop, worst, not failing, msg,
                                   failing[0][1] if failing else None, names))
         if min_miou is not None:
@@ -615,10 +872,24 @@ def _diff_style(d: float, worse: bool = False, better: bool = False) -> str:
 
 def _footer(cmp: Comparison, mark: str = "!") -> str:
     boot = next((b for b in cmp.bootstrap if b is not None), None)
+    test = next((t for t in cmp.tests if t is not None), None)
+    parts = []
     if boot is None:
-        return "no bootstrap (--bootstrap 0): differences without confidence"
-    return (f"paired bootstrap: {boot.n} resamples of the {boot.n_images} images (seed {boot.seed}); "
-            f"CI = {boot.level:.0%} percentile interval of NEW - BASE; {P_DEFINITION}; {mark} = significant drop")
+        parts.append("no bootstrap (--bootstrap 0): no intervals")
+    else:
+        parts.append(f"CI = {boot.level:.0%} paired-bootstrap percentile interval of NEW - BASE ({boot.n} resamples "
+                     f"of the {boot.n_images} images, seed {boot.seed})")
+    if test is None:
+        parts.append("no randomization test (--permutations 0): no p-values")
+    else:
+        parts.append(f"p: {test.method_text()}; {P_DEFINITION}; class p Holm-adjusted over the "
+                     f"{cmp.n_classes if cmp.n_runs > 2 else _family(cmp, 0)} classes with a defined difference "
+                     f"(family-wise error at most alpha); {mark} = significant drop at alpha {cmp.alpha:g}")
+    return "; ".join(parts)
+
+
+def _family(cmp: Comparison, j: int) -> int:
+    return int(np.count_nonzero(~np.isnan(cmp.class_p_holm(j))))
 
 
 def comparison_table(cmp: Comparison, gates: Sequence[GateResult] = ()) -> Group:
@@ -652,37 +923,58 @@ def _fill(table: Table, columns: Sequence[tuple[str, str]], rows: Sequence[tuple
     return table
 
 
+def _ci_cell(iv: Interval | None) -> str:
+    return "—" if iv is None else f"[{_fmt(iv.low, sign=True)}, {_fmt(iv.high, sign=True)}]"
+
+
 def _two_run_tables(cmp: Comparison, title: str) -> Group:
-    boot = cmp.bootstrap[0]
-    ci = [(f"{1 - cmp.alpha:.0%} CI", "right"), ("p", "right")] if boot is not None else []
+    boot, test = cmp.bootstrap[0], cmp.test(0)
+    ci = [(f"{1 - cmp.alpha:.0%} CI", "right")] if boot is not None else []
+    ps = [("p", "right"), ("p Holm", "right")] if test is not None else []
     diff = cmp.class_diff[0]
+    worse_classes = cmp.significantly_worse(0)
+    holm_p = cmp.class_p_holm(0)
     rows: list[tuple[list[Any], bool]] = []
     for c in _class_order(cmp):
-        iv = boot.classes[c] if boot is not None else None
-        worse = iv is not None and diff[c] < 0 and iv.significantly_worse(cmp.alpha)
+        worse = bool(worse_classes[c])
         row: list[Any] = [Text(str(c), style="dim"), cmp.class_names[c], _fmt(cmp.iou[0, c]), _fmt(cmp.iou[1, c]),
                           Text(_fmt(diff[c], sign=True) + (" !" if worse else ""), style=_diff_style(diff[c], worse))]
-        if boot is not None and iv is not None:
-            row += [f"[{_fmt(iv.low, sign=True)}, {_fmt(iv.high, sign=True)}]", _fmt_p(iv.p, boot.n)]
+        if boot is not None:
+            row.append(_ci_cell(boot.classes[c]))
+        if test is not None:
+            row += [_fmt_p(float(test.classes[c]), test.assignments), _fmt_p(float(holm_p[c]), test.assignments)]
         rows.append((row, False))
     t = _fill(Table(title=title, title_justify="left", box=box.SIMPLE_HEAD),
               [("id", "right"), ("class", "left"), ("BASE", "right"), ("NEW", "right"),
-               ("Δ IoU", "right"), *ci], rows)
+               ("Δ IoU", "right"), *ci, *ps], rows)
 
     rows = []
     for name, label in SUMMARY_METRICS.items():
         v = cmp.summary[name]
         d = float(v[1] - v[0])
-        iv = boot.summary(name) if boot is not None else None
-        worse = iv is not None and d < 0 and iv.significantly_worse(cmp.alpha)
+        worse = cmp.summary_worse(0, name)
         row = [Text(label, style="bold"), _fmt(v[0]), _fmt(v[1]),
                Text(_fmt(d, sign=True) + (" !" if worse else ""), style=_diff_style(d, worse))]
-        if boot is not None and iv is not None:
-            row += [f"[{_fmt(iv.low, sign=True)}, {_fmt(iv.high, sign=True)}]", _fmt_p(iv.p, boot.n)]
+        if boot is not None:
+            row.append(_ci_cell(boot.summary(name)))
+        if test is not None:
+            row.append(_fmt_p(test.summary(name), test.assignments))
         rows.append((row, False))
     s = _fill(Table(box=None, header_style="bold", pad_edge=False),
-              [("metric", "left"), ("BASE", "right"), ("NEW", "right"), ("Δ", "right"), *ci], rows)
+              [("metric", "left"), ("BASE", "right"), ("NEW", "right"), ("Δ", "right"), *ci, *ps[:1]], rows)
     return Group(t, s)
+
+
+def _vs_line(cmp: Comparison, j: int) -> str:
+    """``Δ mIoU -0.0123, 95% CI [-0.02, -0.004], p = 0.0156`` for later run j (what is available)."""
+    boot, test = cmp.bootstrap[j], cmp.test(j)
+    d = float(cmp.summary_diff("miou")[j])
+    text = f"Δ mIoU {_fmt(d, sign=True)}"
+    if boot is not None:
+        text += f", {boot.level:.0%} CI {_ci_cell(boot.miou)}"
+    if test is not None:
+        text += f", {_p_phrase(test.miou, test.assignments)}"
+    return text
 
 
 def _multi_cells(cmp: Comparison, values: F) -> list[Text]:
@@ -702,15 +994,13 @@ def _multi_run_tables(cmp: Comparison, title: str) -> Group:
     columns = [("id", "right"), ("class", "left"), *[(head, "right") for head in _short_heads(cmp)]]
     parts: list[Any] = [_fill(Table(title=title, title_justify="left", box=box.SIMPLE_HEAD), columns, rows),
                         Text("* best in the row; classes by their largest drop from BASE first", style="dim")]
-    for j, boot in enumerate(cmp.bootstrap):
-        if boot is None:
+    for j in range(cmp.n_runs - 1):
+        if cmp.bootstrap[j] is None and cmp.test(j) is None:
             continue
-        iv = boot.miou
-        worse = iv.diff < 0 and iv.significantly_worse(cmp.alpha)
-        parts.append(Text(
-            f"NEW {j + 1} vs BASE: Δ mIoU {_fmt(iv.diff, sign=True)}, {boot.level:.0%} CI "
-            f"[{_fmt(iv.low, sign=True)}, {_fmt(iv.high, sign=True)}], {_p_phrase(iv.p, boot.n)}"
-            + (" (significant drop)" if worse else ""), style=_diff_style(iv.diff, worse)))
+        d = float(cmp.summary_diff("miou")[j])
+        worse = cmp.summary_worse(j, "miou")
+        parts.append(Text(f"NEW {j + 1} vs BASE: {_vs_line(cmp, j)}" + (" (significant drop)" if worse else ""),
+                          style=_diff_style(d, worse)))
     return Group(*parts)
 
 
@@ -723,30 +1013,39 @@ def comparison_markdown(cmp: Comparison, gates: Sequence[GateResult] = ()) -> st
     labels = [f"`{_md_escape(label)}`" for label in cmp.labels]
     lines = [f"### segeval compare: {cmp.n_images} images, {cmp.n_classes} classes, baseline {labels[0]}", ""]
     if cmp.n_runs == 2:
-        boot = cmp.bootstrap[0]
-        ci = f" | {1 - cmp.alpha:.0%} CI of Δ | p" if boot is not None else ""
-        ci_rule = " | :--: | --:" if boot is not None else ""
+        boot, test = cmp.bootstrap[0], cmp.test(0)
+        worse_classes, holm_p = cmp.significantly_worse(0), cmp.class_p_holm(0)
+        head = (f" | {1 - cmp.alpha:.0%} CI of Δ" if boot is not None else "") + (" | p" if test is not None else "")
+        rule = (" | :--:" if boot is not None else "") + (" | --:" if test is not None else "")
 
-        def row(name: str, b: float, n: float, iv: Interval | None, bold: bool = False) -> str:
+        def row(name: str, b: float, n: float, iv: Interval | None, p: float, worse: bool, extra: str = "",
+                bold: bool = False) -> str:
             d = n - b
-            worse = iv is not None and d < 0 and iv.significantly_worse(cmp.alpha)
             arrow = " 🔻" if worse else (" ▼" if d < 0 else (" ▲" if d > 0 else ""))
             name = f"**{name}**" if bold else name
             cells = f"| {name} | {_fmt(b)} | {_fmt(n)} | {_fmt(d, sign=True)}{arrow}"
-            if boot is not None and iv is not None:
-                cells += f" | [{_fmt(iv.low, sign=True)}, {_fmt(iv.high, sign=True)}] | {_fmt_p(iv.p, boot.n)}"
+            if boot is not None:
+                cells += f" | {_ci_cell(iv)}"
+            if test is not None:
+                cells += f" | {_fmt_p(p, test.assignments)}{extra}"
             return cells + " |"
 
-        lines += [f"| metric | {labels[0]} | {labels[1]} | Δ{ci} |", f"| --- | --: | --: | --:{ci_rule} |"]
+        lines += [f"| metric | {labels[0]} | {labels[1]} | Δ{head} |", f"| --- | --: | --: | --:{rule} |"]
         for name, label in SUMMARY_METRICS.items():
             lines.append(row(label, cmp.summary[name][0], cmp.summary[name][1],
-                             boot.summary(name) if boot is not None else None, bold=True))
+                             boot.summary(name) if boot is not None else None,
+                             test.summary(name) if test is not None else math.nan, cmp.summary_worse(0, name),
+                             bold=True))
+        holm_head = " | p Holm" if test is not None else ""
         lines += ["", "<details><summary>Per-class IoU, largest drop first</summary>", "",
-                  f"| id | class | {labels[0]} | {labels[1]} | Δ IoU{ci} |",
-                  f"| --: | --- | --: | --: | --:{ci_rule} |"]
+                  f"| id | class | {labels[0]} | {labels[1]} | Δ IoU{head}{holm_head} |",
+                  f"| --: | --- | --: | --: | --:{rule}{' | --:' if test is not None else ''} |"]
         for c in _class_order(cmp):
+            extra = f" | {_fmt_p(float(holm_p[c]), test.assignments)}" if test is not None else ""
             lines.append(f"| {c} " + row(_md_escape(cmp.class_names[c]), cmp.iou[0, c], cmp.iou[1, c],
-                                         boot.classes[c] if boot is not None else None))
+                                         boot.classes[c] if boot is not None else None,
+                                         float(test.classes[c]) if test is not None else math.nan,
+                                         bool(worse_classes[c]), extra))
         lines += ["", "</details>"]
     else:
         head = " | ".join(labels[:1] + [f"{lab} (Δ)" for lab in labels[1:]])
@@ -765,12 +1064,9 @@ def comparison_markdown(cmp: Comparison, gates: Sequence[GateResult] = ()) -> st
         for c in _class_order(cmp):
             lines.append(f"| {c} | {_md_escape(cmp.class_names[c])} | {cells(cmp.iou[:, c], cmp.class_diff[:, c])} |")
         lines += ["", "**bold**: best in the row."]
-        for j, boot in enumerate(cmp.bootstrap):
-            if boot is not None:
-                iv = boot.miou
-                lines.append(f"- {labels[j + 1]} vs {labels[0]}: Δ mIoU {_fmt(iv.diff, sign=True)}, "
-                             f"{boot.level:.0%} CI [{_fmt(iv.low, sign=True)}, {_fmt(iv.high, sign=True)}], "
-                             f"{_p_phrase(iv.p, boot.n)}")
+        for j in range(cmp.n_runs - 1):
+            if cmp.bootstrap[j] is not None or cmp.test(j) is not None:
+                lines.append(f"- {labels[j + 1]} vs {labels[0]}: {_vs_line(cmp, j)}")
     lines += ["", f"<sub>{_md_escape(_footer(cmp, '🔻'))}</sub>"]
     if gates:
         lines += ["", "**Gates**", ""]
@@ -778,10 +1074,17 @@ def comparison_markdown(cmp: Comparison, gates: Sequence[GateResult] = ()) -> st
     return "\n".join(lines) + "\n"
 
 
-def _interval_dict(iv: Interval | None) -> dict[str, float | None]:
-    if iv is None:
-        return {"low": None, "high": None, "p": None}
-    return {"low": _none(iv.low), "high": _none(iv.high), "p": _none(iv.p)}
+def _interval_dict(iv: Interval | None, p: float | None) -> dict[str, float | None]:
+    return {"low": None if iv is None else _none(iv.low), "high": None if iv is None else _none(iv.high),
+            "p": None if p is None else _none(p)}
+
+
+def _test_dict(test: RandomizationResult | None, family: int) -> dict[str, Any] | None:
+    if test is None:
+        return None
+    return {"name": "paired randomization test", "method": test.method, "assignments": test.assignments,
+            "seed": test.seed, "images": test.n_images, "smallest_p": test.smallest_p, "sided": "one (NEW worse)",
+            "class_correction": "holm", "class_family": family, "description": test.method_text()}
 
 
 def comparison_dict(cmp: Comparison, gates: Sequence[GateResult] = ()) -> dict[str, Any]:
@@ -791,31 +1094,40 @@ def comparison_dict(cmp: Comparison, gates: Sequence[GateResult] = ()) -> dict[s
     comparisons = []
     for j, boot in enumerate(cmp.bootstrap):
         r = j + 1
+        test = cmp.test(j)
         worse = cmp.significantly_worse(j)
+        holm_p = cmp.class_p_holm(j)
         comparisons.append({
             "base": cmp.labels[0],
             "new": cmp.labels[r],
             "summary": {
                 name: {"base": _none(float(cmp.summary[name][0])), "new": _none(float(cmp.summary[name][r])),
                        "diff": _none(float(cmp.summary[name][r] - cmp.summary[name][0])),
-                       **_interval_dict(boot.summary(name) if boot is not None else None)}
+                       **_interval_dict(boot.summary(name) if boot is not None else None,
+                                        test.summary(name) if test is not None else None),
+                       "significantly_worse": cmp.summary_worse(j, name)}
                 for name in SUMMARY_METRICS
             },
             "classes": [
                 {"id": c, "name": cmp.class_names[c], "base": _none(cmp.iou[0, c]), "new": _none(cmp.iou[r, c]),
                  "diff": _none(cmp.iou[r, c] - cmp.iou[0, c]),
-                 **_interval_dict(boot.classes[c] if boot is not None else None),
+                 **_interval_dict(boot.classes[c] if boot is not None else None,
+                                  float(test.classes[c]) if test is not None else None),
+                 "p_holm": None if test is None else _none(float(holm_p[c])),
                  "significantly_worse": bool(worse[c])}
                 for c in range(cmp.n_classes)
             ],
             "bootstrap": None if boot is None else {"resamples": boot.n, "seed": boot.seed, "alpha": boot.alpha,
-                                                    "level": boot.level, "images": boot.n_images},
+                                                    "level": boot.level, "images": boot.n_images,
+                                                    "interval": "percentile"},
+            "test": _test_dict(test, _family(cmp, j)),
         })
     failed = [g for g in gates if not g.passed]
     return {
         "format": COMPARE_FORMAT,
         "baseline": cmp.labels[0],
         "n_images": cmp.n_images,
+        "alpha": cmp.alpha,
         "runs": runs,
         "classes": [{"id": c, "name": cmp.class_names[c], "iou": [_none(v) for v in cmp.iou[:, c]]}
                     for c in range(cmp.n_classes)],
@@ -823,7 +1135,9 @@ def comparison_dict(cmp: Comparison, gates: Sequence[GateResult] = ()) -> dict[s
         "conventions": ("diff = NEW - BASE (negative: NEW is worse); metrics are data-set level "
                         "(sum over images of tp, fp, fn per class, then IoU, then the mean over defined classes); "
                         f"low/high: two-sided {1 - cmp.alpha:.0%} paired-bootstrap percentile interval of diff; "
-                        + P_DEFINITION),
+                        f"p: paired randomization test (see test), {P_DEFINITION}; p_holm: class p-values "
+                        "Holm-adjusted over the classes with a defined difference; significantly_worse: diff < 0 "
+                        "and p (classes: p_holm) < alpha"),
         "gates": [{"gate": g.gate, "run": g.run, "threshold": g.threshold, "value": _none(g.value),
                    "p": None if g.p is None else _none(g.p), "passed": g.passed, "classes": list(g.classes),
                    "message": g.message} for g in gates],

@@ -1,8 +1,9 @@
 """Tests of segeval.compare and ``segeval compare``.
 
 Runs are built by construction from per-image confusion matrices (no masks). Expected values
-come from plain loops in this file or from exact enumeration of the bootstrap distribution,
-never from the code under test.
+come from plain loops in this file, from exact enumeration of the bootstrap distribution, or
+from a brute-force loop over every swap assignment in exact fractions, never from the code
+under test.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ from typer.testing import CliRunner
 from segeval import compare
 from segeval.classes import ClassSet
 from segeval.cli import app
-from segeval.compare import check_gates, compare_runs, comparison_dict, paired_bootstrap
+from segeval.compare import check_gates, compare_runs, comparison_dict, holm, paired_bootstrap, randomization_test
 from segeval.errors import RunFileError, SegevalError
 from segeval.evaluate import Run
 
@@ -145,6 +147,9 @@ def test_identical_runs_give_zero_difference_and_p_one():
     for iv in (boot.miou, boot.mdice, boot.pixel_accuracy, *boot.classes):
         assert (iv.diff, iv.low, iv.high, iv.p) == (0.0, 0.0, 0.0, 1.0)
     assert np.all(boot.differences == 0)
+    test = cmp.tests[0]
+    assert test is not None and test.method == "monte carlo" and test.assignments == 10000
+    assert (test.miou, test.mdice, test.pixel_accuracy) == (1.0, 1.0, 1.0) and (test.classes == 1).all()
     assert not cmp.significantly_worse(0).any()
     gates = check_gates(cmp, max_drop=0.0, class_max_drop=0.0, min_miou=0.0, significant=True)
     assert [g.passed for g in gates] == [True, True, True]
@@ -227,8 +232,9 @@ def test_destroyed_class_is_flagged():
     worse = cmp.significantly_worse(0)
     assert worse[2] and worse[0]  # sky destroyed; road gained false positives
     assert not worse[1] and not worse[3]  # untouched classes: difference exactly 0
-    boot = cmp.bootstrap[0]
+    boot, test = cmp.bootstrap[0], cmp.tests[0]
     assert boot is not None and boot.classes[2].p == 0 and boot.classes[1].p == 1
+    assert test is not None and test.classes[2] == 1 / 10001 and test.classes[1] == 1  # no random swap is as bad
     [gate] = check_gates(cmp, class_max_drop=0.5)
     assert not gate.passed and gate.classes == ("sky",) and "'sky'" in gate.message
     d = comparison_dict(cmp, [gate])
@@ -268,21 +274,220 @@ def test_interval_covers_true_difference_in_about_95_percent_of_trials():
     assert 0.88 <= covered / trials <= 0.99
 
 
-def test_p_is_calibrated_when_runs_are_exchangeable():
-    # BASE and NEW drawn from the same distribution given the ground truth: the true difference is
-    # 0, so "significantly worse at 0.05" should happen in about 5 % of trials.
+# ----------------------------------------------------------------------------- randomization test
+
+
+def fraction_ious(counts: list[list[list[int]]]) -> list[Fraction | None]:
+    """Exact per-class IoU of summed counts [3][K] (None where tp + fp + fn = 0)."""
+    k = len(counts[0])
+    return [Fraction(counts[0][c], counts[0][c] + counts[1][c] + counts[2][c])
+            if counts[0][c] + counts[1][c] + counts[2][c] else None for c in range(k)]
+
+
+def brute_force_p(base: np.ndarray, new: np.ndarray) -> tuple[Fraction, list[Fraction | None]]:
+    """One-sided p of mIoU and of each class IoU, by visiting all 2**N swap assignments in exact fractions.
+
+    p = share of assignments (the identity among them) whose NEW - BASE is <= the observed one;
+    an assignment where a difference is undefined counts as at least as extreme.
+    """
+    n, _, k = base.shape
+
+    def diffs(swap: tuple[int, ...]) -> tuple[Fraction | None, list[Fraction | None]]:
+        sb = [[0] * k for _ in range(3)]
+        sn = [[0] * k for _ in range(3)]
+        for i in range(n):
+            a, b = (new[i], base[i]) if swap[i] else (base[i], new[i])
+            for r in range(3):
+                for c in range(k):
+                    sb[r][c] += int(a[r, c])
+                    sn[r][c] += int(b[r, c])
+        ib, inew = fraction_ious(sb), fraction_ious(sn)
+        mb = [x for x in ib if x is not None]
+        mn = [x for x in inew if x is not None]
+        miou = (sum(mn, Fraction(0)) / len(mn) - sum(mb, Fraction(0)) / len(mb)) if mb and mn else None
+        return miou, [None if x is None or y is None else y - x for x, y in zip(ib, inew, strict=True)]
+
+    obs_miou, obs_class = diffs((0,) * n)
+    hits, class_hits = 0, [0] * k
+    for swap in itertools.product((0, 1), repeat=n):
+        d, dc = diffs(swap)
+        hits += d is None or d <= obs_miou
+        for c in range(k):
+            class_hits[c] += dc[c] is None or (obs_class[c] is not None and dc[c] <= obs_class[c])
+    total = 2 ** n
+    return Fraction(hits, total), [None if obs_class[c] is None else Fraction(class_hits[c], total) for c in range(k)]
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_exact_p_matches_a_brute_force_enumeration(case):
+    rng = np.random.default_rng([31, case])
+    n, k = [(3, 2), (5, 3), (6, 3), (7, 4)][case]
+    base = rng.integers(0, 12, size=(n, 3, k))
+    base[:, 0] += 5
+    new = base.copy()
+    # a mixed change: some images better, some worse, in tp, fp and fn, kept non-negative
+    new[:, 0] = np.clip(base[:, 0] + rng.integers(-3, 3, size=(n, k)), 0, base[:, 0] + base[:, 2])
+    new[:, 1] = np.maximum(0, base[:, 1] + rng.integers(-2, 4, size=(n, k)))
+    new[:, 2] = base[:, 0] + base[:, 2] - new[:, 0]  # the same ground truth: tp + fn kept
+    if case == 3:
+        base[:, :, 3] = 0  # class 3 absent from the ground truth, predicted by NEW on two images only
+        new[:, :, 3] = 0
+        new[:2, 1, 3] = [4, 1]
+    p_miou, p_class = brute_force_p(base, new)
+    test = randomization_test(base, new)
+    assert (test.method, test.assignments, test.seed) == ("exact", 2 ** n, None)
+    assert test.miou == float(p_miou)
+    assert test.miou >= 1 / 2 ** n
+    for c in range(k):
+        if p_class[c] is None:
+            assert math.isnan(test.classes[c])
+        else:
+            assert test.classes[c] == float(p_class[c]), c
+    # Monte Carlo instead of enumeration (exact_max=0) agrees within its error, and never gives 0
+    mc = randomization_test(base, new, n=20000, seed=case, exact_max=0)
+    assert mc.method == "monte carlo" and mc.assignments == 20000 and mc.seed == case
+    assert mc.miou == pytest.approx(float(p_miou), abs=0.015)  # sd <= 0.0036
+    assert mc.miou >= 1 / 20001
+
+
+def test_exact_p_on_six_images_of_one_consistent_loss():
+    # every image loses the same 2 true positives of class 0: only the identity assignment is as bad,
+    # so p = 1/64 whatever the size of the drop
+    cms = random_cms(6, seed=40)
+    test = randomization_test(make_run(cms).image_counts, make_run(shifted(cms, [-2] * 6)).image_counts)
+    assert (test.method, test.assignments, test.miou, test.smallest_p) == ("exact", 64, 1 / 64, 1 / 64)
+    assert test.classes[0] == 1 / 64 and (test.classes[1:] == 1).all()
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 100])
+def test_randomization_is_chunked_seeded_and_order_free(monkeypatch, chunk):
+    monkeypatch.setattr(compare, "_CHUNK", chunk)  # 100: three assignments per chunk
+    cms = random_cms(30, seed=41)
+    base = make_run(cms).image_counts
+    new = make_run(shifted(cms, list(range(-15, 15)))).image_counts
+    a = randomization_test(base, new, n=3000, seed=2)
+    assert a.miou == randomization_test(base, new, n=3000, seed=2).miou
+    monkeypatch.setattr(compare, "_CHUNK", 1 << 22)
+    b = randomization_test(base, new, n=3000, seed=2)
+    assert a.miou == b.miou  # the chunk size does not change the draws
+    small = randomization_test(base[:12], new[:12])
+    perm = np.random.default_rng(0).permutation(12)
+    assert small.miou == randomization_test(base[:12][perm], new[:12][perm]).miou  # exact: order-free
+
+
+def six_frames(k_fg_pixels: int, drop: int, binary: bool) -> tuple[Run, Run]:
+    """Six frames of a DAVIS-like object (binary: background and object) or of 4 classes; NEW loses
+    ``drop`` object pixels on every frame."""
+    rng = np.random.default_rng(42)
+    if binary:
+        cms = np.zeros((6, 2, 3), np.int64)
+        fg = rng.integers(k_fg_pixels, 2 * k_fg_pixels, 6)
+        cms[:, 1, 1] = fg
+        cms[:, 1, 0] = fg // 20  # object edges predicted as background
+        cms[:, 0, 1] = fg // 25
+        cms[:, 0, 0] = 854 * 480 - cms[:, 1].sum(1) - cms[:, 0, 1]
+        names = ("background", "object")
+    else:
+        cms = random_cms(6, seed=43) * 10
+        names = NAMES
+    new = cms.copy()
+    new[:, 1, 1] -= drop
+    new[:, 1, 0] += drop
+    return make_run(cms, names=names), make_run(new, names=names)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_six_images_consistent_small_drop_is_not_significant_at_001(saved, binary):
+    base, new = six_frames(30000, drop=200 if binary else 40, binary=binary)
+    drop = loop_miou(base.image_counts) - loop_miou(new.image_counts)
+    assert 0.001 < drop < 0.005  # about the 0.003 of the report
+    # the percentile bootstrap's share of resamples >= 0 is 0 here: it would have claimed p < 0.0005
+    boot = paired_bootstrap(base.image_counts, new.image_counts, n=2000)
+    assert boot.miou.p == 0
+    a, b = saved(base, new)
+    r = invoke(a, b, "--max-drop", "0", "--significant", "--alpha", "0.01")
+    assert r.exit_code == 0, r.output  # p = 1/64 > 0.01: six images cannot show it
+    out = " ".join(r.stdout.split())
+    assert "p = 0.0156 (exact randomization test, all 64 assignments; not significant at alpha 0.01)" in out
+    assert "exact over all 2^6 = 64 swap assignments" in out
+    r = invoke(a, b, "--max-drop", "0", "--significant", "--alpha", "0.05")
+    assert r.exit_code == 1, r.output  # at 0.05 the best possible p, 1/64, is enough
+    d = json.loads(invoke(a, b, "--format", "json").stdout)
+    assert d["comparisons"][0]["summary"]["miou"]["p"] == 1 / 64
+    assert d["comparisons"][0]["test"]["method"] == "exact" and d["comparisons"][0]["test"]["assignments"] == 64
+
+
+def null_runs(rng: np.random.Generator, n: int, trials: int) -> tuple[np.ndarray, np.ndarray]:
+    """``trials`` pairs of runs on n images, both drawn alike given the ground truth: (trials, n, 3, K) each."""
     lam, q = np.array([300.0, 150, 80]), np.array([0.85, 0.7, 0.6])
-    rejections, trials = 0, 200
-    for t in range(trials):
-        rng = np.random.default_rng([7, t])
-        g = rng.poisson(lam, (120, 3))
-        u = rng.uniform(0.6, 1.0, (120, 1))
-        runs = []
-        for _ in range(2):
-            tp = rng.binomial(g, q * u)
-            runs.append(np.stack([tp, rng.poisson(20, (120, 3)), g - tp], 1))
-        rejections += paired_bootstrap(runs[0], runs[1], n=1000, seed=t).miou.p < 0.05
-    assert 0.01 <= rejections / trials <= 0.11
+    g = rng.poisson(lam, (trials, n, 3))
+    u = rng.uniform(0.6, 1.0, (trials, n, 1))  # image difficulty, shared by both runs
+    out = []
+    for _ in range(2):
+        tp = rng.binomial(g, q * u)
+        out.append(np.stack([tp, rng.poisson(20, (trials, n, 3)), g - tp], 2))
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("n_images, trials, resamples", [(5, 400, 0), (20, 400, 1000), (500, 150, 500)])
+def test_false_positive_rate_under_the_null_is_at_most_alpha(n_images, trials, resamples):
+    # BASE and NEW exchangeable image by image: any "significant drop" is a false positive. The rate
+    # must be at most alpha, up to the simulation's error (3 binomial sd); on 5 images the exact
+    # test can only reject at p = 1/32, so its rate is about 1/32 at alpha 0.05, and 0 at alpha 0.01.
+    rng = np.random.default_rng([99, n_images])
+    base, new = null_runs(rng, n_images, trials)
+    p = np.array([randomization_test(base[t], new[t], n=max(1, resamples), seed=t).miou for t in range(trials)])
+    assert (p >= (1 / 32 if n_images == 5 else 1 / (resamples + 1))).all()
+    for alpha in (0.01, 0.05, 0.2):
+        rate = float(np.mean(p < alpha))
+        assert rate <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / trials), (alpha, rate)
+    assert np.mean(p < 0.2) > 0.1  # and not vacuous: p is spread out, not stuck at 1
+    if n_images == 5:
+        assert np.mean(p < 0.01) == 0
+
+
+def test_holm_adjustment_by_hand():
+    got = holm([0.01, 0.04, 0.03, np.nan, 0.5])
+    # sorted 0.01, 0.03, 0.04, 0.5 (m = 4): 4 * 0.01, max(0.04, 3 * 0.03), max(0.09, 2 * 0.04), max(0.09, 0.5)
+    np.testing.assert_allclose(got, [0.04, 0.09, 0.09, np.nan, 0.5])
+    assert np.isnan(holm([np.nan])).all()
+    np.testing.assert_allclose(holm([0.6, 0.3]), [0.6, 0.6])  # capped at 1 and monotone
+
+
+def test_class_gate_controls_the_family_wise_error_with_holm(saved):
+    # 6 images, class 'car' loses true positives on every image: raw p = 1/64 = 0.0156 < 0.05, but with
+    # 4 classes tested Holm makes it 4/64 = 0.0625, and the --significant class gate passes
+    cms = random_cms(6, seed=44)
+    bad = cms.copy()
+    bad[:, 1, 1] -= 25
+    bad[:, 1, 4] += 25
+    cmp = compare_runs([make_run(cms), make_run(bad)], ["a", "b"])
+    test = cmp.tests[0]
+    assert test is not None and test.classes[1] == 1 / 64
+    np.testing.assert_allclose(cmp.class_p_holm(0), [1, 4 / 64, 1, 1])
+    assert not cmp.significantly_worse(0).any()
+    [gate] = check_gates(cmp, class_max_drop=0.0, significant=True)
+    assert gate.passed and "Holm-adjusted over 4 classes" in gate.message, gate.message
+    [gate] = check_gates(cmp, class_max_drop=0.0)
+    assert not gate.passed  # without --significant a drop is a drop
+    a, b = saved(make_run(cms), make_run(bad))
+    r = invoke(a, b, "--class-max-drop", "0", "--significant")
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.stdout.split())
+    assert "class p Holm-adjusted over the 4 classes" in out
+    assert " car " in out and "0.0156 0.0625" in out  # the p and p Holm columns
+    d = json.loads(invoke(a, b, "--format", "json").stdout)
+    car = d["comparisons"][0]["classes"][1]
+    assert (car["p"], car["p_holm"], car["significantly_worse"]) == (1 / 64, 4 / 64, False)
+    # on 7 images the same loss is significant after Holm too: 4/128 = 0.03125
+    cms7 = random_cms(7, seed=44)
+    bad7 = cms7.copy()
+    bad7[:, 1, 1] -= 25
+    bad7[:, 1, 4] += 25
+    cmp7 = compare_runs([make_run(cms7), make_run(bad7)], ["a", "b"])
+    assert cmp7.significantly_worse(0).tolist() == [False, True, False, False]
+    [gate] = check_gates(cmp7, class_max_drop=0.0, significant=True)
+    assert not gate.passed and gate.classes == ("car",) and gate.p == 4 / 128
 
 
 def test_resample_weights_are_multinomial_draws():
@@ -330,8 +535,17 @@ def test_bad_arguments():
         paired_bootstrap(counts, counts[:, :, :2])
     with pytest.raises(SegevalError, match="at least two"):
         compare_runs([make_run(random_cms(4))])
-    with pytest.raises(SegevalError, match="--significant needs"):
-        check_gates(compare_runs([make_run(random_cms(4))] * 2, n_bootstrap=0), max_drop=0.1, significant=True)
+    with pytest.raises(SegevalError, match="--significant needs the randomization test"):
+        check_gates(compare_runs([make_run(random_cms(4))] * 2, n_permutations=0), max_drop=0.1, significant=True)
+    # without the bootstrap the randomization test still gives p, so --significant works
+    [gate] = check_gates(compare_runs([make_run(random_cms(4))] * 2, n_bootstrap=0), max_drop=0.1, significant=True)
+    assert gate.passed and gate.p == 1
+    with pytest.raises(SegevalError, match="at least 1"):
+        randomization_test(counts, counts, n=0)
+    with pytest.raises(ValueError, match="shape"):
+        randomization_test(counts, counts[:, :, :2])
+    with pytest.raises(ValueError, match="non-negative"):
+        randomization_test(counts, -counts)
 
 
 # ----------------------------------------------------------------------------- run files that do not pair
@@ -397,7 +611,8 @@ def test_bad_files_and_options_exit_2(saved, tmp_path):
         ([a, b, "--bootstrap", "-1"], "--bootstrap must be 0"),
         ([a, b, "--max-drop", "-0.1"], "--max-drop must be a drop of 0 or more"),
         ([a, b, "--significant"], "--significant applies to"),
-        ([a, b, "--max-drop", "0.1", "--significant", "--bootstrap", "0"], "--significant needs the bootstrap"),
+        ([a, b, "--max-drop", "0.1", "--significant", "--permutations", "0"], "--significant needs the randomization"),
+        ([a, b, "--permutations", "-1"], "--permutations must be 0"),
         ([a, b, "--markdown", tmp_path / "no" / "such" / "dir.md"], "the directory for --markdown"),
     ]
     for args, message in cases:
@@ -454,12 +669,13 @@ def test_significant_gate_on_3_and_on_501_images(saved):
     r = invoke(small_a, small_b, "--max-drop", "0")
     assert r.exit_code == 1, r.output  # a drop is a drop
     r = invoke(small_a, small_b, "--max-drop", "0", "--significant")
-    assert r.exit_code == 0, r.output  # but on 3 images not a significant one (p = 10/27)
-    assert "not significant" in r.stdout
+    assert r.exit_code == 0, r.output  # but on 3 images not a significant one
+    # exact: class-0 tp changes (-4, -1, +3) with any signs: sums -2 (observed), -8, -6 <= -2 of 8
+    assert "p = 0.3750 (exact randomization test, all 8 assignments; not significant" in " ".join(r.stdout.split())
     big_a, big_b = saved(make_run(many), make_run(shifted(many, pattern * 167)))
     r = invoke(big_a, big_b, "--max-drop", "0", "--significant")
     assert r.exit_code == 1, r.output
-    assert "(significant at alpha 0.05)" in r.stderr
+    assert "random assignments; significant at alpha 0.05)" in r.stderr
 
 
 def test_destroyed_class_gate_names_it(saved):
@@ -509,16 +725,23 @@ def test_table_json_and_markdown(saved, tmp_path):
     r = invoke(a, b, "--format", "json", "--bootstrap", "500", "--seed", "3", "--min-miou", "0.99")
     assert r.exit_code == 1
     d = json.loads(r.stdout)
-    assert d["format"] == "segeval-compare/1" and d["baseline"] == str(a)
+    assert d["format"] == "segeval-compare/2" and d["baseline"] == str(a)
     assert [run["label"] for run in d["runs"]] == [str(a), str(b)]
     s = d["comparisons"][0]["summary"]["miou"]
     assert s["diff"] == pytest.approx(sum(new_iou) / 4 - sum(base_iou) / 4)
-    assert s["low"] <= s["diff"] <= s["high"] and s["p"] == 0
+    assert s["low"] <= s["diff"] <= s["high"] and s["p"] == 1 / 10001  # no random swap is as bad as the truth
     assert d["comparisons"][0]["bootstrap"] == {"resamples": 500, "seed": 3, "alpha": 0.05, "level": 0.95,
-                                                "images": 40}
+                                                "images": 40, "interval": "percentile"}
+    test = d["comparisons"][0]["test"]
+    assert (test["method"], test["assignments"], test["seed"], test["class_correction"], test["class_family"]) == (
+        "monte carlo", 10000, 3, "holm", 4)
     assert d["failed"] == ["min-miou"] and d["passed"] is False
     assert d["gates"][0]["gate"] == "min-miou" and d["gates"][0]["passed"] is False
-    assert "NEW - BASE >= 0" in d["conventions"]
+    assert "paired randomization test" in d["conventions"] and "Holm" in d["conventions"]
+    r = invoke(a, b, "--bootstrap", "100")
+    assert "Monte Carlo over 10,000 random swap assignments (seed 0)" in " ".join(r.stdout.split())
+    assert "percentile interval" in r.stdout and "Holm" in r.stdout
+    assert "Monte Carlo over 10,000" in text and "percentile interval" in text
 
 
 def test_without_bootstrap(saved):
@@ -527,9 +750,16 @@ def test_without_bootstrap(saved):
     r = invoke(a, b, "--bootstrap", "0", "--format", "json")
     assert r.exit_code == 0, r.output
     c = json.loads(r.stdout)["comparisons"][0]
-    assert c["bootstrap"] is None and c["summary"]["miou"]["p"] is None and c["summary"]["miou"]["diff"] < 0
+    assert c["bootstrap"] is None and c["summary"]["miou"]["low"] is None and c["summary"]["miou"]["diff"] < 0
+    assert c["summary"]["miou"]["p"] == 1 / 2**10 and c["test"]["method"] == "exact"  # every image lost 5 tp
     r = invoke(a, b, "--bootstrap", "0")
     assert r.exit_code == 0 and "no bootstrap" in r.stdout and "95% CI" not in r.stdout
+    assert "exact over all 2^10 = 1,024 swap assignments" in " ".join(r.stdout.split())
+    r = invoke(a, b, "--bootstrap", "0", "--permutations", "0", "--format", "json")
+    c = json.loads(r.stdout)["comparisons"][0]
+    assert c["test"] is None and c["summary"]["miou"]["p"] is None
+    r = invoke(a, b, "--bootstrap", "0", "--permutations", "0")
+    assert "no randomization test" in r.stdout and " p " not in r.stdout
 
 
 def test_three_runs_one_column_each_best_marked(saved, tmp_path):

@@ -4,6 +4,7 @@ file and predictions agree with segeval score, and torch stays out of ``import s
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +42,11 @@ def test_import_and_help_do_not_load_torch():
 
 torch = pytest.importorskip("torch")
 
+from segeval.classes import ClassSet  # noqa: E402
+from segeval.compare import randomization_test  # noqa: E402
 from segeval.train import data as D  # noqa: E402
 from segeval.train.models import build_model  # noqa: E402
-from segeval.train.trainer import TrainConfig, train  # noqa: E402
+from segeval.train.trainer import TrainConfig, flatline, train  # noqa: E402
 
 
 def make_data(root: Path, n: int = 10, size: int = 32, seed: int = 0, values: tuple[int, int] = (0, 1)) -> Path:
@@ -81,6 +84,7 @@ def test_loss_falls_and_the_run_file_matches_segeval_score(tiny, tmp_path):
     assert losses[-1] < 0.6 * losses[0], losses
     assert [h.crop for h in res.history] == [24, 24, 24, 32, 32, 32]
     assert res.history[-1].miou > res.history[-1].baseline_miou
+    assert not res.flat and not res.history[-1].flat and res.history[-1].top_share < 0.99  # a healthy run
     loaded = Run.load(tmp_path / "out" / "run.json")
     # the run file is made from the written PNGs; it equals the last epoch's in-memory count ...
     assert loaded.miou == pytest.approx(res.history[-1].miou)
@@ -130,11 +134,100 @@ def test_cli_compares_losses(tiny, tmp_path):
         assert spec in r.stdout
         run = Run.load(out / sub / "run.json")
         assert run.settings["train"]["loss"] == spec
-    assert "baseline mIoU" in r.stdout and "IoU 1" in r.stdout
+    assert "baseline" in r.stdout and "IoU 1" in r.stdout
     assert len((out / "comparison.csv").read_text().splitlines()) == 4
     first = json.loads((out / "ce" / "run.json").read_text())["settings"]["train"]
     second = json.loads((out / "soft_iou" / "run.json").read_text())["settings"]["train"]
     assert first["val_images"] == second["val_images"] and first["crop_sides"] == second["crop_sides"]
+
+
+def test_cli_losses_times_seeds_table_and_p(tmp_path):
+    data = make_data(tmp_path / "d", n=16, seed=5)  # 3 validation images: exact over 2^3 assignments
+    out = tmp_path / "ls"
+    r = CliRunner().invoke(app, ["train", str(data), "--losses", "ce,soft_iou", "--seeds", "0,1", "--epochs", "1",
+                                 "--out", str(out), "--width", "4", "--depth", "2", "--device", "cpu", "--lr", "0.01",
+                                 "--no-progress"])
+    assert r.exit_code == 0, r.output
+    runs = {(loss, seed): Run.load(out / loss / f"seed{seed}" / "run.json") for loss in ("ce", "soft_iou")
+            for seed in (0, 1)}
+    # every loss with every seed, all on the same validation images (the split of the first seed)
+    assert {tuple(run.image_names) for run in runs.values()} == {tuple(runs["ce", 0].image_names)}
+    assert len(runs["ce", 0].image_names) == 3
+    assert {(run.settings["train"]["loss"], run.settings["train"]["seed"]) for run in runs.values()} == set(runs)
+    assert runs["ce", 0].settings["train"]["history"] != runs["ce", 1].settings["train"]["history"]
+    out_text = " ".join(r.stdout.split())
+    assert "2 losses x 2 seeds (0,1), validation on 3 images" in out_text
+    # mean ± sample sd over the seeds, from the run files
+    for loss in ("ce", "soft_iou"):
+        m = [runs[loss, s].miou for s in (0, 1)]
+        assert f"{np.mean(m):.4f} ± {np.std(m, ddof=1):.4f}" in out_text, loss
+    # p of soft_iou against ce: the randomization test on the images' counts summed over the seeds
+    pooled = {loss: runs[loss, 0].image_counts + runs[loss, 1].image_counts for loss in ("ce", "soft_iou")}
+    test = randomization_test(pooled["ce"], pooled["soft_iou"])
+    assert test.method == "exact" and test.assignments == 8
+    diff = np.mean([runs["soft_iou", s].miou for s in (0, 1)]) - np.mean([runs["ce", s].miou for s in (0, 1)])
+    row = next(line for line in r.stdout.splitlines() if line.strip().startswith("soft_iou "))
+    assert f"{diff:+.4f}" in row and f"{test.miou:.4f}" in row, row
+    assert "exact over all 2^3 = 8 swap assignments" in out_text
+    assert len((out / "comparison.csv").read_text().splitlines()) == 5  # one row per loss and seed
+    assert "[soft_iou seed 1] epoch 1/1" in r.stderr
+
+
+def test_flatline_is_said_on_the_epoch_line_and_marked_in_the_table(tiny, tmp_path):
+    # a very high learning rate collapses soft IoU to one class: provoked on purpose
+    out = tmp_path / "flat"
+    r = CliRunner().invoke(app, ["train", str(tiny), "--losses", "soft_iou,ce", "--epochs", "3", "--lr", "3",
+                                 "--seed", "3", "--out", str(out), "--width", "4", "--depth", "2", "--device", "cpu",
+                                 "--no-progress"])
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.stderr.splitlines() if line.startswith("[soft_iou] epoch 3/3")]
+    assert len(lines) == 1
+    m = re.search(r"FLATLINE: (\d+\.\d)% of the pixels predicted '(\d)'", lines[0])
+    assert m, lines[0]
+    # the share, counted independently in the written predictions (scored pixels: ground truth not 255)
+    run = Run.load(out / "soft_iou" / "run.json")
+    preds = [np.asarray(Image.open(out / "soft_iou" / "pred" / f"{n}.png")) for n in run.image_names]
+    gts = [np.asarray(Image.open(out / "gt" / f"{n}.png")) for n in run.image_names]
+    scored = np.concatenate([p[g != 255] for p, g in zip(preds, gts, strict=True)])
+    top = np.bincount(scored, minlength=2).argmax()
+    assert int(m.group(2)) == top and float(m.group(1)) == pytest.approx(100 * np.mean(scored == top), abs=0.05)
+    assert float(m.group(1)) >= 99.0
+    row = next(line for line in r.stdout.splitlines() if line.strip().startswith("soft_iou"))
+    assert "FLAT 1/1" in row
+    history = json.loads((out / "soft_iou" / "run.json").read_text())["settings"]["train"]["history"]
+    assert history[-1]["flat"] is True and history[-1]["top_share"] >= 0.99
+    assert "flat" in (out / "comparison.csv").read_text().splitlines()[0]
+
+
+def test_flatline_rule_on_hand_made_runs():
+    def run_of(cm: list[list[int]], baseline_class: int = 0) -> Run:
+        cm_arr = np.asarray(cm, np.int64)
+        k = cm_arr.shape[0]
+        counts = np.stack([np.diag(cm_arr[:, :k]), cm_arr[:, :k].sum(0) - np.diag(cm_arr[:, :k]),
+                           cm_arr.sum(1) - np.diag(cm_arr[:, :k])])[None]
+        return Run(classes=ClassSet.numbered(k), cm=cm_arr, image_names=["a"], image_counts=counts,
+                   pixels=int(cm_arr.sum()), ignored=0, settings={"ignore_index": 255, "n_classes": k,
+                                                                  "baseline_class": baseline_class})
+    # rows ground truth, columns prediction (+ misses): all predicted 0 -> 100 %, and mIoU = baseline
+    assert flatline(run_of([[90, 0, 0], [10, 0, 0]])) == (0, 1.0, True)
+    # a good run: 80 + 8 of 100 right, predictions split 82 / 18
+    top, share, flat = flatline(run_of([[80, 2, 0], [2, 8, 0]]))
+    assert (top, flat) == (0, False) and share == pytest.approx(82 / 92)
+    # 99.5 % of the pixels one class (and some right): nearly all one class
+    top, share, flat = flatline(run_of([[995, 0, 0], [4, 1, 0]]))
+    assert (top, flat) == (0, True) and share == pytest.approx(0.999)
+    # mixed predictions that are no better than the baseline: flat by the second rule
+    assert flatline(run_of([[50, 40, 0], [9, 1, 0]]))[2] is True
+
+
+def test_train_tables_are_120_columns_in_a_pipe(tiny, tmp_path):
+    r = CliRunner().invoke(app, ["train", str(tiny), "--losses", "ce,focal(gamma=1,alpha=0.25)", "--epochs", "1",
+                                 "--out", str(tmp_path / "w"), "--width", "4", "--depth", "2", "--device", "cpu",
+                                 "--no-progress"], env={"COLUMNS": None})
+    assert r.exit_code == 0, r.output
+    width = max(len(line) for line in r.stdout.splitlines())
+    assert 80 < width <= 120, width
+    assert "focal(gamma=1,alpha=0.25)" in r.stdout  # not cut
 
 
 def test_cli_binary_255_masks_need_a_label_map(tmp_path):
@@ -165,6 +258,9 @@ def test_cli_binary_255_masks_need_a_label_map(tmp_path):
     (["--val-split", "1"], "--val-split must be between 0 and 1"),
     (["--num-classes", "1"], "greater than or equal to 2"),
     (["--losses", "ce,ce"], "name each loss once"),
+    (["--seeds", "0,x"], "--seeds '0,x' is not a comma-separated list"),
+    (["--seeds", "1,1"], "repeats a seed"),
+    (["--seeds", "-1"], "seeds must be 0 or more"),
     (["--device", "tpu"], "'tpu' is not one of"),
 ])
 def test_cli_bad_options_exit_2_before_training(tiny, tmp_path, extra, message):

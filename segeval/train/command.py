@@ -7,9 +7,11 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import numpy as np
 import typer
-from rich.console import Console
-from rich.table import Table
+from numpy.typing import NDArray
+from rich.console import Console, Group
+from rich.text import Text
 
 from ..errors import SegevalError
 
@@ -41,22 +43,103 @@ def _fmt(x: float) -> str:
     return "—" if math.isnan(x) else f"{x:.4f}"
 
 
-def comparison_table(results: list[TrainResult]) -> Table:
-    """One row per loss: data-set mIoU, per-class IoU, baseline mIoU, image-wise mIoU, time."""
+def _seed_list(text: str | None) -> tuple[int, ...]:
+    if text is None:
+        return ()
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise SegevalError(None, f"--seeds {text!r} is not a comma-separated list of integers",
+                           "e.g. --seeds 0,1,2") from None
+    if not seeds:
+        raise SegevalError(None, "--seeds is empty", "e.g. --seeds 0,1,2")
+    return seeds
+
+
+def _mean_sd(values: list[float], n_seeds: int) -> str:
+    """``0.7716 ± 0.0041`` (mean and sample standard deviation over seeds); the value alone for one seed."""
+    v = np.asarray(values, np.float64)
+    if np.isnan(v).any():
+        return "—"
+    if n_seeds == 1:
+        return _fmt(float(v[0]))
+    return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}"
+
+
+def comparison_table(results: list[TrainResult], *, resamples: int = 10000, seed: int = 0) -> Group:
+    """One row per loss over its seeds: data-set mIoU (mean ± sd over seeds), per-class IoU (mean),
+    baseline mIoU, image-wise mIoU, the change in mean mIoU against the first loss with the paired
+    randomization test's p, flatlined runs, seconds per run.
+
+    p: the validation images' counts of each loss are summed over its seeds (the seeds are shared by
+    all losses), and :func:`segeval.compare.randomization_test` swaps, image by image, the two losses'
+    summed counts; small p is evidence that the loss is worse than the first.
+    """
+    from rich import box
+    from rich.table import Table
+
+    from ..compare import check_comparable, randomization_test
+    from .trainer import FLAT_SHARE
+
+    specs = list(dict.fromkeys(r.spec for r in results))
+    by_spec = {s: [r for r in results if r.spec == s] for s in specs}
+    n_seeds = max(len(v) for v in by_spec.values())
     run0 = results[0].run
-    t = Table(title=f"segeval train: {len(results)} losses, validation on {len(run0.image_names)} images "
-                    f"(same seed, data and crops)", title_justify="left")
-    t.add_column("loss")
-    t.add_column("mIoU", justify="right")
-    for name in run0.classes.names:
-        t.add_column(f"IoU {name}", justify="right")
-    t.add_column("baseline mIoU", justify="right")
-    t.add_column("image-wise mIoU", justify="right")
-    t.add_column("seconds", justify="right")
-    for r in results:
-        t.add_row(r.spec, _fmt(r.run.miou), *[_fmt(v) for v in r.run.iou], _fmt(r.run.baseline_miou),
-                  _fmt(r.run.imagewise_miou), f"{sum(h.seconds for h in r.history):.0f}")
-    return t
+    seeds = ",".join(str(r.seed) for r in by_spec[specs[0]])
+    several = len(specs) > 1
+    columns = ["loss", "mIoU" + (" mean ± sd" if n_seeds > 1 else "")]
+    columns += [f"IoU {name}" for name in run0.classes.names]
+    columns += ["baseline", "image-wise"]
+    columns += ["Δ mIoU", "p"] if several else []
+    columns += ["flatline", "s/run"]
+
+    def pooled(rs: list[TrainResult]) -> NDArray[np.int64]:
+        counts = [r.run.image_counts[check_comparable(run0, r.run, specs[0], r.spec)] for r in rs]
+        return np.sum(counts, axis=0)
+
+    base = pooled(by_spec[specs[0]])
+    base_miou = float(np.mean([r.run.miou for r in by_spec[specs[0]]]))
+    rows: list[tuple[list[str], bool]] = []
+    test = None
+    for s in specs:
+        rs = by_spec[s]
+        miou = [r.run.miou for r in rs]
+        cells = [s, _mean_sd(miou, len(rs))]
+        cells += [_fmt(float(np.mean([r.run.iou[c] for r in rs]))) for c in range(run0.n_classes)]
+        cells += [_fmt(float(np.mean([r.run.baseline_miou for r in rs]))),
+                  _fmt(float(np.mean([r.run.imagewise_miou for r in rs])))]
+        if several:
+            if s == specs[0]:
+                cells += ["", ""]
+            else:
+                test = randomization_test(base, pooled(rs), n=resamples, seed=seed)
+                cells += [f"{float(np.mean(miou)) - base_miou:+.4f}", test.describe_p(test.miou)]
+        flat = [r for r in rs if r.flat]
+        some = [r for r in rs if r.flat_epochs and not r.flat]
+        mark = f"FLAT {len(flat)}/{len(rs)}" if flat else (f"early {len(some)}/{len(rs)}" if some else "")
+        cells += [mark, f"{np.mean([sum(h.seconds for h in r.history) for r in rs]):.0f}"]
+        rows.append((cells, bool(flat)))
+
+    notes = ("mIoU: data-set mIoU of the validation images" + (", mean ± sample sd over the seeds" if n_seeds > 1
+             else "") + "; IoU, baseline (always the baseline class) and image-wise mIoU: means over the seeds. ")
+    if several:
+        notes += f"Δ mIoU: mean mIoU minus {specs[0]}'s. "
+    flat_text = (f"FLAT k/n: k of n seeds end flat (one class >= {FLAT_SHARE:.0%} of the scored pixels, or mIoU not "
+                 "above the baseline); early k/n: flat in some epoch, recovered by the last.")
+    caption = notes + flat_text
+    if test is not None:
+        caption = (notes + f"p: {test.method_text()}, each loss against {specs[0]} on the validation images' counts "
+                   f"summed over the seeds; one-sided, small p: worse than {specs[0]}. " + flat_text)
+    title = (f"segeval train: {len(specs)} losses x {n_seeds} seeds ({seeds}), validation on "
+             f"{len(run0.image_names)} images (the same split for every run; the same crops and flips for "
+             "every loss of a seed)")
+    t = Table(box=box.SIMPLE_HEAD, collapse_padding=True, show_edge=False)
+    for i, header in enumerate(columns):
+        width = max(len(cells[i]) for cells, _ in rows)
+        t.add_column(header, justify="left" if i == 0 else "right", min_width=width, no_wrap=i == 0)
+    for cells, flat_row in rows:
+        t.add_row(*cells, style="bold red" if flat_row else None)
+    return Group(Text(title), t, Text(caption, style="dim"))
 
 
 def train(
@@ -92,6 +175,10 @@ def train(
     val_split: Annotated[float, typer.Option(help="Share of the image pairs held out for validation "
                                                   "(seeded choice).")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of weights, split, crops, flips and data order.")] = 0,
+    seeds: Annotated[str | None, typer.Option(
+        help="Seeds to train each loss with, comma-separated (0,1,2); replaces --seed. The validation split "
+             "is drawn with the first and shared by all runs; the table shows mean ± sd over the seeds.",
+        show_default=False)] = None,
     device: Annotated[DeviceName | None, typer.Option(help="Device (default: cuda when available, else cpu).",
                                                       show_default=False)] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch (default: torch's choice); "
@@ -139,7 +226,8 @@ def train(
         images=img_dir, masks=mask_dir, out=out, losses=specs or ["ce"], epochs=epochs, model=model.value,
         width=width, depth=depth, batch_size=batch_size, lr=lr, crop_size=crop_size,
         crop_schedule=_fractions(crop_schedule), crops_per_image=crops_per_image, flips=flips, val_split=val_split,
-        seed=seed, device=None if device is None else device.value, threads=threads, amp=amp, n_classes=num_classes,
+        seed=seed, seeds=_seed_list(seeds), device=None if device is None else device.value, threads=threads,
+        amp=amp, n_classes=num_classes,
         classes=None if classes is None else load_classes(classes), ignore_index=ignore_index,
         label_map=None if label_map is None else parse_label_map(label_map), binary_threshold=binary_threshold,
         binary=binary, baseline_class=baseline_class, mc_dropout=mc_dropout, overwrite=overwrite,
@@ -153,10 +241,12 @@ def train(
                        TextColumn("loss {task.fields[loss]:.4f}"), console=err, transient=True)
     task = None
     state = {"spec": ""}
+    classes_of: dict[str, tuple[str, ...]] = {"names": ()}
 
-    def on_start(spec: str, p: Prepared) -> None:
-        state["spec"] = spec
-        err.print(f"[{spec}] {len(p.train)} training / {len(p.val)} validation images, {p.classes.n_classes} "
+    def on_start(spec: str, run_seed: int, p: Prepared) -> None:
+        classes_of["names"] = tuple(p.classes.names)
+        state["spec"] = spec if not cfg.seeds else f"{spec} seed {run_seed}"
+        err.print(f"[{state['spec']}] {len(p.train)} training / {len(p.val)} validation images, {p.classes.n_classes} "
                   f"classes, {cfg.model} on {p.device}, crop sides {sorted(set(p.sides), key=p.sides.index)}",
                   markup=False)
 
@@ -173,7 +263,15 @@ def train(
     def on_epoch(h: EpochLog) -> None:
         err.print(f"[{state['spec']}] epoch {h.epoch + 1}/{cfg.epochs}  loss {h.loss}  crop {h.crop}  "
                   f"train loss {h.train_loss:.4f}  val mIoU {_fmt(h.miou)}  baseline mIoU {_fmt(h.baseline_miou)}  "
-                  f"({h.seconds:.1f} s)", markup=False)
+                  f"({h.seconds:.1f} s)" + (_flat_note(h) if h.flat else ""), markup=False)
+
+    def _flat_note(h: EpochLog) -> str:
+        name = classes_of["names"][h.top_class] if h.top_class < len(classes_of["names"]) else str(h.top_class)
+        why = (f"{h.top_share:.1%} of the pixels predicted {name!r}" if not math.isnan(h.top_share)
+               else "no scored pixels")
+        if not h.miou > h.baseline_miou:
+            why += f", mIoU {_fmt(h.miou)} not above the baseline {_fmt(h.baseline_miou)}"
+        return f"  FLATLINE: {why}"
 
     if bar is not None:
         with bar:
@@ -181,9 +279,15 @@ def train(
     else:
         results = run_training(cfg, on_start=on_start, on_epoch=on_epoch)
 
-    console = Console(highlight=False)
+    from ..cli import _out
+
+    console = _out()  # 120 columns into a file or pipe, as the other commands
     if len(results) == 1:
         print_score(results[0].run, console)
+        if results[0].flat:
+            h = results[0].history[-1]
+            err.print(f"warning: the model flatlined: {_flat_note(h).split(': ', 1)[1]} at the last epoch; "
+                      "lower --lr or start with ce", markup=False)
         err.print(f"wrote {results[0].out / 'run.json'}, {results[0].out / 'pred'}/", markup=False)
     else:
         import pandas as pd
@@ -191,8 +295,9 @@ def train(
         from ..render import write_csv
 
         console.print(comparison_table(results))
-        rows = [{"loss": r.spec, "dir": r.out.name, "miou": r.run.miou, "baseline_miou": r.run.baseline_miou,
+        rows = [{"loss": r.spec, "seed": r.seed, "dir": r.out.relative_to(cfg.out).as_posix(),
+                 "flat": r.flat, "flat_epochs": r.flat_epochs, "miou": r.run.miou, "baseline_miou": r.run.baseline_miou,
                  "imagewise_miou": r.run.imagewise_miou,
                  **{f"iou_{n}": v for n, v in zip(r.run.classes.names, r.run.iou, strict=True)}} for r in results]
         write_csv(pd.DataFrame(rows), cfg.out / "comparison.csv")
-        err.print(f"wrote {cfg.out / 'comparison.csv'} and one directory per loss under {cfg.out}/", markup=False)
+        err.print(f"wrote {cfg.out / 'comparison.csv'} and one directory per run under {cfg.out}/", markup=False)

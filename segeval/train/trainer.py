@@ -10,6 +10,8 @@ beside them, and the run file is made from those files by :func:`score_pairs`, s
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import re
 import shutil
@@ -38,7 +40,8 @@ from . import data as D
 from . import losses as L
 from .models import build_model
 
-__all__ = ["TrainConfig", "EpochLog", "TrainResult", "train", "prepare", "train_one", "score_arrays"]
+__all__ = ["FLAT_SHARE", "TrainConfig", "EpochLog", "TrainResult", "train", "prepare", "train_one", "score_arrays",
+           "flatline", "seeds_of"]
 
 
 @dataclass
@@ -61,6 +64,7 @@ class TrainConfig:
     flips: bool = True
     val_split: float = 0.2
     seed: int = 0
+    seeds: tuple[int, ...] = ()
     device: str | None = None
     threads: int | None = None
     amp: bool = False
@@ -77,14 +81,26 @@ class TrainConfig:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.update(images=os.fspath(self.images), masks=os.fspath(self.masks), out=os.fspath(self.out),
-                 crop_schedule=list(self.crop_schedule),
+                 crop_schedule=list(self.crop_schedule), seeds=list(self.seeds),
                  classes=None if self.classes is None else list(self.classes.names),
                  label_map=None if self.label_map is None else {str(k): v for k, v in self.label_map.items()})
         return d
 
 
+# An epoch's validation predictions are "nearly all one class" when one class takes at least this
+# share of the scored pixels (ground truth not ignored).
+FLAT_SHARE = 0.99
+
+
 @dataclass
 class EpochLog:
+    """One epoch: its loss and crop side, the mean training loss, the validation scores and the flatline check.
+
+    ``top_class`` is the most predicted class on the validation images and ``top_share`` its share of
+    the scored pixels; ``flat`` is True when ``top_share >= FLAT_SHARE`` or the data-set mIoU does not
+    beat the baseline (the collapse to one class that IoU losses at a high learning rate are known for).
+    """
+
     epoch: int
     loss: str
     crop: int
@@ -93,14 +109,44 @@ class EpochLog:
     baseline_miou: float
     imagewise_miou: float
     seconds: float
+    top_class: int = 0
+    top_share: float = math.nan
+    flat: bool = False
 
 
 @dataclass
 class TrainResult:
+    """One trained model: its loss spec, seed, output directory, final run and epoch history."""
+
     spec: str
     out: Path
     run: Run
     history: list[EpochLog]
+    seed: int = 0
+
+    @property
+    def flat(self) -> bool:
+        """Whether the last epoch flatlined (the written predictions are the collapsed ones)."""
+        return bool(self.history) and self.history[-1].flat
+
+    @property
+    def flat_epochs(self) -> int:
+        return sum(h.flat for h in self.history)
+
+
+def flatline(run: Run) -> tuple[int, float, bool]:
+    """The most predicted class, its share of the scored pixels, and whether the run flatlined.
+
+    Flat: one class takes at least ``FLAT_SHARE`` of the predictions, or the data-set mIoU is not
+    above the baseline mIoU (always predicting the baseline class); an undefined mIoU counts as flat.
+    """
+    k = run.n_classes
+    predicted = np.asarray(run.cm)[:, :k].sum(axis=0)  # columns = prediction; the last column (misses) left out
+    scored = int(np.asarray(run.cm).sum())
+    top = int(np.argmax(predicted))
+    share = float(predicted[top] / scored) if scored else math.nan
+    flat = bool(share >= FLAT_SHARE) or not run.miou > run.baseline_miou
+    return top, share, flat
 
 
 @dataclass
@@ -263,13 +309,14 @@ def train_one(
                 on_step(step + 1, steps, v)
         preds = _predict(model, prep.val, prep, cfg)
         run = score_arrays(names, gts, preds, prep.classes, ignore_index=cfg.ignore_index, settings=settings)
+        top, share, flat = flatline(run)
         log = EpochLog(epoch, repr(loss_fn), prep.sides[epoch], total / n_items, run.miou, run.baseline_miou,
-                       run.imagewise_miou, time.perf_counter() - start)
+                       run.imagewise_miou, time.perf_counter() - start, top, share, flat)
         history.append(log)
         if on_epoch is not None:
             on_epoch(log)
     final = _write_outputs(cfg, prep, spec, out, model, preds, history)
-    return TrainResult(spec, out, final, history)
+    return TrainResult(spec, out, final, history, cfg.seed)
 
 
 def _write_png(path: Path, mask: NDArray) -> None:
@@ -334,31 +381,50 @@ def _check_out(cfg: TrainConfig) -> None:
         raise SegevalError(out, "its parent directory does not exist", "create it first")
 
 
+def seeds_of(cfg: TrainConfig) -> tuple[int, ...]:
+    """The seeds to train with: ``cfg.seeds``, or ``(cfg.seed,)``."""
+    return tuple(cfg.seeds) or (cfg.seed,)
+
+
 def train(
     cfg: TrainConfig,
     *,
-    on_start: Callable[[str, Prepared], None] | None = None,
+    on_start: Callable[[str, int, Prepared], None] | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
     on_epoch: Callable[[EpochLog], None] | None = None,
 ) -> list[TrainResult]:
-    """Train one model per loss in ``cfg.losses``; one loss writes into ``cfg.out``, several into
-    ``cfg.out/<loss>``, each when its training ends. The validation ground truth goes to ``cfg.out/gt``."""
+    """Train one model per loss in ``cfg.losses`` and seed in :func:`seeds_of`, losses outer, seeds inner.
+
+    The validation split is drawn with the first seed and shared by every run, so that all runs are
+    scored on the same images (paired image by image); each seed sets the initial weights, crops,
+    flips and data order. One loss and one seed write into ``cfg.out``; several losses into
+    ``cfg.out/<loss>``, several seeds into ``.../seed<S>``, each when its training ends. The
+    validation ground truth goes to ``cfg.out/gt``.
+    """
     if not cfg.losses:
         raise SegevalError(None, "no loss given", f"pass --loss NAME, one of {', '.join(L.names())}")
     if cfg.epochs < 1:
         raise SegevalError(None, f"--epochs must be at least 1, got {cfg.epochs}", "")
+    seeds = seeds_of(cfg)
+    if len(set(seeds)) != len(seeds):
+        raise SegevalError(None, f"--seeds {','.join(map(str, seeds))} repeats a seed", "name each seed once")
+    if any(s < 0 for s in seeds):
+        raise SegevalError(None, f"--seeds {','.join(map(str, seeds))}: seeds must be 0 or more", "")
     for spec in cfg.losses:  # every spec is read and checked before any training
         L.parse(spec, ignore_index=cfg.ignore_index).check(cfg.epochs)
-    outs = [cfg.out] if len(cfg.losses) == 1 else [cfg.out / _slug(s) for s in cfg.losses]
-    if len(set(outs)) != len(outs):
+    loss_dirs = [cfg.out] if len(cfg.losses) == 1 else [cfg.out / _slug(s) for s in cfg.losses]
+    if len(set(loss_dirs)) != len(loss_dirs):
         raise SegevalError(None, f"losses {', '.join(cfg.losses)} would share an output directory",
                            "name each loss once, and differently")
     _check_out(cfg)
-    prep = prepare(cfg)
+    prep = prepare(dataclasses.replace(cfg, seed=seeds[0]))
     cfg.out.mkdir(exist_ok=True)
     results = []
-    for spec, out in zip(cfg.losses, outs, strict=True):
-        if on_start is not None:
-            on_start(spec, prep)
-        results.append(train_one(cfg, prep, spec, out, on_step=on_step, on_epoch=on_epoch))
+    for spec, loss_dir in zip(cfg.losses, loss_dirs, strict=True):
+        for seed in seeds:
+            out = loss_dir if len(seeds) == 1 else loss_dir / f"seed{seed}"
+            if on_start is not None:
+                on_start(spec, seed, prep)
+            results.append(train_one(dataclasses.replace(cfg, seed=seed), prep, spec, out, on_step=on_step,
+                                     on_epoch=on_epoch))
     return results
