@@ -349,7 +349,9 @@ def _assignment_chunks(n_images: int, exact: bool, resamples: int, rng: np.rando
     else:
         assert rng is not None
         for start in range(0, resamples, rows):
-            yield rng.integers(0, 2, size=(min(rows, resamples - start), n_images)).astype(np.float64)
+            # random bytes, unpacked: independent fair bits, 8 per byte drawn
+            packed = rng.integers(0, 256, size=(min(rows, resamples - start), (n_images + 7) // 8), dtype=np.uint8)
+            yield np.unpackbits(packed, axis=1, count=n_images).astype(np.float64)
 
 
 def randomization_test(
@@ -431,7 +433,7 @@ def randomization_test(
     class_hits = np.zeros(k, np.int64)
     rows = max(1, _CHUNK // max(n_images, 3 * k))
     for s_chunk in _assignment_chunks(n_images, exact, total, rng, rows):
-        shift = s_chunk.astype(dtype) @ delta
+        shift = s_chunk.astype(dtype, copy=False) @ delta
         summ, cls = differences(shift)
         for name, d in summ.items():
             hits[name] += int(np.count_nonzero(~(d > obs_summary[name][0] + _TIE)))  # NaN counts as a hit
