@@ -48,6 +48,7 @@ from .report import (
     palette,
     read_drawn,
     save_figure,
+    save_layer,
     settings_html,
 )
 
@@ -87,16 +88,21 @@ def pixel_changes(gt: NDArray, base_pred: NDArray, new_pred: NDArray, n_classes:
     return out
 
 
+def _change_lut() -> NDArray[np.uint8]:
+    lut = np.zeros((256, 4), np.uint8)
+    lut[:, 3] = SHADE_ALPHA
+    lut[CHANGE_IGNORED, 3] = IGNORED_ALPHA
+    lut[SAME_WRONG] = (*SAME_WRONG_COLOR, 150)
+    lut[FIXED] = (*FIXED_COLOR, 255)
+    lut[BROKEN] = (*BROKEN_COLOR, 255)
+    return lut
+
+
 def change_layer(codes: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """The changes as a transparent RGBA layer (H, W, 4): fixed green and broken red, opaque; wrong
-    in both amber at alpha 150; right in both darkened (black at ``SHADE_ALPHA``); ignored darker."""
-    out = np.zeros((*codes.shape, 4), np.uint8)
-    out[..., 3] = SHADE_ALPHA
-    out[codes == CHANGE_IGNORED, 3] = IGNORED_ALPHA
-    out[codes == SAME_WRONG] = (*SAME_WRONG_COLOR, 150)
-    out[codes == FIXED] = (*FIXED_COLOR, 255)
-    out[codes == BROKEN] = (*BROKEN_COLOR, 255)
-    return out
+    in both amber at alpha 150; right in both darkened (black at ``SHADE_ALPHA``); ignored darker.
+    Saved as a palette PNG (:func:`segeval.report.save_layer`)."""
+    return _change_lut()[codes]
 
 
 @dataclass(frozen=True)
@@ -196,8 +202,8 @@ def plot_class_change(names: Sequence[str], base_iou: NDArray[np.float64], new_i
 # ----------------------------------------------------------------------------- page
 
 
-def _viewer(stem: str, title: str, ch: ImageChange, new_pair: Pair, base_pair: Pair, run: Run, out_dir: Path,
-            image: Path | None, images_given: bool, colors: NDArray[np.uint8]) -> page.Viewer:
+def _viewer(stem: str, title: str, ch: ImageChange, new_pair: Pair, base_pair: Pair, run: Run, base_miou: float,
+            out_dir: Path, image: Path | None, images_given: bool, colors: NDArray[np.uint8]) -> page.Viewer:
     """Read one image again and save its layers under ``stem``: base, changes, ground truth, both predictions."""
     ignore = int(run.settings.get("ignore_index", 255))
     d, gt, new = read_drawn(new_pair, run, image, images_given, colors)
@@ -211,7 +217,8 @@ def _viewer(stem: str, title: str, ch: ImageChange, new_pair: Pair, base_pair: P
         return rel
 
     base_img = save("image" if d.photo else "base", d.base)
-    layers = [("changes", "fixed / broken", save("changes", change_layer(codes))),
+    save_layer(codes, _change_lut(), out_dir / f"{stem}_changes.png")
+    layers = [("changes", "fixed / broken", f"{stem}_changes.png"),
               ("gt", "ground truth", save("gt", colorize(d.gt, colors, ignore))),
               ("baseline", "baseline", save("baseline", colorize(base, colors, ignore))),
               ("new", "new", save("new", colorize(d.pred, colors, ignore)))]
@@ -219,7 +226,7 @@ def _viewer(stem: str, title: str, ch: ImageChange, new_pair: Pair, base_pair: P
     info = (f'<span style="color: rgb{FIXED_COLOR}">■</span> fixed <b>{ch.fixed:,}</b> · '
             f'<span style="color: rgb{BROKEN_COLOR}">■</span> broken <b>{ch.broken:,}</b> pixels{share}<br>'
             f"wrong in both {ch.same_wrong:,}<br>"
-            f"image mIoU {page.fmt(_image_miou(run, ch.index))}")
+            f"image mIoU {page.fmt(float(base_miou))} → {page.fmt(_image_miou(run, ch.index))}")
     return page.Viewer(title=title, base=base_img, width=d.shape[1], height=d.shape[0],
                        layers=layers, info=info, note=d.note)
 
@@ -276,7 +283,8 @@ def build_comparison_report(
     def draw(job: tuple[str, int, ImageChange]) -> page.Viewer:
         kind, rank, ch = job
         return _viewer(f"changes/{kind}{rank:03d}_{_safe(ch.name)}", f"{rank}. {ch.name}", ch, new_by[ch.name],
-                       base_by[ch.name], aligned, out, None if images is None else images.get(ch.name),
+                       base_by[ch.name], aligned, float(base.image_miou[ch.index]), out,
+                       None if images is None else images.get(ch.name),
                        images is not None, colors)
 
     drawn = list(_ordered(draw, jobs, workers or default_workers()))  # type: ignore[arg-type]

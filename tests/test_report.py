@@ -207,7 +207,7 @@ def test_overlay_and_panel_pixels(built):
     pred = np.asarray(Image.open(FIXTURES / "pred" / f"{name}.png"))
     colors = np.asarray(run.classes.colors, np.uint8)
     gt_panel = np.asarray(Image.open(built / "worst" / f"001_{name}_gt.png"))
-    errors = np.asarray(Image.open(built / "worst" / f"001_{name}_errors.png"))
+    errors = np.asarray(Image.open(built / "worst" / f"001_{name}_errors.png").convert("RGBA"))
     up = lambda a: np.repeat(np.repeat(a, 3, 0), 3, 1)  # noqa: E731 - panels are drawn at 3x
     valid = up(gt != 255)
     np.testing.assert_array_equal(gt_panel[valid], colors[up(gt)[valid]])
@@ -221,7 +221,7 @@ def test_overlay_and_panel_pixels(built):
     assert (errors[right] == (0, 0, 0, rep.SHADE_ALPHA)).all()
     assert (errors[~valid] == (0, 0, 0, rep.IGNORED_ALPHA)).all()
     # one class's layer: car (4), TP / FP / FN where the masks say
-    car = np.asarray(Image.open(built / "worst" / f"001_{name}_c4.png"))
+    car = np.asarray(Image.open(built / "worst" / f"001_{name}_c4.png").convert("RGBA"))
     g, p = up(gt), up(pred)
     for where, rgb in (((g == 4) & (p == 4), rep.TP_COLOR), ((g != 4) & (g != 255) & (p == 4), rep.FP_COLOR),
                        ((g == 4) & (p != 4), rep.FN_COLOR)):
@@ -623,7 +623,7 @@ def test_comparison_layer_pixels(compared, many):
     first = re.search(r'class="layer" src="(changes/b001_(\w+)_changes.png)"', page)
     assert first
     g, b, n = (np.asarray(Image.open(d / f"{first.group(2)}.png")) for d in (gt_dir, base_dir, new_dir))
-    layer = np.asarray(Image.open(compared / first.group(1)))
+    layer = np.asarray(Image.open(compared / first.group(1)).convert("RGBA"))
     up = lambda a: np.repeat(np.repeat(a, 5, 0), 5, 1)  # noqa: E731 - 40 x 64 drawn at 5x
     valid = g != 255
     for where, rgba in ((valid & (b != g) & (n == g), (*rep.TP_COLOR, 255)),
