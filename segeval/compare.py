@@ -884,9 +884,10 @@ def _footer(cmp: Comparison, mark: str = "!") -> str:
     if test is None:
         parts.append("no randomization test (--permutations 0): no p-values")
     else:
-        parts.append(f"p: {test.method_text()}; {P_DEFINITION}; class p Holm-adjusted over the "
-                     f"{cmp.n_classes if cmp.n_runs > 2 else _family(cmp, 0)} classes with a defined difference "
-                     f"(family-wise error at most alpha); {mark} = significant drop at alpha {cmp.alpha:g}")
+        family = f"{_family(cmp, 0)} " if cmp.n_runs == 2 else ""
+        parts.append(f"p: {test.method_text()}; {P_DEFINITION}; class p Holm-adjusted over the {family}classes "
+                     f"with a defined difference (family-wise error at most alpha); {mark} = significant drop at "
+                     f"alpha {cmp.alpha:g}")
     return "; ".join(parts)
 
 
