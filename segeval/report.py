@@ -689,8 +689,10 @@ def plots_html(run: Run, plots: dict[str, tuple[str, int, int]]) -> str:
     links = [f'<a href="{CONFUSION_CSV}">counts as CSV</a>']
     if "confusion_full" in plots:
         links.insert(0, f'<a href="{CONFUSION_FULL}">the full matrix (PNG)</a>')
+    misses = ", last column misses (the ignore index predicted)" if run.cm[:, run.n_classes].any() else \
+        " (no misses: the ignore index is never predicted)"
     parts.append(f'<p class="small">Confusion matrix: {" · ".join(links)}; rows ground truth, columns '
-                 "prediction, last column misses (the ignore index predicted).</p>")
+                 f"prediction{misses}.</p>")
     parts += [_plot(plots, "image_miou", "histogram of per-image mIoU"), "</div>"]
     return "\n".join(parts)
 
