@@ -752,3 +752,19 @@ def test_comparison_and_pages_in_chromium(compared, many, tmp_path):
     assert src == "plots/class_iou_2.png" and (w, h) == (nw, nh) and got["on"] == "2"
     with Image.open(out / src) as im:
         assert im.size == (w, h)
+
+
+def test_names_are_escaped(tmp_path):
+    """Class and image names reach the page only HTML-escaped."""
+    names = ["<b>bg</b>", "road & rail", 'say "hi"', "<img src=x onerror=alert(1)>", "car", "bus"]
+    classes = tmp_path / "classes.txt"
+    classes.write_text("\n".join(names) + "\n")
+    out = tmp_path / "r"
+    r = runner.invoke(app, ["report", str(FIXTURES / "pred"), str(FIXTURES / "gt"), "-c", str(classes),
+                            "--out", str(out), "--worst", "1"])
+    assert r.exit_code == 0, r.output
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "<b>bg</b>" not in page and "<img src=x" not in page
+    assert "&lt;b&gt;bg&lt;/b&gt;" in page and "road &amp; rail" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    check_links(out)
