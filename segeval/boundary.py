@@ -216,8 +216,9 @@ def label_bands(labels: NDArray, width: int) -> NDArray[np.bool_]:
         return edges
     from scipy import ndimage
 
-    grown = ndimage.maximum_filter(edges.view(np.uint8), size=2 * width - 1, mode="constant", cval=0)
-    return grown.view(bool)
+    # chessboard distance to the nearest edge pixel (the border pixels are edges, so all distances
+    # are finite); scipy's two-pass chamfer transform is exact for the chessboard metric
+    return ndimage.distance_transform_cdt(~edges, metric="chessboard") <= width - 1
 
 
 def label_surfaces(labels: NDArray) -> NDArray[np.bool_]:
@@ -280,15 +281,17 @@ def boundary_counts(
 
 
 def _boundary_counts(gt: NDArray, pred: NDArray, n_classes: int, ignore_index: int, width: int) -> NDArray[np.int64]:
+    from .kernels import confusion_matrix
+
     g, p, gb, pb, _ = _band_codes(gt, pred, n_classes, ignore_index, width)
-    k1 = n_classes + 1
-    sel = gb | pb
-    gi = np.where(gb[sel], g[sel], n_classes).astype(np.int64)  # K: not in a G band
-    pi = np.where(pb[sel], p[sel], n_classes).astype(np.int64)
-    m = np.bincount(gi * k1 + pi, minlength=k1 * k1).reshape(k1, k1)
-    tp = np.diagonal(m)[:n_classes].copy()
-    fn = m[:n_classes].sum(axis=1) - tp
-    fp = m[:, :n_classes].sum(axis=0) - tp
+    k = n_classes
+    dtype = np.uint8 if k < 255 else np.int64
+    gi = np.where(gb, g, k).astype(dtype)  # the class of the G band a pixel is in; K: none
+    pi = np.where(pb, p, k).astype(dtype)
+    m = confusion_matrix(gi, pi, k + 1, ignore_index=-1)  # (K + 1, K + 2); nothing is ignored or missed
+    tp = np.diagonal(m)[:k].copy()
+    fn = m[:k].sum(axis=1) - tp
+    fp = m[:, :k].sum(axis=0) - tp
     return np.stack([tp, fp, fn]).astype(np.int64)
 
 
