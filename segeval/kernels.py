@@ -357,6 +357,25 @@ def _dilate_line(src, radius, out):  # pragma: no cover - compiled
     return 0
 
 
+@numba.njit(nogil=True, cache=True)
+def _dilate_rows(src, radius, out):  # pragma: no cover - compiled
+    """The last-axis case of _dilate_line: src, out (A, N) uint8, each row dilated by radius."""
+    n_a, n = src.shape
+    for a in range(n_a):
+        last = -radius - 2
+        for j in range(n):
+            if src[a, j]:
+                last = j
+            out[a, j] = 1 if j - last <= radius else 0
+        last = n + radius + 1
+        for j in range(n - 1, -1, -1):
+            if src[a, j]:
+                last = j
+            if last - j <= radius:
+                out[a, j] = 1
+    return 0
+
+
 def dilate_square(mask: NDArray[np.bool_], radius: int) -> NDArray[np.bool_]:
     """``mask`` dilated by a (2 radius + 1)-wide square (cube), outside the array counting as unset:
     the pixels within chessboard distance ``radius`` of a set pixel. One line pass per axis (a
@@ -368,6 +387,9 @@ def dilate_square(mask: NDArray[np.bool_], radius: int) -> NDArray[np.bool_]:
     for axis in range(cur.ndim):
         lines = (int(np.prod(shape[:axis])), shape[axis], int(np.prod(shape[axis + 1 :])))
         out = np.empty(lines, np.uint8)
-        _dilate_line(cur.reshape(lines), radius, out)
+        if lines[2] == 1:  # the last axis: one contiguous line per row, no per-column state
+            _dilate_rows(cur.reshape(lines[:2]), radius, out.reshape(lines[:2]))
+        else:
+            _dilate_line(cur.reshape(lines), radius, out)
         cur = out.reshape(shape)
     return cur.view(bool)

@@ -479,7 +479,7 @@ def test_nearest_distances_reference_by_hand():
 def test_dilate_square_matches_a_loop_and_its_python_body(seed):
     """kernels.dilate_square: every pixel within chessboard distance r of a set pixel, outside unset;
     the compiled kernel and its Python body (what coverage sees) agree."""
-    from segeval.kernels import _dilate_line, dilate_square
+    from segeval.kernels import _dilate_line, _dilate_rows, dilate_square
 
     rng = np.random.default_rng(400 + seed)
     shape = (9, 13) if seed % 2 else (4, 6, 7)
@@ -494,6 +494,11 @@ def test_dilate_square_matches_a_loop_and_its_python_body(seed):
     _dilate_line(src, 2, a)
     _dilate_line.py_func(src, 2, b)
     np.testing.assert_array_equal(a, b)
+    rows = m.reshape(-1, shape[-1]).view(np.uint8)
+    c, d = np.empty_like(rows), np.empty_like(rows)
+    _dilate_rows(rows, 3, c)
+    _dilate_rows.py_func(rows, 3, d)
+    np.testing.assert_array_equal(c, d)
 
 
 def test_csv_outputs_gain_the_columns(tmp_path):
