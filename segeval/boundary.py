@@ -394,8 +394,10 @@ def _surface_metrics(gt: NDArray, pred: NDArray, n_classes: int, ignore_index: i
         raise MaskError(path, f"is {gt.ndim}-D but the spacing has {sp.size} values ({', '.join(map(str, sp))})",
                         f"give {gt.ndim} values (one per axis) or one for all")
     g, p, _ = _pred_labels(gt, pred, ignore_index)
-    sg = _by_class(label_surfaces(g) & (g != ignore_index), g, n_classes)
-    sp_ = _by_class(label_surfaces(p) & (p != ignore_index), p, n_classes)
+    surf_g = label_surfaces(g) & (g != ignore_index)
+    surf_p = label_surfaces(p) & (p != ignore_index)
+    shared = (surf_g & surf_p & (g == p)).reshape(-1)  # on both surfaces of its class: distance 0 both ways
+    sg, sp_ = _by_class(surf_g, g, n_classes), _by_class(surf_p, p, n_classes)
     out = np.full((3, n_classes), np.nan)
     worst = image_diagonal(gt.shape, sp.tolist())
     for c in range(n_classes):
@@ -407,8 +409,12 @@ def _surface_metrics(gt: NDArray, pred: NDArray, n_classes: int, ignore_index: i
             continue
         pa = np.stack(np.unravel_index(a, gt.shape), axis=1) * sp
         pb = np.stack(np.unravel_index(b, gt.shape), axis=1) * sp
-        d_ab = cKDTree(pb).query(pa)[0]  # each surface pixel of G to the nearest of P
-        d_ba = cKDTree(pa).query(pb)[0]
+        d_ab, d_ba = np.zeros(a.size), np.zeros(b.size)
+        far_a, far_b = ~shared[a], ~shared[b]
+        if far_a.any():  # each other surface pixel of G to the nearest of P
+            d_ab[far_a] = cKDTree(pb).query(pa[far_a])[0]
+        if far_b.any():
+            d_ba[far_b] = cKDTree(pa).query(pb[far_b])[0]
         out[0, c] = max(np.percentile(d_ab, 95), np.percentile(d_ba, 95))
         out[1, c] = (d_ab.mean() + d_ba.mean()) / 2
         out[2, c] = (np.count_nonzero(d_ab <= tolerance) + np.count_nonzero(d_ba <= tolerance)) / (a.size + b.size)
