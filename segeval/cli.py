@@ -109,13 +109,13 @@ BoundaryPx = Annotated[int | None, typer.Option("--boundary-px", help="Boundary 
 
 def _boundary_options(boundary: bool, ratio: float | None, px: int | None) -> Any:
     """BoundaryOptions from the options, None without --boundary; checked before any work."""
-    from .boundary import BoundaryOptions
-
     if not boundary:
         given = [o for o, v in (("--boundary-ratio", ratio), ("--boundary-px", px)) if v is not None]
         if given:
             raise SegevalError(None, f"{' and '.join(given)} apply only with --boundary", "add --boundary")
         return None
+    from .boundary import BoundaryOptions
+
     if ratio is not None and px is not None:
         raise SegevalError(None, "--boundary-ratio and --boundary-px both set the band width", "give one of them")
     return BoundaryOptions(ratio=0.02 if ratio is None else ratio, px=px)
@@ -235,13 +235,13 @@ def score(
 
 def _surface_options(surface: bool, spacing: str | None, nsd_tolerance: float | None) -> Any:
     """SurfaceOptions from the options, None without --surface; checked before any work."""
-    from .boundary import SurfaceOptions, parse_spacing
-
     if not surface:
         given = [o for o, v in (("--spacing", spacing), ("--nsd-tolerance", nsd_tolerance)) if v is not None]
         if given:
             raise SegevalError(None, f"{' and '.join(given)} apply only with --surface", "add --surface")
         return None
+    from .boundary import SurfaceOptions, parse_spacing
+
     return SurfaceOptions(spacing=parse_spacing(spacing), nsd_tolerance=1.0 if nsd_tolerance is None else nsd_tolerance)
 
 
