@@ -299,6 +299,7 @@ def test_score_aggregates_like_the_definitions(tmp_path):
     surf = np.stack([surface_ref_metrics(g, p, 4, 255) for g, p in zip(gts, preds, strict=True)])
     np.testing.assert_allclose(run.image_surface, surf, rtol=1e-12)
     assert np.isnan(surf[2, :, 2]).all()
+    assert np.isnan(run.image_boundary_iou[2, 2]) and (run.image_boundary_counts[2, :, 2] == 0).all()  # union empty
     for i, name in enumerate(("hd95", "assd", "nsd")):
         per_class = [np.mean([v for v in surf[:, i, c] if not np.isnan(v)]) for c in range(4)]
         np.testing.assert_allclose(getattr(run, name), per_class, rtol=1e-12)
