@@ -100,6 +100,25 @@ LabelMap = Annotated[str | None, typer.Option(
     "{\"from\": to or \"ignore\"}, or a preset: cityscapes-ids (Cityscapes labelIds to the 19 train ids, "
     "the rest ignored), nonzero (0 stays 0, every other id becomes 1).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty --out.")]
+BoundaryRatio = Annotated[float | None, typer.Option(
+    help="Boundary band width d = max(1, round(ratio x image diagonal in pixels)); default 0.02.",
+    show_default=False)]
+BoundaryPx = Annotated[int | None, typer.Option("--boundary-px", help="Boundary band width d in pixels (instead "
+                                                                       "of --boundary-ratio).", show_default=False)]
+
+
+def _boundary_options(boundary: bool, ratio: float | None, px: int | None) -> Any:
+    """BoundaryOptions from the options, None without --boundary; checked before any work."""
+    if not boundary:
+        given = [o for o, v in (("--boundary-ratio", ratio), ("--boundary-px", px)) if v is not None]
+        if given:
+            raise SegevalError(None, f"{' and '.join(given)} apply only with --boundary", "add --boundary")
+        return None
+    from .boundary import BoundaryOptions
+
+    if ratio is not None and px is not None:
+        raise SegevalError(None, "--boundary-ratio and --boundary-px both set the band width", "give one of them")
+    return BoundaryOptions(ratio=0.02 if ratio is None else ratio, px=px)
 
 
 def _check_workers(workers: int | None) -> None:
@@ -145,6 +164,18 @@ def score(
                                                               "outputs.")] = False,
     allow_skipped: Annotated[bool, typer.Option("--allow-skipped", help="With --skip-bad, exit 0 even when files "
                                                                         "were skipped.")] = False,
+    boundary: Annotated[bool, typer.Option("--boundary", help="Also measure boundary IoU: IoU of each class's "
+                                                              "boundary bands (width --boundary-ratio or "
+                                                              "--boundary-px).")] = False,
+    boundary_ratio: BoundaryRatio = None,
+    boundary_px: BoundaryPx = None,
+    surface: Annotated[bool, typer.Option("--surface", help="Also measure surface distances: HD95, ASSD (in "
+                                                            "units of --spacing) and NSD.")] = False,
+    spacing: Annotated[str | None, typer.Option(
+        help="Pixel size per axis in array order (rows,columns or slices,rows,columns), or one value for all; "
+        "default: a TIFF ground truth's resolution tags, else 1.", show_default=False)] = None,
+    nsd_tolerance: Annotated[float | None, typer.Option(help="NSD tolerance t in spacing units; default 1.0.",
+                                                        show_default=False)] = None,
 ) -> None:
     """Score predicted masks against ground truth: per-class IoU, Dice, precision, recall, mIoU."""
     from .evaluate import resolve_classes
@@ -155,12 +186,15 @@ def score(
         _check_output(path, option)
     _check_workers(workers)
     cs = resolve_classes(num_classes, classes)
+    boundary_opts = _boundary_options(boundary, boundary_ratio, boundary_px)
+    surface_opts = _surface_options(surface, spacing, nsd_tolerance)
 
     run_score = functools.partial(
         score_dirs, preds, gts, classes=cs, ignore_index=ignore_index, baseline_class=baseline_class,
         pred_suffix=pred_suffix, gt_suffix=gt_suffix, allow_missing=allow_missing, workers=workers,
         unknown_color=unknown_color, void_colors=void_color or None, label_map=label_map, threshold=threshold,
-        skip_bad=skip_bad, channels="auto" if channels_last is None else "last" if channels_last else "first")
+        skip_bad=skip_bad, channels="auto" if channels_last is None else "last" if channels_last else "first",
+        boundary=boundary_opts, surface=surface_opts)
     if progress and err.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -197,6 +231,18 @@ def score(
     if skipped and not allow_skipped:
         raise fail(f"{len(skipped)} file{'s were' if len(skipped) > 1 else ' was'} skipped (listed above); "
                    "pass --allow-skipped to exit 0 all the same", 1)
+
+
+def _surface_options(surface: bool, spacing: str | None, nsd_tolerance: float | None) -> Any:
+    """SurfaceOptions from the options, None without --surface; checked before any work."""
+    if not surface:
+        given = [o for o, v in (("--spacing", spacing), ("--nsd-tolerance", nsd_tolerance)) if v is not None]
+        if given:
+            raise SegevalError(None, f"{' and '.join(given)} apply only with --surface", "add --surface")
+        return None
+    from .boundary import SurfaceOptions, parse_spacing
+
+    return SurfaceOptions(spacing=parse_spacing(spacing), nsd_tolerance=1.0 if nsd_tolerance is None else nsd_tolerance)
 
 
 @app.command()
@@ -286,6 +332,13 @@ def maps(
     label_map: LabelMap = None,
     overwrite: Overwrite = False,
     workers: Workers = None,
+    boundary: Annotated[bool, typer.Option(
+        "--boundary", help="Write boundary error maps instead: each pixel's place in the boundary bands (width "
+        "--boundary-ratio or --boundary-px). With --class: 0 in neither band, TP 1, FP 2, FN 3; for all classes "
+        "the same for the pixel's own classes, 4 FP of the predicted and FN of the true class; ignored "
+        "255.")] = False,
+    boundary_ratio: BoundaryRatio = None,
+    boundary_px: BoundaryPx = None,
 ) -> None:
     """Write FP/FN maps: per pair, a uint8 PNG coding each pixel's kind of error."""
     from .evaluate import resolve_classes
@@ -294,6 +347,9 @@ def maps(
     _check_workers(workers)
     cs = resolve_classes(num_classes, classes)
     cid = None if class_ is None else resolve_class(cs, class_, ignore_index)
+    boundary_opts = _boundary_options(boundary, boundary_ratio, boundary_px)
+    if boundary_opts is not None and pairs_out is not None:
+        raise SegevalError(None, "--pairs writes confusion pairs, not boundary maps", "drop --pairs or --boundary")
     decoding = decoding_for(cs, ignore_index, {"unknown_color": unknown_color, "void_colors": void_color or None,
                                                "map": label_map})  # checks the options before anything is written
     for path, option in ((out, "--out"), (pairs_out, "--pairs")):
@@ -304,9 +360,10 @@ def maps(
         prepare_out_dir(pairs_out, overwrite=True, option="--pairs")
     names = write_maps(preds, gts, out, cs, ignore_index=ignore_index, class_id=cid, pairs_dir=pairs_out,
                        pred_suffix=pred_suffix, gt_suffix=gt_suffix, allow_missing=allow_missing, workers=workers,
-                       decoding=decoding)
+                       decoding=decoding, boundary=boundary_opts)
     what = "all classes" if cid is None else f"class {cid} ({cs.names[cid]})"
-    err.print(f"segeval: wrote {len(names)} error maps ({what}) to {out}", markup=False)
+    kind = "boundary error maps" if boundary_opts is not None else "error maps"
+    err.print(f"segeval: wrote {len(names)} {kind} ({what}) to {out}", markup=False)
 
 
 @app.command()

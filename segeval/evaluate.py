@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +21,9 @@ from .classes import ClassSet
 from .errors import MaskError, RunFileError, SegevalError
 from .io import Pair, Skipped, pair_masks, read_pair
 from .kernels import accumulate
+
+if TYPE_CHECKING:  # segeval.boundary (and scipy) load only when boundary/surface metrics are asked for
+    from .boundary import BoundaryOptions, PairMeasures, SurfaceOptions
 
 __all__ = ["Run", "score", "score_pairs", "RUN_FORMAT"]
 
@@ -56,6 +59,16 @@ class Run:
         Predictions without a ground truth (not scored).
     skipped : list of dict
         Files left out with ``skip_bad``: ``{"name", "file", "reason"}`` each.
+    image_boundary_counts : ndarray of shape (N, 3, K), int64, or None
+        With ``boundary``: per-image boundary-band ``tp`` = |Gb ∩ Pb|, ``fp`` = |Pb \\ Gb|,
+        ``fn`` = |Gb \\ Pb| of each class (:mod:`segeval.boundary`); None when not computed.
+    image_band_width : ndarray of shape (N,), int64, or None
+        Each image's band width d in pixels.
+    image_surface : ndarray of shape (N, 3, K), float64, or None
+        With ``surface``: per-image ``hd95``, ``assd``, ``nsd`` of each class; NaN where the class
+        is absent from both sides; None when not computed.
+    image_spacing : list of list of float, or None
+        The spacing each image's surface distances were measured in.
     """
 
     classes: ClassSet
@@ -68,6 +81,10 @@ class Run:
     missing_predictions: list[str] = field(default_factory=list)
     extra_predictions: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    image_boundary_counts: NDArray[np.int64] | None = None
+    image_band_width: NDArray[np.int64] | None = None
+    image_surface: NDArray[np.float64] | None = None
+    image_spacing: list[list[float]] | None = None
 
     # ------------------------------------------------------------------ per class
     @property
@@ -163,9 +180,60 @@ class Run:
         c = self.image_counts
         return metrics.imagewise_miou(c[:, 0], c[:, 1], c[:, 2])
 
+    # ------------------------------------------------------------------ boundary and surface
+    def _need(self, a: NDArray | None, option: str) -> NDArray:
+        if a is None:
+            raise SegevalError(None, f"this run has no {option[2:]} metrics", f"score with {option}")
+        return a
+
+    @property
+    def boundary_iou(self) -> NDArray[np.float64]:
+        """Data-set boundary IoU per class: sum |Gb ∩ Pb| / sum |Gb ∪ Pb| over images; NaN if empty."""
+        c = self._need(self.image_boundary_counts, "--boundary").sum(axis=0)
+        return metrics.iou(c[0], c[1], c[2])
+
+    @property
+    def image_boundary_iou(self) -> NDArray[np.float64]:
+        """Per-image, per-class boundary IoU, shape (N, K)."""
+        c = self._need(self.image_boundary_counts, "--boundary")
+        return metrics.iou(c[:, 0], c[:, 1], c[:, 2])
+
+    @property
+    def mboundary_iou(self) -> float:
+        """Mean over classes with a defined boundary IoU (mBoundaryIoU)."""
+        return float(metrics.nanmean(self.boundary_iou))
+
+    def _surface(self, i: int) -> NDArray[np.float64]:
+        """Mean over the images where the class is on either side (one empty: the worst case)."""
+        return metrics.nanmean(self._need(self.image_surface, "--surface")[:, i], axis=0)
+
+    @property
+    def hd95(self) -> NDArray[np.float64]:
+        return self._surface(0)
+
+    @property
+    def assd(self) -> NDArray[np.float64]:
+        return self._surface(1)
+
+    @property
+    def nsd(self) -> NDArray[np.float64]:
+        return self._surface(2)
+
+    @property
+    def mhd95(self) -> float:
+        return float(metrics.nanmean(self.hd95))
+
+    @property
+    def massd(self) -> float:
+        return float(metrics.nanmean(self.assd))
+
+    @property
+    def mnsd(self) -> float:
+        return float(metrics.nanmean(self.nsd))
+
     # ------------------------------------------------------------------ run files
     def summary(self) -> dict[str, float | None]:
-        return {
+        out = {
             "miou": _nan_to_none(self.miou),
             "mdice": _nan_to_none(self.mdice),
             "pixel_accuracy": _nan_to_none(self.pixel_accuracy),
@@ -174,6 +242,11 @@ class Run:
             "baseline_miou": _nan_to_none(self.baseline_miou),
             "imagewise_miou": _nan_to_none(self.imagewise_miou),
         }
+        if self.image_boundary_counts is not None:  # absent: not computed; null: computed, undefined
+            out["mboundary_iou"] = _nan_to_none(self.mboundary_iou)
+        if self.image_surface is not None:
+            out.update(mhd95=_nan_to_none(self.mhd95), massd=_nan_to_none(self.massd), mnsd=_nan_to_none(self.mnsd))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """The versioned run-file object (JSON-ready; undefined values are ``null``)."""
@@ -182,6 +255,17 @@ class Run:
         tp, fp, fn = metrics.counts(self.cm)
         per_class = zip(self.iou, self.dice, self.precision, self.recall, self.gt_share, strict=True)
         k = self.n_classes
+        classes = [
+            {"id": i, "name": self.classes.names[i], "iou": _nan_to_none(a), "dice": _nan_to_none(b),
+             "precision": _nan_to_none(c), "recall": _nan_to_none(d), "gt_share": _nan_to_none(e),
+             "tp": int(tp[i]), "fp": int(fp[i]), "fn": int(fn[i])}
+            for i, (a, b, c, d, e) in enumerate(per_class)
+        ]
+        images: list[dict[str, Any]] = [
+            {"name": n, "tp": c[0].tolist(), "fp": c[1].tolist(), "fn": c[2].tolist()}
+            for n, c in zip(self.image_names, self.image_counts, strict=True)
+        ]
+        self._boundary_to_dict(classes, images)
         return {
             "format": RUN_FORMAT,
             "version": __version__,
@@ -196,24 +280,57 @@ class Run:
                 "prediction), left out of means; miou is sum(I)/sum(U) over the data set, imagewise_miou the "
                 "mean of per-image IoU"
             ),
-            "classes": [
-                {"id": i, "name": self.classes.names[i], "iou": _nan_to_none(a), "dice": _nan_to_none(b),
-                 "precision": _nan_to_none(c), "recall": _nan_to_none(d), "gt_share": _nan_to_none(e),
-                 "tp": int(tp[i]), "fp": int(fp[i]), "fn": int(fn[i])}
-                for i, (a, b, c, d, e) in enumerate(per_class)
-            ],
+            "classes": classes,
             "class_colors": None if self.classes.colors is None else [list(c) for c in self.classes.colors],
             "confusion_matrix": self.cm[:, :k].tolist(),
             "missed": self.cm[:, k].tolist(),
-            "images": [
-                {"name": n, "tp": c[0].tolist(), "fp": c[1].tolist(), "fn": c[2].tolist()}
-                for n, c in zip(self.image_names, self.image_counts, strict=True)
-            ],
+            "images": images,
             "missing_predictions": self.missing_predictions,
             "extra_predictions": self.extra_predictions,
             "skipped": self.skipped,
             "settings": self.settings,
         }
+
+    def _boundary_to_dict(self, classes: list[dict[str, Any]], images: list[dict[str, Any]]) -> None:
+        """Add the boundary/surface fields (only those computed) to the class and image entries."""
+        bc, sf = self.image_boundary_counts, self.image_surface
+        if bc is not None:
+            total = bc.sum(axis=0)
+            for i, (entry, v) in enumerate(zip(classes, self.boundary_iou, strict=True)):
+                entry.update(boundary_iou=_nan_to_none(v), boundary_tp=int(total[0, i]),
+                             boundary_fp=int(total[1, i]), boundary_fn=int(total[2, i]))
+            widths = self.image_band_width
+            for j, (entry, c) in enumerate(zip(images, bc, strict=True)):
+                entry.update(boundary_tp=c[0].tolist(), boundary_fp=c[1].tolist(), boundary_fn=c[2].tolist())
+                if widths is not None:
+                    entry["band_px"] = int(widths[j])
+        if sf is not None:
+            for i, entry in enumerate(classes):
+                entry.update(hd95=_nan_to_none(self.hd95[i]), assd=_nan_to_none(self.assd[i]),
+                             nsd=_nan_to_none(self.nsd[i]))
+            for j, (entry, v) in enumerate(zip(images, sf, strict=True)):
+                entry.update({name: [_nan_to_none(x) for x in v[m].tolist()]
+                              for m, name in enumerate(("hd95", "assd", "nsd"))})
+                if self.image_spacing is not None:
+                    entry["spacing"] = list(self.image_spacing[j])
+
+    @staticmethod
+    def _boundary_from_dict(imgs: list[dict[str, Any]], k: int) -> dict[str, Any]:
+        """The boundary/surface fields of a run file's images; absent (older files): None."""
+        out: dict[str, Any] = {}
+        if imgs and all("boundary_tp" in i for i in imgs):
+            out["image_boundary_counts"] = np.asarray(
+                [[i["boundary_tp"], i["boundary_fp"], i["boundary_fn"]] for i in imgs], dtype=np.int64
+            ).reshape(len(imgs), 3, k)
+            if all("band_px" in i for i in imgs):
+                out["image_band_width"] = np.asarray([i["band_px"] for i in imgs], dtype=np.int64)
+        if imgs and all("hd95" in i for i in imgs):
+            out["image_surface"] = np.asarray(
+                [[i["hd95"], i["assd"], i["nsd"]] for i in imgs], dtype=np.float64  # null -> NaN
+            ).reshape(len(imgs), 3, k)
+            if all("spacing" in i for i in imgs):
+                out["image_spacing"] = [[float(x) for x in i["spacing"]] for i in imgs]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, path: str | os.PathLike | None = None) -> Run:
@@ -241,6 +358,7 @@ class Run:
                 missing_predictions=list(d.get("missing_predictions", [])),
                 extra_predictions=list(d.get("extra_predictions", [])),
                 skipped=list(d.get("skipped", [])),
+                **cls._boundary_from_dict(imgs, k),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RunFileError(path, f"is a damaged run file ({type(exc).__name__}: {exc})",
@@ -301,6 +419,37 @@ def _count_pair(pair: Pair, n_classes: int, ignore_index: int) -> tuple[NDArray[
     return cm, pixels, pixels - int(cm.sum())
 
 
+def _count_and_measure(
+    pair: Pair, n_classes: int, ignore_index: int, boundary: BoundaryOptions | None, surface: SurfaceOptions | None
+) -> tuple[tuple[NDArray[np.int64], int, int], PairMeasures | None]:
+    """``_count_pair``, then (when the pair was scored) the boundary/surface measures of the same
+    pair, decoded once more: the plain path stays untouched and exactly as fast."""
+    from .boundary import measure_pair
+
+    counted = _count_pair(pair, n_classes, ignore_index)  # checks the labels, or skips the pair
+    if counted[1] == 0:
+        return counted, None
+    gt, pred = read_pair(pair, ignore_index)
+    return counted, measure_pair(gt, pred, pair.gt, n_classes, ignore_index, boundary=boundary, surface=surface)
+
+
+def _measures_to_run(run: Run, found: list[PairMeasures | None], boundary: bool, surface: bool) -> None:
+    """Stack the per-image measures into the run's (N, 3, K) arrays (an unscored pair: zero counts, NaN)."""
+    k, n = run.n_classes, len(found)
+    counts, widths = np.zeros((n, 3, k), np.int64), np.zeros(n, np.int64)
+    values, spacing = np.full((n, 3, k), np.nan), []
+    for i, m in enumerate(found):
+        if m is not None and m.counts is not None:
+            counts[i], widths[i] = m.counts, m.width
+        if m is not None and m.surface is not None:
+            values[i] = m.surface
+        spacing.append([] if m is None or m.spacing is None else list(m.spacing))
+    if boundary:
+        run.image_boundary_counts, run.image_band_width = counts, widths
+    if surface:
+        run.image_surface, run.image_spacing = values, spacing
+
+
 def _ordered(fn: Callable[[Pair], Any], items: Iterable[Pair], workers: int) -> Iterator[Any]:
     """``map`` over a thread pool that keeps at most 2 x workers items in flight, in order."""
     if workers <= 1:
@@ -332,21 +481,35 @@ def score_pairs(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     settings: dict[str, Any] | None = None,
+    boundary: BoundaryOptions | None = None,
+    surface: SurfaceOptions | None = None,
 ) -> Run:
-    """Score paired mask files; ``progress(done, total)`` is called after each image."""
+    """Score paired mask files; ``progress(done, total)`` is called after each image.
+
+    ``boundary`` / ``surface`` (:mod:`segeval.boundary`) also measure boundary IoU counts and
+    HD95 / ASSD / NSD of every image; without them nothing else is done.
+    """
     k = classes.n_classes
     total = np.zeros((k, k + 1), np.int64)
     image_counts = np.zeros((len(pairs), 3, k), np.int64)
     pixels = ignored = 0
-    work = lambda p: _count_pair(p, k, ignore_index)  # noqa: E731
-    for i, (cm, n, n_ignored) in enumerate(_ordered(work, pairs, workers or default_workers())):
+    work: Callable[[Pair], Any] = lambda p: _count_pair(p, k, ignore_index)  # noqa: E731
+    measure = boundary is not None or surface is not None
+    if measure:
+        work = lambda p: _count_and_measure(p, k, ignore_index, boundary, surface)  # noqa: E731
+    found: list[PairMeasures | None] = []
+    for i, out in enumerate(_ordered(work, pairs, workers or default_workers())):
+        if measure:
+            out, m = out
+            found.append(m)
+        cm, n, n_ignored = out
         total += cm
         image_counts[i] = metrics.counts(cm)
         pixels += n
         ignored += n_ignored
         if progress is not None:
             progress(i + 1, len(pairs))
-    return Run(
+    run = Run(
         classes=classes,
         cm=total,
         image_names=[p.name for p in pairs],
@@ -356,6 +519,10 @@ def score_pairs(
         settings={"ignore_index": ignore_index, "n_classes": k, **(settings or {})},
         missing_predictions=[p.name for p in pairs if p.pred is None],
     )
+    if measure:
+        _measures_to_run(run, found, boundary is not None, surface is not None)
+        run.settings.update({**(boundary.settings() if boundary else {}), **(surface.settings() if surface else {})})
+    return run
 
 
 def score(
@@ -377,6 +544,8 @@ def score(
     channels: str = "auto",
     threshold: float = 0.5,
     skip_bad: bool = False,
+    boundary: BoundaryOptions | None = None,
+    surface: SurfaceOptions | None = None,
 ) -> Run:
     """Score a directory of predicted masks against a directory of ground-truth masks.
 
@@ -390,7 +559,9 @@ def score(
     remaps stored ids of ground truth and predictions alike. One-hot and float score maps become
     labels by argmax over the class axis (``channels``: ``"auto"``, ``"first"``, ``"last"``), a
     single-channel float map of a binary task by ``score > threshold``. With ``skip_bad``, files
-    that cannot be scored are left out and listed in ``run.skipped``.
+    that cannot be scored are left out and listed in ``run.skipped``. ``boundary`` and
+    ``surface`` (:class:`segeval.boundary.BoundaryOptions`, :class:`~segeval.boundary.SurfaceOptions`)
+    add boundary IoU and HD95 / ASSD / NSD (``run.boundary_iou``, ``run.hd95``, ...).
 
     Returns
     -------
@@ -419,7 +590,8 @@ def score(
         **decoding.settings(), "skip_bad": skip_bad,
     }
     n_found = len(skipped or ())
-    run = score_pairs(pairs, cs, ignore_index=ignore_index, workers=workers, progress=progress, settings=settings)
+    run = score_pairs(pairs, cs, ignore_index=ignore_index, workers=workers, progress=progress, settings=settings,
+                      boundary=boundary, surface=surface)
     run.extra_predictions = extra
     if skipped is not None:
         unread = {s.name for s in skipped[n_found:]}  # pairs skipped while reading count nothing: drop them
@@ -431,10 +603,23 @@ def score(
                                    f"(e.g. {first.file}: {first.reason})", "")
             run.image_names = [n for n, k in zip(run.image_names, keep, strict=True) if k]
             run.image_counts = run.image_counts[keep]
+            _keep_measures(run, keep)
             run.missing_predictions = [n for n in run.missing_predictions if n not in unread]
         # workers append in the order they finish: sort, so that a run file is the same every time
         run.skipped = [s.to_dict() for s in sorted(skipped, key=lambda s: (s.name, s.file))]
     return run
+
+
+def _keep_measures(run: Run, keep: NDArray[np.bool_]) -> None:
+    """Drop the boundary/surface rows of images left out (as ``image_counts`` is cut)."""
+    if run.image_boundary_counts is not None:
+        run.image_boundary_counts = run.image_boundary_counts[keep]
+    if run.image_band_width is not None:
+        run.image_band_width = run.image_band_width[keep]
+    if run.image_surface is not None:
+        run.image_surface = run.image_surface[keep]
+    if run.image_spacing is not None:
+        run.image_spacing = [s for s, k in zip(run.image_spacing, keep, strict=True) if k]
 
 
 def resolve_classes(num_classes: int | None, classes: ClassSet | str | None) -> ClassSet:

@@ -325,3 +325,71 @@ def error_map(
         raise MaskError(path, _bad_labels(g, p, n_classes, ignore_index), "check --num-classes and --ignore-index")
     shape = np.shape(gt)
     return codes.reshape(shape), (pair_map.reshape(shape) if pairs else None)
+
+
+# ----------------------------------------------------------------------------- boundary bands
+# (segeval.boundary; a section of its own, appended: nothing above depends on it)
+
+
+@numba.njit(nogil=True, cache=True)
+def _dilate_line(src, radius, out):  # pragma: no cover - compiled
+    """out[a, j, b] = 1 where some src[a, j', b] is nonzero with |j - j'| <= radius, else 0.
+
+    src, out: (A, N, B) uint8 arrays (a C-contiguous array seen with the dilated axis in the
+    middle). Two sweeps along j, each remembering the nearest set position seen so far.
+    """
+    n_a, n, n_b = src.shape
+    last = np.empty(n_b, np.intp)
+    for a in range(n_a):
+        last[:] = -radius - 2  # "none seen": farther than radius
+        for j in range(n):
+            for b in range(n_b):
+                if src[a, j, b]:
+                    last[b] = j
+                out[a, j, b] = 1 if j - last[b] <= radius else 0
+        last[:] = n + radius + 1
+        for j in range(n - 1, -1, -1):
+            for b in range(n_b):
+                if src[a, j, b]:
+                    last[b] = j
+                if last[b] - j <= radius:
+                    out[a, j, b] = 1
+    return 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _dilate_rows(src, radius, out):  # pragma: no cover - compiled
+    """The last-axis case of _dilate_line: src, out (A, N) uint8, each row dilated by radius."""
+    n_a, n = src.shape
+    for a in range(n_a):
+        last = -radius - 2
+        for j in range(n):
+            if src[a, j]:
+                last = j
+            out[a, j] = 1 if j - last <= radius else 0
+        last = n + radius + 1
+        for j in range(n - 1, -1, -1):
+            if src[a, j]:
+                last = j
+            if last - j <= radius:
+                out[a, j] = 1
+    return 0
+
+
+def dilate_square(mask: NDArray[np.bool_], radius: int) -> NDArray[np.bool_]:
+    """``mask`` dilated by a (2 radius + 1)-wide square (cube), outside the array counting as unset:
+    the pixels within chessboard distance ``radius`` of a set pixel. One line pass per axis (a
+    square is the product of its sides); releases the GIL."""
+    cur = np.ascontiguousarray(mask).view(np.uint8)
+    if radius <= 0 or cur.size == 0:
+        return cur.view(bool).copy()
+    shape = cur.shape
+    for axis in range(cur.ndim):
+        lines = (int(np.prod(shape[:axis])), shape[axis], int(np.prod(shape[axis + 1 :])))
+        out = np.empty(lines, np.uint8)
+        if lines[2] == 1:  # the last axis: one contiguous line per row, no per-column state
+            _dilate_rows(cur.reshape(lines[:2]), radius, out.reshape(lines[:2]))
+        else:
+            _dilate_line(cur.reshape(lines), radius, out)
+        cur = out.reshape(shape)
+    return cur.view(bool)

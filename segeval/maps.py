@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +35,9 @@ from .decode import Decoding
 from .errors import SegevalError
 from .io import Pair, pair_masks, read_pair
 from .kernels import ERROR_IGNORED, PAIR_IGNORED, error_map
+
+if TYPE_CHECKING:
+    from .boundary import BoundaryOptions
 
 __all__ = [
     "TN", "TP", "FP", "FN", "CORRECT", "WRONG", "MISSED", "IGNORED", "PAIR_IGNORED",
@@ -136,6 +139,7 @@ def write_maps(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     decoding: Decoding | None = None,
+    boundary: BoundaryOptions | None = None,
 ) -> list[str]:
     """Write the error map of every pair as ``out_dir/<name>.png`` (uint8 codes).
 
@@ -143,7 +147,10 @@ def write_maps(
     ``pairs_dir``, also write each confusion-pair map there as a 16-bit PNG. Directories must have
     been prepared (:func:`prepare_out_dir`). ``decoding`` says how colour masks, label maps and
     score maps become class ids (default: :func:`decoding_for` the classes). Returns the names
-    written, in order; a 3-D (volume) mask's maps are written as ``<name>.tif``.
+    written, in order; a 3-D (volume) mask's maps are written as ``<name>.tif``. With ``boundary``
+    (:class:`segeval.boundary.BoundaryOptions`), the maps are boundary error maps instead
+    (:func:`segeval.boundary.boundary_error_map`: codes 0 outside the bands, TP 1, FP 2, FN 3, and
+    for all classes 4 = FP of the predicted class and FN of the true one; 255 ignored).
     """
     from .evaluate import _ordered, default_workers
 
@@ -155,6 +162,14 @@ def write_maps(
     k = classes.n_classes
 
     def work(pair: Pair) -> str:
+        if boundary is not None:
+            from .boundary import boundary_error_map
+
+            gt, pred = read_pair(pair, ignore_index)
+            band = boundary_error_map(gt, pred, k, ignore_index, width=boundary.width(gt.shape), class_id=class_id,
+                                      path=os.fspath(pair.pred or pair.gt))
+            _save_map(band, out / f"{pair.name}.png")
+            return pair.name
         codes, pair_map = pair_error_map(pair, k, ignore_index=ignore_index, class_id=class_id,
                                          pairs=pdir is not None)
         _save_map(codes, out / f"{pair.name}.png")

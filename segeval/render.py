@@ -12,6 +12,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from . import metrics
 from .evaluate import Run, write_atomic
 
 __all__ = ["class_frame", "image_frame", "score_table", "write_csv"]
@@ -28,8 +29,9 @@ def _fmt(x: float, digits: int = 4) -> str:
 
 
 def class_frame(run: Run) -> pd.DataFrame:
-    """One row per class: id, name, IoU, Dice, precision, recall, GT share, counts, baseline IoU."""
-    return pd.DataFrame({
+    """One row per class: id, name, IoU, Dice, precision, recall, GT share, counts, baseline IoU;
+    and boundary IoU, HD95, ASSD, NSD when the run has them."""
+    df = pd.DataFrame({
         "id": np.arange(run.n_classes),
         "name": list(run.classes.names),
         "iou": run.iou,
@@ -42,12 +44,30 @@ def class_frame(run: Run) -> pd.DataFrame:
         "fn": run.fn,
         "baseline_iou": run.baseline_iou,
     })
+    for name, value in _extra_columns(run):
+        df[name] = value
+    return df
+
+
+def _extra_columns(run: Run) -> list[tuple[str, np.ndarray]]:
+    """The per-class boundary/surface columns the run has (none for a plain run)."""
+    out = []
+    if run.image_boundary_counts is not None:
+        out.append(("boundary_iou", run.boundary_iou))
+    if run.image_surface is not None:
+        out += [("hd95", run.hd95), ("assd", run.assd), ("nsd", run.nsd)]
+    return out
 
 
 def image_frame(run: Run) -> pd.DataFrame:
     """One row per image: name, mIoU and each class's IoU, worst image first (NaN last)."""
     df = pd.DataFrame(run.image_iou, columns=[f"iou_{n}" for n in run.classes.names])
     df.insert(0, "miou", run.image_miou)
+    if run.image_boundary_counts is not None:
+        df["mboundary_iou"] = metrics.nanmean(run.image_boundary_iou)
+    if run.image_surface is not None:
+        for i, name in enumerate(("mhd95", "massd", "mnsd")):
+            df[name] = metrics.nanmean(run.image_surface[:, i])
     df.insert(0, "name", run.image_names)
     return df.sort_values("miou", kind="stable", na_position="last").reset_index(drop=True)
 
@@ -68,15 +88,20 @@ def score_table(run: Run) -> Group:
     t.add_column("class")
     for name in ("IoU", "Dice", "Precision", "Recall", "GT share"):
         t.add_column(name, justify="right")
+    extra = _extra_columns(run)
+    for name, _ in extra:
+        t.add_column({"boundary_iou": "Boundary IoU", "hd95": "HD95", "assd": "ASSD", "nsd": "NSD"}[name],
+                     justify="right")
     iou, absent = run.iou, np.isnan(run.iou)
     for i in range(k):
         if absent[i]:
             t.add_row(str(i), Text(run.classes.names[i], style="dim"), Text("absent", style="dim italic"),
-                      *[Text("—", style="dim")] * 4)
+                      *[Text("—", style="dim")] * (4 + len(extra)))
             continue
         style = "red" if iou[i] < 0.5 else ("yellow" if iou[i] < 0.75 else "green")
         t.add_row(str(i), run.classes.names[i], Text(_fmt(iou[i]), style=style), _fmt(run.dice[i]),
-                  _fmt(run.precision[i]), _fmt(run.recall[i]), _fmt(run.gt_share[i] * 100, 2) + " %")
+                  _fmt(run.precision[i]), _fmt(run.recall[i]), _fmt(run.gt_share[i] * 100, 2) + " %",
+                  *[_fmt(v[i], 2 if name in ("hd95", "assd") else 4) for name, v in extra])
 
     n_def = int((~absent).sum())
     b = run.baseline_class
@@ -94,6 +119,18 @@ def score_table(run: Run) -> Group:
     s.add_row("pixel accuracy", _fmt(run.pixel_accuracy), "")
     s.add_row("mean accuracy", _fmt(run.mean_accuracy), "mean recall over classes in the ground truth")
     s.add_row("fwIoU", _fmt(run.fwiou), "IoU weighted by ground-truth share")
+    if run.image_boundary_counts is not None:
+        widths = run.image_band_width
+        d = "" if widths is None or not len(widths) else (
+            f"{widths.min()} px" if widths.min() == widths.max() else f"{widths.min()}-{widths.max()} px")
+        s.add_row("mBoundaryIoU", _fmt(run.mboundary_iou),
+                  f"IoU of the boundary bands (width d = {d}), sum over images, mean over classes")
+    if run.image_surface is not None:
+        tol = run.settings.get("nsd_tolerance", 1.0)
+        s.add_row("mHD95", _fmt(run.mhd95, 2), "max of the two directed 95th percentiles; one side empty: the "
+                  "image diagonal; mean over images with the class, then classes")
+        s.add_row("mASSD", _fmt(run.massd, 2), "mean of the two directed mean surface distances")
+        s.add_row("mNSD", _fmt(run.mnsd), f"share of surface pixels within {tol} of the other surface")
     notes = []
     if run.missing_predictions:
         notes.append(f"{len(run.missing_predictions)} without prediction (all missed)")

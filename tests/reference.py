@@ -40,3 +40,85 @@ def loop_iou(gt: np.ndarray, pred: np.ndarray, k: int, ignore: int) -> list[floa
             union += g == c or p == c
         out.append(inter / union if union else float("nan"))
     return out
+
+
+# ----------------------------------------------------------------------------- boundary and surface
+
+
+def erode_square(m: np.ndarray, times: int) -> np.ndarray:
+    """``m`` eroded ``times`` times by a 3 x 3 (x 3) square, zero padding: a pixel survives one
+    erosion when it and every pixel around it (outside the image: 0) is set."""
+    m = m.astype(bool)
+    for _ in range(times):
+        padded = np.pad(m, 1, constant_values=False)
+        out = np.ones(m.shape, bool)
+        for offset in np.ndindex(*(3,) * m.ndim):
+            out &= padded[tuple(slice(o, o + n) for o, n in zip(offset, m.shape, strict=True))]
+        m = out
+    return m
+
+
+def erosion_band(m: np.ndarray, d: int) -> np.ndarray:
+    """Boundary band of a binary mask: m minus m eroded d times (the reference code's way)."""
+    m = m.astype(bool)
+    return m & ~erode_square(m, d)
+
+
+def boundary_counts_ref(gt: np.ndarray, pred: np.ndarray, k: int, ignore: int, d: int) -> np.ndarray:
+    """(3, K) tp, fp, fn of the bands, one class at a time, G = gt == c, P = pred == c, both on
+    non-ignored ground truth only."""
+    valid = gt != ignore
+    out = np.zeros((3, k), np.int64)
+    for c in range(k):
+        if c == ignore:  # never a class: its ground truth is ignored, its prediction a miss
+            continue
+        gb = erosion_band((gt == c) & valid, d)
+        pb = erosion_band((pred == c) & valid, d)
+        out[:, c] = (gb & pb).sum(), (pb & ~gb).sum(), (gb & ~pb).sum()
+    return out
+
+
+def surface_ref(m: np.ndarray) -> np.ndarray:
+    """Pixels of m with a face neighbour (4 in 2-D, 6 in 3-D) outside m or outside the image, by a
+    loop over pixels."""
+    m = m.astype(bool)
+    out = np.zeros(m.shape, bool)
+    for idx in zip(*np.nonzero(m), strict=True):
+        for axis in range(m.ndim):
+            for step in (-1, 1):
+                j = list(idx)
+                j[axis] += step
+                if not 0 <= j[axis] < m.shape[axis] or not m[tuple(j)]:
+                    out[idx] = True
+    return out
+
+
+def nearest_distances(a: np.ndarray, b: np.ndarray, spacing) -> np.ndarray:
+    """For each point of a (n, ndim) the Euclidean distance to the nearest point of b, brute force."""
+    sp = np.asarray(spacing, float)
+    diff = (a[:, None, :] - b[None, :, :]) * sp
+    return np.sqrt((diff**2).sum(-1)).min(1)
+
+
+def surface_ref_metrics(gt, pred, k, ignore, spacing=None, t=1.0) -> np.ndarray:
+    """(3, K) hd95, assd, nsd of each class by brute-force nearest points (issue 14's definitions)."""
+    spacing = (1.0,) * gt.ndim if spacing is None else spacing
+    valid = gt != ignore
+    diag = float(np.sqrt(sum((n * s) ** 2 for n, s in zip(gt.shape, spacing, strict=True))))
+    out = np.full((3, k), np.nan)
+    for c in range(k):
+        if c == ignore:  # never a class: its ground truth is ignored, its prediction a miss
+            continue
+        sg = np.argwhere(surface_ref((gt == c) & valid))
+        sp = np.argwhere(surface_ref((pred == c) & valid))
+        if len(sg) == 0 and len(sp) == 0:
+            continue
+        if len(sg) == 0 or len(sp) == 0:
+            out[:, c] = diag, diag, 0.0
+            continue
+        d_gp = nearest_distances(sg, sp, spacing)
+        d_pg = nearest_distances(sp, sg, spacing)
+        out[0, c] = max(np.percentile(d_gp, 95, method="linear"), np.percentile(d_pg, 95, method="linear"))
+        out[1, c] = (d_gp.mean() + d_pg.mean()) / 2
+        out[2, c] = ((d_gp <= t).sum() + (d_pg <= t).sum()) / (len(sg) + len(sp))
+    return out
