@@ -312,7 +312,7 @@ def pair_masks(
     after ``roi_suffix`` is stripped, or one file for every pair) gives each pair its ``roi``; a
     ground truth without one is an error (or skipped). ``include`` / ``exclude`` select files in
     every directory (see :func:`find_masks`). When predictions and ground truths share one
-    directory, each side takes the files whose name ends with its suffix.
+    directory and a suffix is given, each side takes the files whose name ends with its suffix.
     """
     pred_sel, gt_sel = _shared_dir_rule(pred_root, gt_root, pred_suffix, gt_suffix)
     preds = find_masks(pred_root, pred_suffix, skipped=skipped, include=include, exclude=exclude, belongs=pred_sel)
@@ -384,11 +384,8 @@ def _shared_dir_rule(pred_root: str | os.PathLike, gt_root: str | os.PathLike, p
         same = Path(pred_root).is_dir() and os.path.samefile(pred_root, gt_root)
     except OSError:
         return None, None
-    if not same:
+    if not same or not (pred_suffix or gt_suffix):  # no suffix: each file pairs with itself (a sanity check)
         return None, None
-    if not (pred_suffix or gt_suffix):
-        raise PairingError(gt_root, "holds both the predictions and the ground truths, so every file would pair "
-                           "with itself", "pass --pred-suffix and --gt-suffix (e.g. _pred and _target)")
 
     def side(own: str, other: str) -> Callable[[str], bool]:
         if own:

@@ -128,7 +128,8 @@ def score_table(run: Run, *, all_classes: bool = False) -> Group:
         notes.append(f"{len(run.extra_predictions)} predictions without ground truth (not scored)")
     s.add_row("images", str(len(run.image_names)), ", ".join(notes))
     share = run.ignored / run.pixels * 100 if run.pixels else 0.0
-    s.add_row("pixels", f"{run.pixels:,}", f"{run.ignored:,} ignored ({share:.2f} %, ground truth = {ignore})")
+    where = f"ground truth = {ignore}" + (" or outside the ROI" if run.settings.get("roi_dir") else "")
+    s.add_row("pixels", f"{run.pixels:,}", f"{run.ignored:,} ignored ({share:.2f} %, {where})")
     note = absent_note(run, shown)
     if note:
         return Group(t, Text(note, style="dim"), s, Text(CONVENTIONS.format(ignore=ignore), style="dim"))
