@@ -100,23 +100,25 @@ _MAP_FORMS = ("FROM:TO pairs (0:0,255:1; TO may be ignore), a JSON file or inlin
               "or a preset: cityscapes-ids (Cityscapes labelIds to the 19 train ids, the rest ignored), nonzero "
               "(0 stays 0, every other id becomes 1). Ids not listed keep their value.")
 LabelMap = Annotated[list[str] | None, typer.Option(
-    "--map", help="Remap stored label ids of ground truth and predictions alike: " + _MAP_FORMS, show_default=False)]
+    "--map", metavar="MAP", show_default=False,
+    help="Remap stored label ids of ground truth and predictions alike: " + _MAP_FORMS)]
 GtMap = Annotated[list[str] | None, typer.Option(
-    "--gt-map", help="Remap the ground truth's label ids only (as --map).", show_default=False)]
+    "--gt-map", metavar="MAP", show_default=False, help="Remap the ground truth's label ids only (as --map).")]
 PredMap = Annotated[list[str] | None, typer.Option(
-    "--pred-map", help="Remap the predictions' label ids only (as --map), e.g. train ids against label-id ground "
-    "truth.", show_default=False)]
+    "--pred-map", metavar="MAP", show_default=False,
+    help="Remap the predictions' label ids only (as --map), e.g. train ids against label-id ground truth.")]
 Roi = Annotated[Path | None, typer.Option(
-    "--roi", help="Directory of region-of-interest masks paired with the ground truth (or one mask for all): "
-    "pixels where it is 0 are left out, like ignored ground truth.", show_default=False)]
+    "--roi", metavar="DIR|FILE", show_default=False,
+    help="Directory of region-of-interest masks paired with the ground truth (or one mask for all): pixels "
+    "where it is 0 are left out, like ignored ground truth.")]
 RoiSuffix = Annotated[str, typer.Option(help="Suffix stripped from ROI mask names before pairing, e.g. "
                                              "_training_mask.")]
 Include = Annotated[list[str] | None, typer.Option(
-    "--include", help="Only files matching this glob (relative path, or file name) in the mask directories; "
-    "repeat for several.", show_default=False)]
+    "--include", metavar="GLOB", show_default=False,
+    help="Only files matching this glob (relative path, or file name) in the mask directories; repeat for several.")]
 Exclude = Annotated[list[str] | None, typer.Option(
-    "--exclude", help="Pass over files matching this glob in the mask directories (e.g. '*.jpg'); repeat for "
-    "several.", show_default=False)]
+    "--exclude", metavar="GLOB", show_default=False,
+    help="Pass over files matching this glob in the mask directories (e.g. '*.jpg'); repeat for several.")]
 SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Use the files that can be read, list the others and "
                                                           "why, and exit 1 after writing outputs.")]
 AllowSkipped = Annotated[bool, typer.Option("--allow-skipped", help="With --skip-bad, exit 0 even when files "
