@@ -141,6 +141,19 @@ def _maps(label_map: list[str] | None, gt_map: list[str] | None, pred_map: list[
             "pred_map": _one(pred_map, "--pred-map")}
 
 
+def _warn_misses(run: Any) -> None:
+    """One line on stderr when, after a map on the predictions, most scored pixels were predicted as
+    the ignore index: a map meant for one side applied to both (train-id predictions through --map
+    cityscapes-ids) looks so."""
+    s, k = run.settings, run.n_classes
+    option = "--map" if s.get("map") else "--pred-map" if s.get("pred_map") else None
+    valid, missed = int(run.cm.sum()), int(run.cm[:, k].sum())
+    if option and valid and missed * 2 > valid:
+        err.print(f"segeval: warning: {missed / valid:.0%} of the scored pixels were predicted as the ignore index "
+                  f"{s.get('ignore_index', 255)} (misses) after {option}; if the predictions are class ids already, "
+                  "map the ground truth only (--gt-map)", markup=False)
+
+
 def _print_skipped(skipped: list[dict[str, str]], allow_skipped: bool) -> None:
     """List skipped files on stderr; exit 1 unless ``--allow-skipped``."""
     if not skipped:
@@ -247,6 +260,7 @@ def score(
         typer.echo(json.dumps(run.to_dict(), indent=1))
     else:
         print_score(run, _out(), all_classes=all_classes)
+    _warn_misses(run)
     if fail_under is not None and not run.miou >= fail_under:
         _print_skipped(run.skipped, True)
         raise fail(f"mIoU {run.miou:.4f} is below --fail-under {fail_under}", 1)

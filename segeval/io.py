@@ -775,7 +775,7 @@ def read_mask(path: str | os.PathLike, decoding: Decoding | None = None, *, role
     Parameters
     ----------
     path : path-like
-        A .png, .tif/.tiff, .npy or .npz file.
+        A .png, .tif/.tiff, .npy, .npz, .gif, .nii or .nii.gz file.
     decoding : Decoding, optional
         How colours, one-hot masks, score maps and label maps become class ids; without it only
         label images and volumes are read (see :func:`segeval.decode.to_labels`).

@@ -114,7 +114,12 @@ def test_cityscapes_train_id_predictions_against_label_id_ground_truth(tmp_path)
     assert got["settings"]["gt_map"] == "cityscapes-ids" and got["settings"]["map"] is None
     # the same map on both sides turns train ids 7, 8, 11, ... into other classes: a different, wrong score
     r = run_cli("score", *common, "--map", "cityscapes-ids")
-    assert json.loads(r.stdout)["miou"] < 0.1 < got["miou"]
+    wrong = json.loads(r.stdout)
+    assert wrong["miou"] < 0.1 < got["miou"]
+    share = sum(wrong["missed"]) / (sum(map(sum, wrong["confusion_matrix"])) + sum(wrong["missed"]))
+    assert f"warning: {share:.0%} of the scored pixels were predicted as the ignore index" in r.output
+    assert "--gt-map" in r.output
+    assert "warning" not in run_cli("score", *common, "--gt-map", "cityscapes-ids").output
 
 
 def test_pred_map_alone(tmp_path):
