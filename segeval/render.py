@@ -41,14 +41,14 @@ def shown_classes(run: Run, *, all_classes: bool = False) -> NDArray[np.intp]:
     return np.flatnonzero(~np.isnan(run.iou)).astype(np.intp)
 
 
-def absent_note(run: Run, shown: NDArray[np.intp]) -> str | None:
-    """The line that stands for the rows left out: ``"N of K classes absent ..."``, or None."""
+def absent_note(run: Run, shown: NDArray[np.intp], hint: str = "") -> str | None:
+    """The line that stands for the rows left out: ``"N of K classes absent ..."`` (and ``hint``,
+    e.g. how to list them), or None when every class is shown."""
     n_absent = int(np.isnan(run.iou).sum())
-    hidden = run.n_classes - len(shown)
-    if not hidden:
+    if len(shown) == run.n_classes:
         return None
     return (f"{n_absent} of {run.n_classes} classes absent from both ground truth and prediction (no IoU, left out "
-            "of means); --all-classes lists them")
+            "of means)" + (f"; {hint}" if hint else ""))
 
 
 def class_frame(run: Run) -> pd.DataFrame:
@@ -83,10 +83,10 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def score_table(run: Run, *, all_classes: bool = False) -> Group:
+def score_table(run: Run, *, all_classes: bool = False, hint: str = "") -> Group:
     """The per-class table and the summary beneath it, as ``segeval score`` prints them: the
-    classes that occur (:func:`shown_classes`) and a line counting the absent ones, or every
-    class with ``all_classes``."""
+    classes that occur (:func:`shown_classes`) and a line counting the absent ones (with
+    ``hint`` after it), or every class with ``all_classes``."""
     k = run.n_classes
     ignore = run.settings.get("ignore_index", 255)
     t = Table(title=f"segeval score: {len(run.image_names)} images, {k} classes", title_justify="left")
@@ -130,11 +130,11 @@ def score_table(run: Run, *, all_classes: bool = False) -> Group:
     share = run.ignored / run.pixels * 100 if run.pixels else 0.0
     where = f"ground truth = {ignore}" + (" or outside the ROI" if run.settings.get("roi_dir") else "")
     s.add_row("pixels", f"{run.pixels:,}", f"{run.ignored:,} ignored ({share:.2f} %, {where})")
-    note = absent_note(run, shown)
+    note = absent_note(run, shown, hint)
     if note:
         return Group(t, Text(note, style="dim"), s, Text(CONVENTIONS.format(ignore=ignore), style="dim"))
     return Group(t, s, Text(CONVENTIONS.format(ignore=ignore), style="dim"))
 
 
 def print_score(run: Run, console: Console | None = None, *, all_classes: bool = False) -> None:
-    (console or Console()).print(score_table(run, all_classes=all_classes))
+    (console or Console()).print(score_table(run, all_classes=all_classes, hint="--all-classes lists them"))
