@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,9 +87,48 @@ def _color(path: Path, value: object) -> Color:
     raise SegevalError(path, f"colour {value!r} is not [r, g, b] or '#rrggbb'", "fix the classes file")
 
 
+def _from_csv(path: Path, text: str) -> ClassSet:
+    """A CSV table with a header: a ``name`` column (any case; ``a;b;c`` synonyms, as ADE20K's
+    ``objectInfo150.csv`` writes them, keep the first) and, when there is one, an ``id`` or
+    ``idx`` column giving each row's class id (ids not listed are named by their number)."""
+    rows = list(csv.reader(io.StringIO(text)))
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    header = [c.strip().lower() for c in rows[0]] if rows else []
+    if "name" not in header:
+        raise SegevalError(path, f"is a CSV file without a name column (header: {', '.join(header) or 'none'})",
+                           "give the class names a column headed Name")
+    col = header.index("name")
+    id_col = next((header.index(h) for h in ("id", "idx") if h in header), None)
+    names: dict[int, str] = {}
+    for n, row in enumerate(rows[1:], 2):
+        if len(row) != len(header):
+            raise SegevalError(path, f"line {n} has {len(row)} fields, the header {len(header)}", "fix the CSV file")
+        name = row[col].split(";")[0].strip()
+        if not name:
+            raise SegevalError(path, f"line {n} has an empty name", "fix the CSV file")
+        if id_col is None:
+            cid = len(names)
+        else:
+            try:
+                cid = int(row[id_col])
+            except ValueError:
+                raise SegevalError(path, f"line {n}: id {row[id_col]!r} is not an integer", "fix the CSV file") \
+                    from None
+            if cid < 0 or cid in names:
+                what = "is negative" if cid < 0 else "appears twice"
+                raise SegevalError(path, f"line {n}: class id {cid} {what}", "give each class one id, 0 or more")
+        names[cid] = name
+    if not names:
+        raise SegevalError(path, "lists no classes below its header", "add one row per class")
+    return ClassSet(tuple(names.get(i, str(i)) for i in range(max(names) + 1)))
+
+
 def load_classes(spec: str) -> ClassSet:
     """A preset name (``cityscapes``, ``voc``) or a file: a JSON list of names or of
-    ``{"name": ..., "color": [r, g, b]}``, or a text file with one name per line.
+    ``{"name": ..., "color": [r, g, b]}``, a CSV table with a ``Name`` column (and an ``Idx`` /
+    ``id`` column, as ADE20K's ``objectInfo150.csv``), or a text file with one name per line
+    (labelme's ``labels.txt``: a first line ``__ignore__`` is id -1, not a class, so that
+    ``_background_`` is class 0).
 
     In the JSON form, an entry with ``"void": true`` (and a colour) is no class: its colour marks
     pixels to ignore in colour-coded masks. The presets' void colours are VOC's (224, 224, 192) and
@@ -121,7 +162,12 @@ def load_classes(spec: str) -> ClassSet:
                 return ClassSet(names, tuple(_color(path, i["color"]) for i in items), voids)
             return ClassSet(names)
         raise SegevalError(path, "must list names, or objects with a name (and a color)", "fix the classes file")
+    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    if path.suffix.lower() == ".csv" or ("," in first and "name" in (c.strip().lower() for c in first.split(","))):
+        return _from_csv(path, text.lstrip("\ufeff"))
     names = tuple(line.strip() for line in text.splitlines() if line.strip())
+    if names and names[0] == "__ignore__":  # labelme: __ignore__ is -1 (the ignore region), _background_ is 0
+        names = names[1:]
     if not names:
         raise SegevalError(path, "lists no class names", "write one class name per line")
     return ClassSet(names)

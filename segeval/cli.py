@@ -20,7 +20,8 @@ from . import __version__
 from .errors import SegevalError
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Evaluate and compare semantic-segmentation predictions.",
@@ -95,10 +96,33 @@ VoidColor = Annotated[list[str] | None, typer.Option(
     help="Colour (r,g,b or #rrggbb) that colour masks use for 'no class': read as the ignore index; repeat "
     "for several. Default: 224,224,192 with --classes voc; the colours of labels without a train id with "
     "cityscapes; entries with \"void\": true in a classes file.", show_default=False)]
-LabelMap = Annotated[str | None, typer.Option(
-    "--map", help="Remap stored label ids of ground truth and predictions alike: a JSON file or inline JSON "
-    "{\"from\": to or \"ignore\"}, or a preset: cityscapes-ids (Cityscapes labelIds to the 19 train ids, "
-    "the rest ignored), nonzero (0 stays 0, every other id becomes 1).")]
+_MAP_FORMS = ("FROM:TO pairs (0:0,255:1; TO may be ignore), a JSON file or inline JSON {\"from\": to or \"ignore\"}, "
+              "or a preset: cityscapes-ids (Cityscapes labelIds to the 19 train ids, the rest ignored), nonzero "
+              "(0 stays 0, every other id becomes 1). Ids not listed keep their value.")
+LabelMap = Annotated[list[str] | None, typer.Option(
+    "--map", metavar="MAP", show_default=False,
+    help="Remap stored label ids of ground truth and predictions alike: " + _MAP_FORMS)]
+GtMap = Annotated[list[str] | None, typer.Option(
+    "--gt-map", metavar="MAP", show_default=False, help="Remap the ground truth's label ids only (as --map).")]
+PredMap = Annotated[list[str] | None, typer.Option(
+    "--pred-map", metavar="MAP", show_default=False,
+    help="Remap the predictions' label ids only (as --map), e.g. train ids against label-id ground truth.")]
+Roi = Annotated[Path | None, typer.Option(
+    "--roi", metavar="DIR|FILE", show_default=False,
+    help="Directory of region-of-interest masks paired with the ground truth (or one mask for all): pixels "
+    "where it is 0 are left out, like ignored ground truth.")]
+RoiSuffix = Annotated[str, typer.Option(help="Suffix stripped from ROI mask names before pairing, e.g. "
+                                             "_training_mask.")]
+Include = Annotated[list[str] | None, typer.Option(
+    "--include", metavar="GLOB", show_default=False,
+    help="Only files matching this glob (relative path, or file name) in the mask directories; repeat for several.")]
+Exclude = Annotated[list[str] | None, typer.Option(
+    "--exclude", metavar="GLOB", show_default=False,
+    help="Pass over files matching this glob in the mask directories (e.g. '*.jpg'); repeat for several.")]
+SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Use the files that can be read, list the others and "
+                                                          "why, and exit 1 after writing outputs.")]
+AllowSkipped = Annotated[bool, typer.Option("--allow-skipped", help="With --skip-bad, exit 0 even when files "
+                                                                    "were skipped.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty --out.")]
 BoundaryRatio = Annotated[float | None, typer.Option(
     help="Boundary band width d = max(1, round(ratio x image diagonal in pixels)); default 0.02.",
@@ -121,6 +145,46 @@ def _boundary_options(boundary: bool, ratio: float | None, px: int | None) -> An
     return BoundaryOptions(ratio=0.02 if ratio is None else ratio, px=px)
 
 
+def _one(values: list[str] | None, option: str) -> str | None:
+    """The value of a map option, which may be given once: a second one is an error, not a replacement."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise SegevalError(None, f"{option} is given {len(values)} times ({', '.join(values)})",
+                           f"give {option} once; to map one side only use --gt-map / --pred-map")
+    return values[0]
+
+
+def _maps(label_map: list[str] | None, gt_map: list[str] | None, pred_map: list[str] | None) -> dict[str, Any]:
+    return {"label_map": _one(label_map, "--map"), "gt_map": _one(gt_map, "--gt-map"),
+            "pred_map": _one(pred_map, "--pred-map")}
+
+
+def _warn_misses(run: Any) -> None:
+    """One line on stderr when, after a map on the predictions, most scored pixels were predicted as
+    the ignore index: a map meant for one side applied to both (train-id predictions through --map
+    cityscapes-ids) looks so."""
+    s, k = run.settings, run.n_classes
+    option = "--map" if s.get("map") else "--pred-map" if s.get("pred_map") else None
+    valid, missed = int(run.cm.sum()), int(run.cm[:, k].sum())
+    if option and valid and missed * 2 > valid:
+        err.print(f"segeval: warning: {missed / valid:.0%} of the scored pixels were predicted as the ignore index "
+                  f"{s.get('ignore_index', 255)} (misses) after {option}; if the predictions are class ids already, "
+                  "map the ground truth only (--gt-map)", markup=False)
+
+
+def _print_skipped(skipped: list[dict[str, str]], allow_skipped: bool) -> None:
+    """List skipped files on stderr; exit 1 unless ``--allow-skipped``."""
+    if not skipped:
+        return
+    err.print(f"segeval: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''}:", markup=False)
+    for s in skipped:
+        err.print(f"  {s['file']}: {s['reason']}", markup=False)
+    if not allow_skipped:
+        raise fail(f"{len(skipped)} file{'s were' if len(skipped) > 1 else ' was'} skipped (listed above); "
+                   "pass --allow-skipped to exit 0 all the same", 1)
+
+
 def _check_workers(workers: int | None) -> None:
     if workers is not None and workers < 1:
         raise SegevalError(None, f"--workers must be at least 1, got {workers}", "")
@@ -135,7 +199,9 @@ def score(
     classes: Annotated[str | None, typer.Option(
         "--classes", "-c", help="Class names: a file (JSON list of names or {name, color}; or one name a "
         "line), or a preset: cityscapes, voc.")] = None,
-    ignore_index: Annotated[int, typer.Option(help="Ground-truth value left out of scoring.")] = 255,
+    ignore_index: Annotated[int | None, typer.Option(
+        help="Ground-truth value left out of scoring (default 255; give it to keep 255 as void in {0, 255} "
+        "masks).", show_default=False)] = None,
     baseline_class: Annotated[int | None, typer.Option(help="Class of the trivial always-this-class baseline "
                                                             "(default: 0, or 1 when 0 is the ignore index).")] = None,
     pred_suffix: PredSuffix = "",
@@ -159,11 +225,16 @@ def score(
         "first (C, H, W). Default: the one end axis of size K.", show_default=False)] = None,
     threshold: Annotated[float, typer.Option(help="A single-channel float map of a binary task (K=2) is class 1 "
                                                   "where score > threshold.")] = 0.5,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Score the files that can be scored, list the "
-                                                              "others and why, and exit 1 after writing "
-                                                              "outputs.")] = False,
-    allow_skipped: Annotated[bool, typer.Option("--allow-skipped", help="With --skip-bad, exit 0 even when files "
-                                                                        "were skipped.")] = False,
+    skip_bad: SkipBad = False,
+    allow_skipped: AllowSkipped = False,
+    gt_map: GtMap = None,
+    pred_map: PredMap = None,
+    roi: Roi = None,
+    roi_suffix: RoiSuffix = "",
+    include: Include = None,
+    exclude: Exclude = None,
+    all_classes: Annotated[bool, typer.Option("--all-classes", help="List every class in the table, also those "
+                                                                    "absent from both sides.")] = False,
     boundary: Annotated[bool, typer.Option("--boundary", help="Also measure boundary IoU: IoU of each class's "
                                                               "boundary bands (width --boundary-ratio or "
                                                               "--boundary-px).")] = False,
@@ -192,9 +263,10 @@ def score(
     run_score = functools.partial(
         score_dirs, preds, gts, classes=cs, ignore_index=ignore_index, baseline_class=baseline_class,
         pred_suffix=pred_suffix, gt_suffix=gt_suffix, allow_missing=allow_missing, workers=workers,
-        unknown_color=unknown_color, void_colors=void_color or None, label_map=label_map, threshold=threshold,
-        skip_bad=skip_bad, channels="auto" if channels_last is None else "last" if channels_last else "first",
-        boundary=boundary_opts, surface=surface_opts)
+        unknown_color=unknown_color, void_colors=void_color or None, threshold=threshold, skip_bad=skip_bad,
+        channels="auto" if channels_last is None else "last" if channels_last else "first",
+        **_maps(label_map, gt_map, pred_map), roi=roi, roi_suffix=roi_suffix, include=include or (),
+        exclude=exclude or (), boundary=boundary_opts, surface=surface_opts)
     if progress and err.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -220,17 +292,12 @@ def score(
     if output_format is Format.json:
         typer.echo(json.dumps(run.to_dict(), indent=1))
     else:
-        print_score(run, _out())
-    skipped = run.skipped
-    if skipped:
-        err.print(f"segeval: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''}:", markup=False)
-        for s in skipped:
-            err.print(f"  {s['file']}: {s['reason']}", markup=False)
+        print_score(run, _out(), all_classes=all_classes)
+    _warn_misses(run)
     if fail_under is not None and not run.miou >= fail_under:
+        _print_skipped(run.skipped, True)
         raise fail(f"mIoU {run.miou:.4f} is below --fail-under {fail_under}", 1)
-    if skipped and not allow_skipped:
-        raise fail(f"{len(skipped)} file{'s were' if len(skipped) > 1 else ' was'} skipped (listed above); "
-                   "pass --allow-skipped to exit 0 all the same", 1)
+    _print_skipped(run.skipped, allow_skipped)
 
 
 def _surface_options(surface: bool, spacing: str | None, nsd_tolerance: float | None) -> Any:
@@ -339,9 +406,18 @@ def maps(
         "255.")] = False,
     boundary_ratio: BoundaryRatio = None,
     boundary_px: BoundaryPx = None,
+    gt_map: GtMap = None,
+    pred_map: PredMap = None,
+    roi: Roi = None,
+    roi_suffix: RoiSuffix = "",
+    include: Include = None,
+    exclude: Exclude = None,
+    skip_bad: SkipBad = False,
+    allow_skipped: AllowSkipped = False,
 ) -> None:
     """Write FP/FN maps: per pair, a uint8 PNG coding each pixel's kind of error."""
     from .evaluate import resolve_classes
+    from .io import Skipped
     from .maps import decoding_for, prepare_out_dir, resolve_class, write_maps
 
     _check_workers(workers)
@@ -350,20 +426,25 @@ def maps(
     boundary_opts = _boundary_options(boundary, boundary_ratio, boundary_px)
     if boundary_opts is not None and pairs_out is not None:
         raise SegevalError(None, "--pairs writes confusion pairs, not boundary maps", "drop --pairs or --boundary")
+    m = _maps(label_map, gt_map, pred_map)
     decoding = decoding_for(cs, ignore_index, {"unknown_color": unknown_color, "void_colors": void_color or None,
-                                               "map": label_map})  # checks the options before anything is written
+                                               "map": m["label_map"], "gt_map": m["gt_map"],
+                                               "pred_map": m["pred_map"]})  # checked before anything is written
     for path, option in ((out, "--out"), (pairs_out, "--pairs")):
         if path is not None and path.is_dir() and any(path.iterdir()) and not overwrite:
             raise SegevalError(path, f"{option} is not empty", "pass --overwrite to write into it, or choose another")
     prepare_out_dir(out, overwrite=True)
     if pairs_out is not None:
         prepare_out_dir(pairs_out, overwrite=True, option="--pairs")
+    skipped: list[Skipped] | None = [] if skip_bad else None
     names = write_maps(preds, gts, out, cs, ignore_index=ignore_index, class_id=cid, pairs_dir=pairs_out,
                        pred_suffix=pred_suffix, gt_suffix=gt_suffix, allow_missing=allow_missing, workers=workers,
-                       decoding=decoding, boundary=boundary_opts)
+                       decoding=decoding, boundary=boundary_opts, roi=roi, roi_suffix=roi_suffix, include=include or (),
+                       exclude=exclude or (), skipped=skipped)
     what = "all classes" if cid is None else f"class {cid} ({cs.names[cid]})"
     kind = "boundary error maps" if boundary_opts is not None else "error maps"
     err.print(f"segeval: wrote {len(names)} {kind} ({what}) to {out}", markup=False)
+    _print_skipped([s.to_dict() for s in sorted(skipped or (), key=lambda s: (s.name, s.file))], allow_skipped)
 
 
 @app.command()
@@ -390,7 +471,8 @@ def report(
     classes: Annotated[str | None, typer.Option(
         "--classes", "-c", help="Class names and colours: a file or a preset (cityscapes, voc); with --run, "
         "replaces the run's (same number of classes).")] = None,
-    ignore_index: Annotated[int, typer.Option(help="Ground-truth value left out (with --run: the run's).")] = 255,
+    ignore_index: Annotated[int | None, typer.Option(
+        help="Ground-truth value left out (default 255; with --run: the run's).", show_default=False)] = None,
     baseline_class: Annotated[int | None, typer.Option(help="Class of the always-this-class baseline, as for "
                                                             "score (with --run: the run's).")] = None,
     pred_suffix: Annotated[str | None, typer.Option(help="Suffix stripped from prediction names (default: "
@@ -414,6 +496,14 @@ def report(
                                                                "over images for the intervals (0: off).")] = 2000,
     seed: Annotated[int, typer.Option(help="With --baseline-preds: seed of the bootstrap.")] = 0,
     alpha: Annotated[float, typer.Option(help="With --baseline-preds: intervals are two-sided 1 - alpha.")] = 0.05,
+    gt_map: GtMap = None,
+    pred_map: PredMap = None,
+    roi: Roi = None,
+    roi_suffix: RoiSuffix = "",
+    include: Include = None,
+    exclude: Exclude = None,
+    skip_bad: SkipBad = False,
+    allow_skipped: AllowSkipped = False,
 ) -> None:
     """Write a static HTML report: summary and per-class tables, plots, a viewer of the worst images; with
     --baseline-preds, what changed against a baseline."""
@@ -438,6 +528,18 @@ def report(
         raise SegevalError(baseline_preds, "--baseline-preds does not exist", "give the baseline's predictions")
     run = Run.load(run_file) if run_file is not None else None
     base_run = Run.load(baseline_run) if baseline_run is not None else None
+    if run is None and not plots_only:  # score first, so that bad input (or {0, 255} masks) writes nothing
+        from .evaluate import score as score_dirs
+
+        run = score_dirs(
+            preds, gts, num_classes, classes=classes, ignore_index=ignore_index, baseline_class=baseline_class,
+            pred_suffix=pred_suffix or "", gt_suffix=gt_suffix or "", allow_missing=allow_missing, workers=workers,
+            unknown_color=unknown_color, void_colors=void_color or None, **_maps(label_map, gt_map, pred_map),
+            roi=roi, roi_suffix=roi_suffix, include=include or (), exclude=exclude or (), skip_bad=skip_bad)
+        num_classes = classes = None  # the run holds them
+    options = {"unknown_color": unknown_color, "void_colors": void_color or None, **_maps(label_map, gt_map, pred_map),
+               "roi": roi, "roi_suffix": roi_suffix, "include": include or (), "exclude": exclude or (),
+               "skip_bad": skip_bad}
     prepare_out_dir(out, overwrite=True)
     path = write_report(
         preds, gts, out, run=run, num_classes=num_classes, classes=classes, ignore_index=ignore_index,
@@ -446,9 +548,11 @@ def report(
         class_id=class_, workers=workers, plots_only=plots_only,
         settings={"run_file": None if run_file is None else str(run_file)},
         baseline_preds=baseline_preds, baseline_run=base_run, n_bootstrap=bootstrap, seed=seed, alpha=alpha,
-        score_options={"unknown_color": unknown_color, "void_colors": void_color or None, "label_map": label_map},
+        score_options=options,
     )
     typer.echo(str(path))
+    if run is not None and run_file is None:  # scored here: list what --skip-bad left out
+        _print_skipped(run.skipped, allow_skipped)
 
 
 from .train.command import train as _train  # noqa: E402 - the command's options only; torch loads when it runs

@@ -18,6 +18,7 @@ import functools
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,27 +230,42 @@ class LabelMap:
         return out
 
 
-def load_label_map(spec: str | dict[str, object]) -> LabelMap:
-    """A label map from a preset (``cityscapes-ids``, ``nonzero``), a JSON file or inline JSON.
+_PAIRS = re.compile(r"\s*-?\d+\s*:\s*(\d+|ignore)\s*(,\s*-?\d+\s*:\s*(\d+|ignore)\s*)*,?\s*")
 
-    JSON form: ``{"from": to, ...}`` where ``from`` is an integer id (as a string, JSON keys are
-    strings) and ``to`` a class id or ``"ignore"``. ``cityscapes-ids`` maps Cityscapes labelIds
-    (0..33, -1) to the 19 train ids and every other id to the ignore index; ``nonzero`` maps 0 to
-    0 and every other value to 1 (binary foreground, e.g. of instance-id masks).
+
+def load_label_map(spec: str | dict[str, object], option: str = "--map") -> LabelMap:
+    """A label map from a preset (``cityscapes-ids``, ``nonzero``), inline pairs, a JSON file or inline JSON.
+
+    Pairs form: ``"0:1,255:0"`` or ``"255:ignore"`` (the spelling of ``segeval train``). JSON form:
+    ``{"from": to, ...}`` where ``from`` is an integer id (as a string, JSON keys are strings) and
+    ``to`` a class id or ``"ignore"``. Both forms map the ids listed and keep every other id.
+    ``cityscapes-ids`` maps Cityscapes labelIds (0..33, -1) to the 19 train ids and every other id
+    to the ignore index; ``nonzero`` maps 0 to 0 and every other value to 1 (binary foreground,
+    e.g. of {0, 255} or instance-id masks). ``option`` names the option in error messages.
     """
     if isinstance(spec, dict):
-        return _map_from_json(None, spec, "(dict)")
+        return _map_from_json(None, spec, "(dict)", option)
     if spec == "cityscapes-ids":
         return LabelMap(tuple(CITYSCAPES_LABEL_TO_TRAIN.items()), spec, other=_IGNORE)
     if spec == "nonzero":
         return LabelMap(((0, 0),), spec, other=1)
     text = spec.strip()
+    if _PAIRS.fullmatch(text):
+        obj: dict[str, object] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            src, _, dst = part.partition(":")
+            key = str(int(src))
+            if key in obj:
+                raise SegevalError(None, f"{option} {spec!r} maps {key} twice", "give each id once")
+            obj[key] = _IGNORE if dst.strip() == _IGNORE else int(dst)
+        return _map_from_json(None, obj, spec, option)
     path: Path | None = None
     if not text.startswith(("{", "[")):
         path = Path(spec)
         if not path.is_file():
-            raise SegevalError(path, "is neither a label-map file, inline JSON nor a preset",
-                               f"give a JSON file {{\"from\": to}} or one of {', '.join(MAP_PRESETS)}")
+            raise SegevalError(path, f"{option}: is neither a label-map file, FROM:TO pairs, inline JSON nor a preset",
+                               f"give pairs such as 0:0,255:1, a JSON file {{\"from\": to}} or one of "
+                               f"{', '.join(MAP_PRESETS)}")
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -257,27 +273,28 @@ def load_label_map(spec: str | dict[str, object]) -> LabelMap:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SegevalError(path, f"--map is not valid JSON ({exc})", 'write it as {"7": 0, "8": 1, "0": "ignore"}') \
-            from None
-    return _map_from_json(path, obj, spec if path is None else os.fspath(path))
+        raise SegevalError(path, f"{option} is not valid JSON ({exc})",
+                           'write it as {"7": 0, "8": 1, "0": "ignore"} or as 7:0,8:1,0:ignore') from None
+    return _map_from_json(path, obj, spec if path is None else os.fspath(path), option)
 
 
-def _map_from_json(path: Path | None, obj: object, spec: str) -> LabelMap:
-    todo = 'write it as {"7": 0, "8": 1, "0": "ignore"}: integer ids to class ids or "ignore"'
+def _map_from_json(path: Path | None, obj: object, spec: str, option: str = "--map") -> LabelMap:
+    todo = 'write it as {"7": 0, "8": 1, "0": "ignore"} or 7:0,8:1,0:ignore: integer ids to class ids or "ignore"'
     if not isinstance(obj, dict) or not obj:
-        raise SegevalError(path, "--map must be a non-empty JSON object of id -> class id", todo)
+        raise SegevalError(path, f"{option} must be a non-empty JSON object of id -> class id", todo)
     pairs: list[tuple[int, int | str]] = []
     for k, v in obj.items():
         try:
             key = int(str(k).strip())
         except ValueError:
-            raise SegevalError(path, f"--map key {k!r} is not an integer id", todo) from None
+            raise SegevalError(path, f"{option} key {k!r} is not an integer id", todo) from None
         if not -(2**63) <= key < 2**63:
-            raise SegevalError(path, f"--map key {k!r} is out of range", todo)
+            raise SegevalError(path, f"{option} key {k!r} is out of range", todo)
         if v == _IGNORE or (isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31):
             pairs.append((key, v))
         else:
-            raise SegevalError(path, f"--map value {v!r} (for {k}) is not a class id (0 or more) or \"ignore\"", todo)
+            raise SegevalError(path, f"{option} value {v!r} (for {k}) is not a class id (0 or more) or \"ignore\"",
+                               todo)
     return LabelMap(tuple(pairs), spec)
 
 
@@ -300,6 +317,8 @@ class Decoding:
     unknown_color : {"error", "ignore"}
     label_map : LabelMap or None
         Applied to stored label ids (label images and volumes), of ground truth and predictions.
+    gt_map, pred_map : LabelMap or None
+        Applied to one side only (``--gt-map``, ``--pred-map``); a side has at most one map.
     channels : {"auto", "first", "last"}
         Where the class axis of one-hot and score maps is; ``auto`` infers it.
     threshold : float
@@ -316,6 +335,13 @@ class Decoding:
     channels: Channels = "auto"
     threshold: float = 0.5
     void_colors: tuple[Color, ...] = ()
+    gt_map: LabelMap | None = None
+    pred_map: LabelMap | None = None
+
+    def map_for(self, role: Role) -> LabelMap | None:
+        """The label map that applies to ground truth (``"gt"``) or predictions (``"pred"``)."""
+        one_side = self.gt_map if role == "gt" else self.pred_map if role == "pred" else None
+        return one_side or self.label_map
 
     @classmethod
     def from_options(
@@ -329,12 +355,16 @@ class Decoding:
         channels: str = "auto",
         threshold: float = 0.5,
         source: str = "--classes",
+        gt_map: str | dict[str, Any] | None = None,
+        pred_map: str | dict[str, Any] | None = None,
     ) -> Decoding:
         """Check the options of colour masks, label maps and score maps, as the command line gives
         them (each problem one :class:`SegevalError` naming the option), and build the decoding.
 
         ``void_colors`` are ``"r,g,b"`` / ``"#rrggbb"`` strings or (r, g, b) triples; None keeps
-        the class set's own void colours."""
+        the class set's own void colours. ``label_map`` maps both sides; ``gt_map`` and
+        ``pred_map`` one side each, and a side mapped twice (``label_map`` with ``gt_map``) is an
+        error."""
         if unknown_color not in ("error", "ignore"):
             raise SegevalError(None, f"--unknown-color must be error or ignore, got {unknown_color!r}", "")
         if channels not in ("auto", "first", "last"):
@@ -347,9 +377,15 @@ class Decoding:
         except ValueError as exc:
             raise SegevalError(None, f"--void-color: {exc}", "write it as r,g,b, e.g. 224,224,192") from None
         palette = Palette.from_classes(classes, ignore_index, voids, source=source)
+        for option, side, given in (("--gt-map", "ground truth", gt_map), ("--pred-map", "predictions", pred_map)):
+            if label_map is not None and given is not None:
+                raise SegevalError(None, f"--map and {option} both map the {side}",
+                                   "give --gt-map and --pred-map, or --map alone for both sides")
         lmap = None if label_map is None else load_label_map(label_map)
+        gmap = None if gt_map is None else load_label_map(gt_map, "--gt-map")
+        pmap = None if pred_map is None else load_label_map(pred_map, "--pred-map")
         return cls(classes.n_classes, ignore_index, palette, unknown_color, lmap, channels,  # type: ignore[arg-type]
-                   threshold, voids)
+                   threshold, voids, gmap, pmap)
 
     def settings(self) -> dict[str, Any]:
         """The options as a run file records them; :meth:`from_options` takes them back."""
@@ -357,6 +393,8 @@ class Decoding:
             "unknown_color": self.unknown_color, "void_colors": [list(c) for c in self.void_colors],
             "map": None if self.label_map is None else self.label_map.spec, "channels": self.channels,
             "threshold": self.threshold,
+            "gt_map": None if self.gt_map is None else self.gt_map.spec,
+            "pred_map": None if self.pred_map is None else self.pred_map.spec,
         }
 
 
@@ -415,8 +453,9 @@ def to_labels(path: str | os.PathLike, a: NDArray, *, color: bool = False, decod
     if a.ndim not in (2, 3):
         raise MaskError(path, f"has {a.ndim} dimensions (shape {a.shape})",
                         "masks are (H, W) images or (D, H, W) volumes of class ids")
-    if d.label_map is not None:
-        a = d.label_map.apply(a, d.ignore_index)
+    lmap = d.map_for(role)
+    if lmap is not None:
+        a = lmap.apply(a, d.ignore_index)
     return a
 
 

@@ -7,7 +7,7 @@ import math
 import os
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -531,7 +531,7 @@ def score(
     num_classes: int | None = None,
     *,
     classes: ClassSet | str | None = None,
-    ignore_index: int = 255,
+    ignore_index: int | None = None,
     baseline_class: int | None = None,
     pred_suffix: str = "",
     gt_suffix: str = "",
@@ -546,6 +546,12 @@ def score(
     skip_bad: bool = False,
     boundary: BoundaryOptions | None = None,
     surface: SurfaceOptions | None = None,
+    gt_map: str | dict[str, Any] | None = None,
+    pred_map: str | dict[str, Any] | None = None,
+    roi: str | os.PathLike | None = None,
+    roi_suffix: str = "",
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> Run:
     """Score a directory of predicted masks against a directory of ground-truth masks.
 
@@ -556,12 +562,23 @@ def score(
     Colour masks map to class ids through the class colours (``void_colors``, default the class
     set's, become ``ignore_index``; other colours are an error unless ``unknown_color="ignore"``).
     ``label_map`` (a preset ``cityscapes-ids`` / ``nonzero``, a JSON file, inline JSON or a dict)
-    remaps stored ids of ground truth and predictions alike. One-hot and float score maps become
+    remaps stored ids of ground truth and predictions alike; ``gt_map`` / ``pred_map`` remap one
+    side (e.g. label-id ground truth against train-id predictions). Maps are presets, JSON or
+    ``"0:0,255:1"`` pairs. One-hot and float score maps become
     labels by argmax over the class axis (``channels``: ``"auto"``, ``"first"``, ``"last"``), a
     single-channel float map of a binary task by ``score > threshold``. With ``skip_bad``, files
     that cannot be scored are left out and listed in ``run.skipped``. ``boundary`` and
     ``surface`` (:class:`segeval.boundary.BoundaryOptions`, :class:`~segeval.boundary.SurfaceOptions`)
     add boundary IoU and HD95 / ASSD / NSD (``run.boundary_iou``, ``run.hd95``, ...).
+
+    ``roi`` is a directory of region-of-interest masks paired with the ground truths (after
+    ``roi_suffix`` is stripped from their names), or one mask for all: pixels where it is 0 are
+    left out like ignored ground truth. ``include`` / ``exclude`` are globs selecting the files of
+    every directory.
+
+    ``ignore_index`` defaults to 255. When it is not given and no map applies to the ground
+    truth, a data set whose ground truth holds only 0 and 255 (binary masks stored as {0, 255},
+    whose whole foreground 255 would be ignored) raises :class:`SegevalError` saying what to pass.
 
     Returns
     -------
@@ -569,6 +586,8 @@ def score(
         Counts and metrics; ``run.miou``, ``run.iou``, ``run.save("run.json")``, ...
     """
     cs = resolve_classes(num_classes, classes)
+    guard_binary = ignore_index is None and label_map is None and gt_map is None
+    ignore_index = 255 if ignore_index is None else ignore_index
     if baseline_class is None:  # class 0, unless 0 is the ignore index (ADE20K)
         baseline_class = 1 if ignore_index == 0 and cs.n_classes > 1 else 0
     if not 0 <= baseline_class < cs.n_classes or baseline_class == ignore_index:
@@ -578,16 +597,20 @@ def score(
 
     decoding = Decoding.from_options(
         cs, ignore_index, unknown_color=unknown_color, void_colors=void_colors, label_map=label_map,
-        channels=channels, threshold=threshold,
+        channels=channels, threshold=threshold, gt_map=gt_map, pred_map=pred_map,
         source=f"--classes {classes}" if isinstance(classes, str) else "--classes")
     workers = check_matrix_memory(cs.n_classes, workers or default_workers())
     skipped: list[Skipped] | None = [] if skip_bad else None
+    include, exclude = list(include), list(exclude)
     pairs, extra = pair_masks(pred_dir, gt_dir, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
-                              allow_missing=allow_missing, decoding=decoding, skipped=skipped)
+                              allow_missing=allow_missing, decoding=decoding, skipped=skipped,
+                              roi_root=roi, roi_suffix=roi_suffix, include=include, exclude=exclude)
     settings = {
         "baseline_class": baseline_class, "pred_dir": os.fspath(pred_dir), "gt_dir": os.fspath(gt_dir),
         "pred_suffix": pred_suffix, "gt_suffix": gt_suffix, "allow_missing": allow_missing,
         **decoding.settings(), "skip_bad": skip_bad,
+        "roi_dir": None if roi is None else os.fspath(roi), "roi_suffix": roi_suffix,
+        "include": include, "exclude": exclude,
     }
     n_found = len(skipped or ())
     run = score_pairs(pairs, cs, ignore_index=ignore_index, workers=workers, progress=progress, settings=settings,
@@ -607,6 +630,12 @@ def score(
             run.missing_predictions = [n for n in run.missing_predictions if n not in unread]
         # workers append in the order they finish: sort, so that a run file is the same every time
         run.skipped = [s.to_dict() for s in sorted(skipped, key=lambda s: (s.name, s.file))]
+    if guard_binary and ignore_index == 255 and cs.n_classes >= 2 and binary_255(run):
+        raise SegevalError(
+            gt_dir, f"the ground truth of all {len(run.image_names)} images holds only 0 and 255, and 255 is the "
+            "ignore index, so every foreground pixel would be left out (binary masks stored as {0, 255}?)",
+            "pass --gt-map nonzero (255 becomes class 1; add --pred-map nonzero if the predictions are {0, 255} "
+            "too, or --map nonzero for both), or --ignore-index 255 to keep 255 as void")
     return run
 
 
@@ -620,6 +649,13 @@ def _keep_measures(run: Run, keep: NDArray[np.bool_]) -> None:
         run.image_surface = run.image_surface[keep]
     if run.image_spacing is not None:
         run.image_spacing = [s for s, k in zip(run.image_spacing, keep, strict=True) if k]
+
+
+def binary_255(run: Run) -> bool:
+    """Whether the ground truth scored held only class 0 and the ignore index, some of it ignored:
+    no valid ground-truth pixel of a class other than 0 and at least one ignored pixel (read from
+    the summed counts, at no cost). With an ROI the pixels outside it count as ignored."""
+    return run.ignored > 0 and int(run.cm[1:].sum()) == 0
 
 
 def resolve_classes(num_classes: int | None, classes: ClassSet | str | None) -> ClassSet:

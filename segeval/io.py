@@ -2,8 +2,12 @@
 
 Files read: PNG (grayscale 1..16-bit, palette — the palette *index* is the label, never its
 colour —, 32-bit ``I``, RGB/RGBA colour masks), TIFF (pages of one size read as a volume; colour;
-float), ``.npy`` and ``.npz`` (exactly one array). :func:`read_mask` returns class ids; how colours,
-one-hot masks, score maps and label maps become ids is :mod:`segeval.decode`'s part.
+float), ``.npy`` and ``.npz`` (exactly one array), GIF (one frame; the palette index, or the grey
+value, is the label), NIfTI ``.nii`` / ``.nii.gz`` volumes (through nibabel, the ``[nifti]``
+extra, imported only when such a file is met; :func:`read_nifti` also returns the voxel spacing).
+JPEG masks are refused: lossy compression changes the label values along every edge.
+:func:`read_mask` returns class ids; how colours, one-hot masks, score maps and label maps become
+ids is :mod:`segeval.decode`'s part.
 
 8-bit grayscale, palette, RGB, RGBA and grey+alpha PNGs and 16-bit grayscale PNGs take a fast
 path: the zlib stream is inflated by libdeflate (through imagecodecs, when installed) and the row
@@ -16,11 +20,13 @@ Every damaged, empty, unreadable or misnamed file raises :class:`MaskError` or
 from __future__ import annotations
 
 import errno
+import fnmatch
 import io
 import logging
 import os
 import struct
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +45,14 @@ except ImportError:  # pragma: no cover - imagecodecs is a dependency; zlib is t
 
 __all__ = [
     "MASK_EXTENSIONS", "Pair", "Skipped", "find_images", "find_masks", "pair_key", "pair_masks", "read_array",
-    "read_mask", "read_pair",
+    "read_mask", "read_nifti", "read_pair", "read_roi", "voxel_spacing",
 ]
 
-MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".npz")
+MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".npz", ".gif", ".nii", ".nii.gz")
+_JPEG_EXTENSIONS = (".jpg", ".jpeg")
+_JPEG_WHY = ("is a JPEG: lossy compression changes the label values along every edge, so it cannot be scored "
+             "exactly")
+_JPEG_TODO = "save masks losslessly (PNG, TIFF, NPY), or move the images out of the mask directory"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # zlib's deflate packs at most 1032 bytes of output per byte of input; a header that claims more
 # image data than that from the bytes present is corrupt (and would only make us allocate it).
@@ -68,6 +78,8 @@ class Pair:
     """One image to score: its name (relative path without extension) and its two files.
 
     ``pred`` is ``None`` for a ground truth without a prediction (scored as all missed).
+    ``roi``, when given, is a region-of-interest mask of the ground truth's size: pixels where it
+    is 0 are left out as if the ground truth were the ignore index.
     ``decoding`` says how to turn the files into class ids (plain label images when None).
     ``skip_to``, when a list, collects the pair as a :class:`Skipped` when a file cannot be
     scored, instead of raising (``--skip-bad``).
@@ -78,13 +90,20 @@ class Pair:
     pred: Path | None
     decoding: Decoding | None = field(default=None, compare=False, repr=False)
     skip_to: list[Skipped] | None = field(default=None, compare=False, repr=False)
+    roi: Path | None = None
 
 
 # ----------------------------------------------------------------------------- discovery
 
 
+def _extension(name: str) -> str:
+    """The file's extension, lower case; ``.nii.gz`` counts as one."""
+    low = name.lower()
+    return ".nii.gz" if low.endswith(".nii.gz") else os.path.splitext(low)[1]
+
+
 def _key(rel: str, suffix: str) -> str:
-    stem, _ = os.path.splitext(rel)
+    stem = rel[:-7] if rel.lower().endswith(".nii.gz") else os.path.splitext(rel)[0]
     if suffix and stem.endswith(suffix):
         stem = stem[: -len(suffix)]
     return stem.replace(os.sep, "/")
@@ -165,13 +184,33 @@ def _skip_or_raise(skipped: list[Skipped] | None, name: str, path: Path, what: s
     skipped.append(Skipped(name, os.fspath(path), what))
 
 
-def find_masks(root: str | os.PathLike, suffix: str = "", *, skipped: list[Skipped] | None = None) -> dict[str, Path]:
+def _matches(rel: str, patterns: Sequence[str]) -> bool:
+    """Whether a relative path (``/`` separators) matches a glob: the whole path, or, for a
+    pattern without ``/``, the file name alone."""
+    name = rel.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(rel, p) or ("/" not in p and fnmatch.fnmatchcase(name, p)) for p in patterns)
+
+
+def find_masks(
+    root: str | os.PathLike,
+    suffix: str = "",
+    *,
+    skipped: list[Skipped] | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    belongs: Callable[[str], bool] | None = None,
+) -> dict[str, Path]:
     """Map each mask under ``root`` (recursively) to its key: relative path, no extension.
 
     ``suffix`` is stripped from the end of each file name's stem (e.g. ``_gtFine_labelTrainIds``).
     ``root`` may also be a single mask file, keyed by its stem. A file that is not a mask, a
     broken symlink or loop, or two files with the same key raise :class:`PairingError`; with a
     ``skipped`` list they are appended to it instead (both files of a duplicate key).
+
+    ``include`` / ``exclude`` are globs matched against each file's path relative to ``root``
+    (``/`` separators; a pattern without ``/`` may match the file name alone): with ``include``
+    only matching files are looked at, and files matching ``exclude`` never are. ``belongs``
+    (a test of the relative path without extension) passes over other files the same way.
     """
     root = Path(root)
     if root.is_file():
@@ -186,11 +225,23 @@ def find_masks(root: str | os.PathLike, suffix: str = "", *, skipped: list[Skipp
         _skip_or_raise(skipped, pair_key(path, root, suffix), path, what, todo)
     found: dict[str, Path] = {}
     dupes: dict[str, list[Path]] = {}
+    n_seen = 0
     for path in paths:
+        if include or exclude or belongs is not None:
+            rel = pair_key(path, root)
+            rel_file = rel + path.name[len(path.name) - len(_extension(path.name)):]
+            if (include and not _matches(rel_file, include)) or (exclude and _matches(rel_file, exclude)) \
+                    or (belongs is not None and not belongs(rel)):
+                continue
+        n_seen += 1
         key = pair_key(path, root, suffix)
-        if path.suffix.lower() not in MASK_EXTENSIONS:
+        ext = _extension(path.name)
+        if ext in _JPEG_EXTENSIONS:
+            _skip_or_raise(skipped, key, path, _JPEG_WHY, _JPEG_TODO)
+            continue
+        if ext not in MASK_EXTENSIONS:
             _skip_or_raise(skipped, key, path, f"is not a mask file (masks are {', '.join(MASK_EXTENSIONS)})",
-                           "move it out of the mask directory")
+                           "move it out of the mask directory, or pass --exclude GLOB")
             continue
         if key in found or key in dupes:
             first = found.pop(key, None)
@@ -202,8 +253,10 @@ def find_masks(root: str | os.PathLike, suffix: str = "", *, skipped: list[Skipp
         for path in same:
             _skip_or_raise(skipped, key, path, f"{names} have the same name once extension and suffix are removed",
                            "keep one of them")
-    if not paths and not problems:
-        raise PairingError(root, "holds no mask files", f"point to a directory of {', '.join(MASK_EXTENSIONS)} masks")
+    if not n_seen and not problems:
+        what = "holds no mask files" + (f" among its {len(paths)} files that --include/--exclude (and the suffix, "
+                                        "in a directory shared by both sides) select" if paths else "")
+        raise PairingError(root, what, f"point to a directory of {', '.join(MASK_EXTENSIONS)} masks")
     return found
 
 
@@ -242,6 +295,10 @@ def pair_masks(
     allow_missing: bool = False,
     decoding: Decoding | None = None,
     skipped: list[Skipped] | None = None,
+    roi_root: str | os.PathLike | None = None,
+    roi_suffix: str = "",
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> tuple[list[Pair], list[str]]:
     """Pair predictions with ground truths by key.
 
@@ -250,9 +307,16 @@ def pair_masks(
     ground truth (never scored). Without ``allow_missing`` any unpaired file is an error, or,
     given a ``skipped`` list, is appended to it. The pairs carry ``decoding`` and ``skipped``
     (as ``skip_to``) for :func:`segeval.evaluate.score_pairs`.
+
+    ``roi_root`` (a directory of region-of-interest masks, paired with the ground truths by key
+    after ``roi_suffix`` is stripped, or one file for every pair) gives each pair its ``roi``; a
+    ground truth without one is an error (or skipped). ``include`` / ``exclude`` select files in
+    every directory (see :func:`find_masks`). When predictions and ground truths share one
+    directory and a suffix is given, each side takes the files whose name ends with its suffix.
     """
-    preds = find_masks(pred_root, pred_suffix, skipped=skipped)
-    gts = find_masks(gt_root, gt_suffix, skipped=skipped)
+    pred_sel, gt_sel = _shared_dir_rule(pred_root, gt_root, pred_suffix, gt_suffix)
+    preds = find_masks(pred_root, pred_suffix, skipped=skipped, include=include, exclude=exclude, belongs=pred_sel)
+    gts = find_masks(gt_root, gt_suffix, skipped=skipped, include=include, exclude=exclude, belongs=gt_sel)
     if Path(pred_root).is_file() and Path(gt_root).is_file():
         preds = {k: v for k, v in zip(gts, preds.values(), strict=True)}
     only_gt = sorted(gts.keys() - preds.keys())
@@ -289,8 +353,46 @@ def pair_masks(
                 "check --pred-suffix/--gt-suffix, pass --allow-missing to score missing predictions as all wrong, "
                 "or --skip-bad to score the pairs that are complete",
             )
-    pairs = [Pair(k, gts[k], preds.get(k), decoding, skipped) for k in sorted(gts)]
+    rois: dict[str, Path] = {}
+    if roi_root is not None:
+        if Path(roi_root).is_file():
+            rois = dict.fromkeys(gts, Path(roi_root))
+        else:
+            rois = find_masks(roi_root, roi_suffix, skipped=skipped, include=include, exclude=exclude)
+        lacking = [k for k in sorted(gts) if k not in rois]
+        if lacking:
+            if skipped is None:
+                raise PairingError(
+                    None, f"{len(lacking)} ground truths have no ROI mask ({_first(lacking)}) in {roi_root}",
+                    "ROI masks pair with the ground truth by relative path without extension; check --roi-suffix "
+                    "(or pass --skip-bad to score the others)")
+            skipped.extend(Skipped(k, os.fspath(gts[k]), f"has no ROI mask in {roi_root}") for k in lacking)
+            gts = {k: v for k, v in gts.items() if k in rois}
+            if not gts:
+                raise PairingError(None, f"no pair is left to score: no ground truth has an ROI mask in {roi_root}",
+                                   "check --roi-suffix")
+    pairs = [Pair(k, gts[k], preds.get(k), decoding, skipped, rois.get(k)) for k in sorted(gts)]
     return pairs, only_pred
+
+
+def _shared_dir_rule(pred_root: str | os.PathLike, gt_root: str | os.PathLike, pred_suffix: str,
+                     gt_suffix: str) -> tuple[Callable[[str], bool] | None, Callable[[str], bool] | None]:
+    """Which files each side takes when predictions and ground truths are one directory (VOC's
+    ``N_pred.png`` beside ``N_target.png``): those whose name ends with the side's suffix (a side
+    without a suffix: those that do not end with the other's). None, None for two directories."""
+    try:
+        same = Path(pred_root).is_dir() and os.path.samefile(pred_root, gt_root)
+    except OSError:
+        return None, None
+    if not same or not (pred_suffix or gt_suffix):  # no suffix: each file pairs with itself (a sanity check)
+        return None, None
+
+    def side(own: str, other: str) -> Callable[[str], bool]:
+        if own:
+            return lambda stem: stem.endswith(own)
+        return lambda stem: not stem.endswith(other)
+
+    return side(pred_suffix, gt_suffix), side(gt_suffix, pred_suffix)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -535,22 +637,124 @@ def _read_npz(path: Path, data: bytes) -> NDArray:
     return np.asarray(a)
 
 
+def _read_gif(path: Path, data: bytes) -> tuple[NDArray, bool]:
+    """One-frame GIF: the palette index (mode P) or the grey value (mode L) of each pixel."""
+    from PIL import Image
+
+    if not data.startswith((b"GIF87a", b"GIF89a")):
+        raise MaskError(path, "is not a GIF file (bad signature)", "check the file or its extension")
+    with Image.open(io.BytesIO(data), formats=["GIF"]) as im:
+        frames = getattr(im, "n_frames", 1)
+        if frames != 1:
+            raise MaskError(path, f"is an animated GIF with {frames} frames", "save one mask per file")
+        _check_size(path, im.width * im.height * 2)
+        im.load()
+        mode = im.mode
+        a = np.asarray(im)
+    if mode in ("P", "L"):
+        return a, False
+    if mode in ("RGB", "RGBA"):  # pragma: no cover - Pillow gives a first frame as P or L
+        return a, True
+    raise MaskError(path, f"is a {mode} GIF, not a label mask", "save one class id per pixel")  # pragma: no cover
+
+
+_NIFTI_HINT = "pip install 'segeval-cli[nifti]' (nibabel) to read NIfTI masks"
+
+
+def _load_nifti(path: Path, data: bytes) -> Any:
+    try:
+        import nibabel
+    except ImportError:
+        raise MaskError(path, "is a NIfTI volume and nibabel is not installed", _NIFTI_HINT) from None
+    if data[:2] == b"\x1f\x8b":  # gzip: inflate with a bound, so that a bomb cannot fill the memory
+        limit = memory_bytes() // 4
+        z = zlib.decompressobj(wbits=31)
+        raw = z.decompress(data, limit + 1)
+        if len(raw) > limit:
+            raise MaskError(path, f"would take more than {limit / 2**30:.1f} GiB to decompress, more than a "
+                            "quarter of this machine's memory", "split it into smaller volumes")
+        if not z.eof:
+            raise MaskError(path, "is a truncated .nii.gz (the gzip stream ends early)", "re-export the volume")
+    else:
+        raw = data
+    if len(raw) < 348:
+        raise MaskError(path, f"is a truncated NIfTI file ({len(raw)} bytes, less than a header)",
+                        "re-export the volume")
+    two = 540 in (int.from_bytes(raw[:4], "little"), int.from_bytes(raw[:4], "big"))  # sizeof_hdr: 348 or 540
+    klass = nibabel.Nifti2Image if two else nibabel.Nifti1Image
+    return klass.from_bytes(raw)
+
+
+def read_nifti(path: str | os.PathLike) -> tuple[NDArray, tuple[float, ...]]:
+    """A NIfTI volume (``.nii``, ``.nii.gz``) as stored, and its voxel spacing.
+
+    Returns
+    -------
+    volume : ndarray of shape (D, H, W) (or (H, W) for one slice)
+        The stored values (no scaling applied when the header's slope is 1 and intercept 0), axes
+        reversed from NIfTI's (i, j, k) order so that the slice axis comes first, as in TIFF stacks.
+    spacing : tuple of float
+        Voxel size along the returned axes (NIfTI's ``pixdim``, usually millimetres), for
+        distance-based metrics.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    try:
+        img = _load_nifti(path, data)
+        shape = tuple(int(n) for n in img.shape)
+        while len(shape) > 3 and shape[-1] == 1:  # a 4-D file with one time point
+            shape = shape[:-1]
+        if len(shape) > 3:
+            raise MaskError(path, f"is a {len(shape)}-D NIfTI image of shape {shape}",
+                            "save one 3-D label volume per file")
+        _check_size(path, int(np.prod(shape, dtype=np.float64)) * img.get_data_dtype().itemsize)
+        a = np.asanyarray(img.dataobj).reshape(shape)
+        zooms = tuple(float(z) for z in img.header.get_zooms()[: len(shape)])
+    except MaskError:
+        raise
+    except MemoryError:
+        raise MaskError(path, "is too large to decode in memory", "split it into smaller volumes") from None
+    except Exception as exc:
+        what = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise MaskError(path, f"cannot be read as NIfTI ({what})", "check that the file is a complete volume") \
+            from None
+    a = np.ascontiguousarray(a.T)
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+        zooms = zooms[:2]
+    return a, zooms[::-1]
+
+
+def voxel_spacing(path: str | os.PathLike) -> tuple[float, ...] | None:
+    """The voxel spacing of a NIfTI mask along the axes :func:`read_mask` returns; None for other
+    formats (whose pixels carry no size)."""
+    if _extension(os.fspath(path)) not in (".nii", ".nii.gz"):
+        return None
+    return read_nifti(path)[1]
+
+
 def read_array(path: str | os.PathLike) -> tuple[NDArray, bool]:
     """What a mask file holds, as stored: the array and whether it is a colour (RGB/RGBA) image.
 
-    Palette PNGs give their indices. Raises :class:`MaskError` naming the file when it cannot be
-    read or decoded.
+    Palette PNGs and GIFs give their indices. Raises :class:`MaskError` naming the file when it
+    cannot be read or decoded.
     """
     path = Path(path)
-    ext = path.suffix.lower()
+    ext = _extension(path.name)
+    if ext in _JPEG_EXTENSIONS:
+        raise MaskError(path, _JPEG_WHY, _JPEG_TODO)
     if ext not in MASK_EXTENSIONS:
         raise MaskError(path, "has an unknown extension", f"masks are {', '.join(MASK_EXTENSIONS)}")
+    if ext in (".nii", ".nii.gz"):
+        return read_nifti(path)[0], False
     data = _read_bytes(path)
     try:
         if ext == ".png":
             return _read_png(path, data)
         if ext in (".tif", ".tiff"):
             return _read_tiff(path, data)
+        if ext == ".gif":
+            return _read_gif(path, data)
         if ext == ".npy":
             return _read_npy(path, data), False
         return _read_npz(path, data), False
@@ -560,7 +764,7 @@ def read_array(path: str | os.PathLike) -> tuple[NDArray, bool]:
         raise MaskError(path, "is too large to decode in memory", "split it into smaller masks") from None
     except Exception as exc:  # any decoder's complaint about a damaged file
         what = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-        kind = {".png": "PNG", ".npy": "NPY", ".npz": "NPZ"}.get(ext, "TIFF")
+        kind = {".png": "PNG", ".npy": "NPY", ".npz": "NPZ", ".gif": "GIF"}.get(ext, "TIFF")
         raise MaskError(path, f"cannot be read as {kind} ({what})",
                         "check that the file is a complete mask") from None
 
@@ -571,7 +775,7 @@ def read_mask(path: str | os.PathLike, decoding: Decoding | None = None, *, role
     Parameters
     ----------
     path : path-like
-        A .png, .tif/.tiff, .npy or .npz file.
+        A .png, .tif/.tiff, .npy, .npz, .gif, .nii or .nii.gz file.
     decoding : Decoding, optional
         How colours, one-hot masks, score maps and label maps become class ids; without it only
         label images and volumes are read (see :func:`segeval.decode.to_labels`).
@@ -587,10 +791,37 @@ def read_mask(path: str | os.PathLike, decoding: Decoding | None = None, *, role
         raise MaskError(path, "is too large to decode in memory", "split it into smaller masks") from None
 
 
+def read_roi(path: str | os.PathLike) -> NDArray[np.bool_]:
+    """A region-of-interest mask as booleans: True where the pixel is scored (any non-zero value;
+    in a colour image, any non-zero channel)."""
+    a, color = read_array(path)
+    if a.size == 0:
+        raise MaskError(path, f"holds no pixels (shape {a.shape})", "re-export the ROI mask")
+    inside: NDArray[np.bool_] = np.asarray(a[..., :3].any(axis=-1) if color else a != 0)
+    if inside.ndim == 3 and inside.shape[-1] == 1:
+        inside = inside[..., 0]
+    elif inside.ndim == 3 and inside.shape[0] == 1:
+        inside = inside[0]
+    return inside
+
+
+def _apply_roi(roi: Path, gt_path: Path, gt: NDArray, ignore_index: int) -> NDArray:
+    """The ground truth with the ignore index wherever the ROI mask is 0."""
+    inside = read_roi(roi)
+    if inside.shape != gt.shape:
+        raise MaskError(roi, f"has shape {inside.shape} but the ground truth {gt_path} has {gt.shape}",
+                        "ROI masks must have the size of their ground truth")
+    info = np.iinfo(gt.dtype)
+    dtype = gt.dtype if info.min <= ignore_index <= info.max else np.dtype(np.int64)
+    return np.where(inside, gt, np.asarray(ignore_index, dtype)).astype(dtype, copy=False)
+
+
 def read_pair(pair: Pair, ignore_index: int) -> tuple[NDArray, NDArray]:
     """Read one pair's ground truth and prediction (all ignore index when there is no prediction),
-    decoded by ``pair.decoding``."""
+    decoded by ``pair.decoding``; where ``pair.roi`` is 0 the ground truth becomes the ignore index."""
     gt = read_mask(pair.gt, pair.decoding, role="gt")
+    if pair.roi is not None:
+        gt = _apply_roi(pair.roi, pair.gt, gt, ignore_index)
     if pair.pred is None:
         info = np.iinfo(gt.dtype)
         dtype = gt.dtype if info.min <= ignore_index <= info.max else np.int64

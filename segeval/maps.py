@@ -23,7 +23,7 @@ The per-pixel work is the numba kernel :func:`segeval.kernels.error_map`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +32,8 @@ from numpy.typing import NDArray
 
 from .classes import ClassSet
 from .decode import Decoding
-from .errors import SegevalError
-from .io import Pair, pair_masks, read_pair
+from .errors import MaskError, SegevalError
+from .io import Pair, Skipped, pair_masks, read_pair
 from .kernels import ERROR_IGNORED, PAIR_IGNORED, error_map
 
 if TYPE_CHECKING:
@@ -83,14 +83,16 @@ def prepare_out_dir(path: str | os.PathLike, *, overwrite: bool = False, option:
 
 def decoding_for(classes: ClassSet, ignore_index: int = 255, settings: dict[str, Any] | None = None) -> Decoding:
     """How masks become class ids, as :func:`segeval.evaluate.score` decodes them: the class colours
-    (colour masks), and the ``unknown_color``, ``void_colors``, ``map``, ``channels`` and
-    ``threshold`` of ``settings`` (a run's settings, or options), each defaulted when absent."""
+    (colour masks), and the ``unknown_color``, ``void_colors``, ``map``, ``gt_map``, ``pred_map``,
+    ``channels`` and ``threshold`` of ``settings`` (a run's settings, or options), each defaulted
+    when absent."""
     s = settings or {}
-    if s.get("map") == "(dict)":
+    if "(dict)" in (s.get("map"), s.get("gt_map"), s.get("pred_map")):
         raise SegevalError(None, "the run was scored with a label map given as a dict", "pass the map as a file")
     return Decoding.from_options(
         classes, ignore_index, unknown_color=s.get("unknown_color") or "error", void_colors=s.get("void_colors"),
-        label_map=s.get("map"), channels=s.get("channels") or "auto", threshold=float(s.get("threshold", 0.5)))
+        label_map=s.get("map"), channels=s.get("channels") or "auto", threshold=float(s.get("threshold", 0.5)),
+        gt_map=s.get("gt_map"), pred_map=s.get("pred_map"))
 
 
 def pair_error_map(
@@ -140,6 +142,11 @@ def write_maps(
     progress: Callable[[int, int], None] | None = None,
     decoding: Decoding | None = None,
     boundary: BoundaryOptions | None = None,
+    roi: str | os.PathLike | None = None,
+    roi_suffix: str = "",
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    skipped: list[Skipped] | None = None,
 ) -> list[str]:
     """Write the error map of every pair as ``out_dir/<name>.png`` (uint8 codes).
 
@@ -151,27 +158,38 @@ def write_maps(
     (:class:`segeval.boundary.BoundaryOptions`), the maps are boundary error maps instead
     (:func:`segeval.boundary.boundary_error_map`: codes 0 outside the bands, TP 1, FP 2, FN 3, and
     for all classes 4 = FP of the predicted class and FN of the true one; 255 ignored).
+
+    ``roi``, ``roi_suffix``, ``include`` and ``exclude`` select and mask as in
+    :func:`segeval.evaluate.score` (ignored pixels are coded 255). Given a ``skipped`` list, files
+    that cannot be read are appended to it (and get no map) instead of raising.
     """
     from .evaluate import _ordered, default_workers
 
     if class_id is not None and not (0 <= class_id < classes.n_classes and class_id != ignore_index):
         raise SegevalError(None, f"class {class_id} is not a scored class", "choose another --class")
     found, _ = pair_masks(pred_dir, gt_dir, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
-                          allow_missing=allow_missing, decoding=decoding or decoding_for(classes, ignore_index))
+                          allow_missing=allow_missing, decoding=decoding or decoding_for(classes, ignore_index),
+                          skipped=skipped, roi_root=roi, roi_suffix=roi_suffix, include=include, exclude=exclude)
     out, pdir = Path(out_dir), None if pairs_dir is None else Path(pairs_dir)
     k = classes.n_classes
 
-    def work(pair: Pair) -> str:
-        if boundary is not None:
-            from .boundary import boundary_error_map
+    def work(pair: Pair) -> str | None:
+        try:
+            if boundary is not None:
+                from .boundary import boundary_error_map
 
-            gt, pred = read_pair(pair, ignore_index)
-            band = boundary_error_map(gt, pred, k, ignore_index, width=boundary.width(gt.shape), class_id=class_id,
-                                      path=os.fspath(pair.pred or pair.gt))
-            _save_map(band, out / f"{pair.name}.png")
-            return pair.name
-        codes, pair_map = pair_error_map(pair, k, ignore_index=ignore_index, class_id=class_id,
-                                         pairs=pdir is not None)
+                gt, pred = read_pair(pair, ignore_index)
+                codes = boundary_error_map(gt, pred, k, ignore_index, width=boundary.width(gt.shape),
+                                           class_id=class_id, path=os.fspath(pair.pred or pair.gt))
+                pair_map = None
+            else:
+                codes, pair_map = pair_error_map(pair, k, ignore_index=ignore_index, class_id=class_id,
+                                                 pairs=pdir is not None)
+        except MaskError as exc:
+            if skipped is None:
+                raise
+            skipped.append(Skipped(pair.name, exc.path or os.fspath(pair.gt), exc.what))
+            return None
         _save_map(codes, out / f"{pair.name}.png")
         if pdir is not None and pair_map is not None:
             _save_map(pair_map, pdir / f"{pair.name}.png")
@@ -179,7 +197,8 @@ def write_maps(
 
     names = []
     for i, name in enumerate(_ordered(work, found, workers or default_workers())):
-        names.append(name)
+        if name is not None:
+            names.append(name)
         if progress is not None:
             progress(i + 1, len(found))
     return names

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -15,7 +16,7 @@ from rich.text import Text
 from . import metrics
 from .evaluate import Run, write_atomic
 
-__all__ = ["class_frame", "image_frame", "score_table", "write_csv"]
+__all__ = ["absent_note", "class_frame", "image_frame", "score_table", "shown_classes", "write_csv"]
 
 CONVENTIONS = (
     "rows = ground truth, columns = prediction; pixels whose ground truth is {ignore} are left out, "
@@ -26,6 +27,29 @@ CONVENTIONS = (
 
 def _fmt(x: float, digits: int = 4) -> str:
     return "—" if x is None or math.isnan(x) else f"{x:.{digits}f}"
+
+
+def shown_classes(run: Run, *, all_classes: bool = False) -> NDArray[np.intp]:
+    """Ids of the classes that tables and plots show, in id order: those that occur in the ground
+    truth or the prediction (IoU defined), or every class with ``all_classes``.
+
+    A class absent from both sides has no IoU and is left out of every mean; with 150 classes
+    (ADE20K) most rows would say only that, so by default they are counted in one line
+    (:func:`absent_note`) instead of listed.
+    """
+    if all_classes:
+        return np.arange(run.n_classes, dtype=np.intp)
+    return np.flatnonzero(~np.isnan(run.iou)).astype(np.intp)
+
+
+def absent_note(run: Run, shown: NDArray[np.intp], hint: str = "") -> str | None:
+    """The line that stands for the rows left out: ``"N of K classes absent ..."`` (and ``hint``,
+    e.g. how to list them), or None when every class is shown."""
+    n_absent = int(np.isnan(run.iou).sum())
+    if len(shown) == run.n_classes:
+        return None
+    return (f"{n_absent} of {run.n_classes} classes absent from both ground truth and prediction (no IoU, left out "
+            "of means)" + (f"; {hint}" if hint else ""))
 
 
 def class_frame(run: Run) -> pd.DataFrame:
@@ -79,8 +103,10 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def score_table(run: Run) -> Group:
-    """The per-class table and the summary beneath it, as ``segeval score`` prints them."""
+def score_table(run: Run, *, all_classes: bool = False, hint: str = "") -> Group:
+    """The per-class table and the summary beneath it, as ``segeval score`` prints them: the
+    classes that occur (:func:`shown_classes`) and a line counting the absent ones (with
+    ``hint`` after it), or every class with ``all_classes``."""
     k = run.n_classes
     ignore = run.settings.get("ignore_index", 255)
     t = Table(title=f"segeval score: {len(run.image_names)} images, {k} classes", title_justify="left")
@@ -93,7 +119,8 @@ def score_table(run: Run) -> Group:
         t.add_column({"boundary_iou": "Boundary IoU", "hd95": "HD95", "assd": "ASSD", "nsd": "NSD"}[name],
                      justify="right")
     iou, absent = run.iou, np.isnan(run.iou)
-    for i in range(k):
+    shown = shown_classes(run, all_classes=all_classes)
+    for i in shown.tolist():
         if absent[i]:
             t.add_row(str(i), Text(run.classes.names[i], style="dim"), Text("absent", style="dim italic"),
                       *[Text("—", style="dim")] * (4 + len(extra)))
@@ -138,9 +165,13 @@ def score_table(run: Run) -> Group:
         notes.append(f"{len(run.extra_predictions)} predictions without ground truth (not scored)")
     s.add_row("images", str(len(run.image_names)), ", ".join(notes))
     share = run.ignored / run.pixels * 100 if run.pixels else 0.0
-    s.add_row("pixels", f"{run.pixels:,}", f"{run.ignored:,} ignored ({share:.2f} %, ground truth = {ignore})")
+    where = f"ground truth = {ignore}" + (" or outside the ROI" if run.settings.get("roi_dir") else "")
+    s.add_row("pixels", f"{run.pixels:,}", f"{run.ignored:,} ignored ({share:.2f} %, {where})")
+    note = absent_note(run, shown, hint)
+    if note:
+        return Group(t, Text(note, style="dim"), s, Text(CONVENTIONS.format(ignore=ignore), style="dim"))
     return Group(t, s, Text(CONVENTIONS.format(ignore=ignore), style="dim"))
 
 
-def print_score(run: Run, console: Console | None = None) -> None:
-    (console or Console()).print(score_table(run))
+def print_score(run: Run, console: Console | None = None, *, all_classes: bool = False) -> None:
+    (console or Console()).print(score_table(run, all_classes=all_classes, hint="--all-classes lists them"))

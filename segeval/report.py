@@ -845,7 +845,9 @@ def _pairs(run: Run, pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, pre
                           skipped=[] if s.get("skip_bad") else None,
                           pred_suffix=s.get("pred_suffix", "") if pred_suffix is None else pred_suffix,
                           gt_suffix=s.get("gt_suffix", "") if gt_suffix is None else gt_suffix,
-                          allow_missing=bool(s.get("allow_missing", False) if allow_missing is None else allow_missing))
+                          allow_missing=bool(s.get("allow_missing", False) if allow_missing is None else allow_missing),
+                          roi_root=s.get("roi_dir"), roi_suffix=s.get("roi_suffix") or "",
+                          include=s.get("include") or (), exclude=s.get("exclude") or ())
     return pairs
 
 
@@ -857,7 +859,7 @@ def report(
     run: Run | None = None,
     num_classes: int | None = None,
     classes: ClassSet | str | None = None,
-    ignore_index: int = 255,
+    ignore_index: int | None = None,
     baseline_class: int | None = None,
     pred_suffix: str | None = None,
     gt_suffix: str | None = None,
@@ -881,7 +883,8 @@ def report(
     With ``run`` (e.g. :meth:`Run.load`), its counts are used and its settings supply the suffixes,
     ``allow_missing`` and the mask decoding; only the worst images' masks are read. Without it,
     :func:`segeval.evaluate.score` scores first, with ``score_options`` (``unknown_color``,
-    ``void_colors``, ``label_map``, ...). With ``plots_only``, only the plots are written
+    ``void_colors``, ``label_map``, ``gt_map``, ``roi``, ``include``, ``skip_bad``, ...; the
+    masks are then read again as the run's settings say). With ``plots_only``, only the three plots are written
     (no mask is read) and ``out_dir/plots`` is returned.
 
     With ``baseline_preds`` (a second directory of predictions of the same ground truth; its run

@@ -191,8 +191,8 @@ def train(
                                                                         "score.")] = None,
     ignore_index: Annotated[int, typer.Option(help="Mask value left out of losses and scoring.")] = 255,
     label_map: Annotated[str | None, typer.Option(
-        help="Map mask values to classes first, VALUE:CLASS,...; e.g. 0:1,255:0 for {0, 255} masks whose "
-             "0 is the class of interest.")] = None,
+        "--label-map", "--map", help="Map mask values to classes first, VALUE:CLASS,... (or JSON, as score's "
+        "--map); e.g. 0:1,255:0 for {0, 255} masks whose 0 is the class of interest.")] = None,
     binary_threshold: Annotated[float | None, typer.Option(
         help="Binarise masks first: value > T is class 1, else 0 (e.g. 127 for {0, 255} masks).")] = None,
     binary: Annotated[bool, typer.Option("--binary", help="One sigmoid output channel for two classes (lovasz is "
@@ -213,14 +213,15 @@ def train(
         try:
             from .losses import _split_top
         except ImportError as exc:
-            raise SegevalError(None, f"segeval train needs PyTorch ({exc})", "pip install 'segeval[train]'") from None
+            raise SegevalError(None, f"segeval train needs PyTorch ({exc})",
+                               "pip install 'segeval-cli[train]'") from None
         specs += [s.strip() for s in _split_top(losses, ",") if s.strip()]
     try:
         from .data import locate, parse_label_map
         from .trainer import TrainConfig
         from .trainer import train as run_training
     except ImportError as exc:
-        raise SegevalError(None, f"segeval train needs PyTorch ({exc})", "pip install 'segeval[train]'") from None
+        raise SegevalError(None, f"segeval train needs PyTorch ({exc})", "pip install 'segeval-cli[train]'") from None
     img_dir, mask_dir = locate(data, images, masks)
     cfg = TrainConfig(
         images=img_dir, masks=mask_dir, out=out, losses=specs or ["ce"], epochs=epochs, model=model.value,
@@ -229,7 +230,8 @@ def train(
         seed=seed, seeds=_seed_list(seeds), device=None if device is None else device.value, threads=threads,
         amp=amp, n_classes=num_classes,
         classes=None if classes is None else load_classes(classes), ignore_index=ignore_index,
-        label_map=None if label_map is None else parse_label_map(label_map), binary_threshold=binary_threshold,
+        label_map=None if label_map is None else parse_label_map(label_map, ignore_index),
+        binary_threshold=binary_threshold,
         binary=binary, baseline_class=baseline_class, mc_dropout=mc_dropout, overwrite=overwrite,
     )
 

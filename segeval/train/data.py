@@ -107,15 +107,23 @@ def read_image(path: Path) -> NDArray[np.float32]:
     return a.astype(np.float32)
 
 
-def parse_label_map(spec: str) -> dict[int, int]:
-    """``"0:1,255:0"`` -> {0: 1, 255: 0}: mask value 0 becomes class 1, 255 class 0."""
+def parse_label_map(spec: str, ignore_index: int = 255) -> dict[int, int]:
+    """``"0:1,255:0"`` -> {0: 1, 255: 0}: mask value 0 becomes class 1, 255 class 0. JSON
+    (inline or a ``.json`` file, ``{"0": 1, "255": "ignore"}``) as ``score --map`` takes it is read
+    too; ``ignore`` is the ignore index."""
+    text = spec.strip()
+    if text.startswith("{") or text.lower().endswith(".json"):
+        from ..decode import load_label_map
+
+        lm = load_label_map(text, "--label-map")
+        return {k: ignore_index if v == "ignore" else int(v) for k, v in lm.pairs}
     out: dict[int, int] = {}
     for part in spec.split(","):
         src, sep, dst = part.partition(":")
         try:
             if not sep:
                 raise ValueError
-            out[int(src)] = int(dst)
+            out[int(src)] = ignore_index if dst.strip() == "ignore" else int(dst)
         except ValueError:
             raise SegevalError(None, f"--label-map {spec!r}: cannot read {part.strip()!r}",
                                "write VALUE:CLASS pairs, e.g. --label-map 0:1,255:0") from None

@@ -44,7 +44,7 @@ try:
     import torch.nn.functional as F
     from torch import Tensor
 except ImportError as exc:  # pragma: no cover - torch is the [train] extra
-    raise ImportError("segeval's losses and trainer need PyTorch; pip install 'segeval[train]'") from exc
+    raise ImportError("segeval's losses and trainer need PyTorch; pip install 'segeval-cli[train]'") from exc
 
 from ..errors import SegevalError
 

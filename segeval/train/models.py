@@ -12,7 +12,7 @@ try:
     import torch.nn.functional as F
     from torch import Tensor, nn
 except ImportError as exc:  # pragma: no cover - torch is the [train] extra
-    raise ImportError("segeval's trainer needs PyTorch; pip install 'segeval[train]'") from exc
+    raise ImportError("segeval's trainer needs PyTorch; pip install 'segeval-cli[train]'") from exc
 
 __all__ = ["UNet", "FCN", "build_model", "MODELS"]
 

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 try:
     import torch
 except ImportError as exc:  # pragma: no cover - torch is the [train] extra
-    raise ImportError("segeval's trainer needs PyTorch; pip install 'segeval[train]'") from exc
+    raise ImportError("segeval's trainer needs PyTorch; pip install 'segeval-cli[train]'") from exc
 
 from .. import metrics
 from ..classes import ClassSet
