@@ -905,6 +905,7 @@ def report(
         raise SegevalError(None, "--plots-only and --class do not apply to a comparison (--baseline-preds)", "")
     run = _prepared_run(run, pred_dir, gt_dir, **opts)
     if baseline_preds is not None:
+        opts.update(num_classes=None, classes=run.classes)  # the baseline is scored with the run's classes
         from .report_compare import build_comparison_report
 
         base = _prepared_run(baseline_run, baseline_preds, gt_dir, **opts)
