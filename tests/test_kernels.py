@@ -170,3 +170,4 @@ def test_python_bodies_match_compiled():
     o1, o2 = np.zeros(7 * 6, np.uint8), np.zeros(7 * 6, np.uint8)
     assert _unfilter(raw, 6, 6, 2, o1) == _unfilter.py_func(raw, 6, 6, 2, o2) == -1
     assert np.array_equal(o1, o2)
+
