@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
+import threading
 from typing import Any
 
 import numba
@@ -36,6 +38,34 @@ def _jit(fn: Any) -> Any:
         return numba.njit(nogil=True, cache=True)(fn)
     except RuntimeError:  # "cannot cache function ...: no locator available for file ..."
         return numba.njit(nogil=True)(fn)
+
+
+_ready = False
+_ready_lock = threading.Lock()
+
+
+def _prepare() -> None:
+    """Load numba's CPU target once, before the first kernel call, without its BLAS probe.
+
+    Loading it imports ``numba.np.arraymath``, which imports ``scipy.linalg`` where SciPy is
+    installed (0.3-0.6 s) only to decide whether ``np.correlate``/``np.convolve`` in jitted code may
+    call BLAS; no segeval kernel uses them. With the probe answered "no SciPy" those two fall back
+    to numba's own loop, in this process only; ``np.dot`` and ``np.linalg`` still find SciPy.
+    """
+    global _ready
+    with _ready_lock:
+        if _ready:
+            return
+        probe = "scipy.linalg.cython_blas"
+        block = probe not in sys.modules
+        if block:
+            sys.modules[probe] = None  # type: ignore[assignment]  # import fails fast, scipy untouched
+        try:
+            import numba.np.arraymath  # noqa: F401
+        finally:
+            if block and sys.modules.get(probe, 0) is None:
+                del sys.modules[probe]
+        _ready = True
 
 
 # A 64-bit word of 8 pixels is uniform when rotating it by one byte leaves it unchanged.
@@ -208,6 +238,10 @@ def _png_pair_table(rg, rp, height, stride, bg, bp, bg64, bp64, lut, t):  # prag
     stride bytes); bg, bp: scratch of two rows each (2 * sp bytes, sp a multiple of 8 >= stride, the
     second row zero), bg64, bp64 their uint64 views. Returns 0, or -1 - y when row y of the ground
     truth has an unknown filter type, or -1 - height - y for the prediction.
+
+    One function, the unfiltering written once for both images, so that a first run with an empty
+    numba cache compiles little (see :func:`_unfilter_row` for the register-carried left neighbour;
+    unsigned indices spare the compiler the negative-index wrap-around).
     """
     sp = bg.shape[0] // 2
     nw = stride // 8
@@ -215,11 +249,45 @@ def _png_pair_table(rg, rp, height, stride, bg, bp, bg64, bp64, lut, t):  # prag
     for y in range(height):
         c = (y & 1) * sp
         q = sp - c
-        s = y * (stride + 1)
-        if not _unfilter_row(rg[s], rg[s + 1 : s + 1 + stride], bg[c : c + stride], bg[q : q + stride]):
-            return -1 - y
-        if not _unfilter_row(rp[s], rp[s + 1 : s + 1 + stride], bp[c : c + stride], bp[q : q + stride]):
-            return -1 - height - y
+        for img in range(2):
+            raw = rg if img == 0 else rp
+            buf = bg if img == 0 else bp
+            s = y * (stride + 1)
+            ft = raw[s]
+            s += 1
+            if ft == 0:
+                for x in range(stride):
+                    buf[np.uintp(c + x)] = raw[np.uintp(s + x)]
+            elif ft == 2:
+                for x in range(stride):
+                    buf[np.uintp(c + x)] = raw[np.uintp(s + x)] + buf[np.uintp(q + x)]
+            elif ft > 4:
+                return -1 - y - img * height
+            else:
+                a = 0  # the unfiltered left neighbour
+                d = 0  # the byte above it
+                for x in range(stride):
+                    b = np.intp(buf[np.uintp(q + x)])
+                    r = np.intp(raw[np.uintp(s + x)])
+                    if ft == 3:  # Average
+                        a = (r + ((a + b) >> 1)) & 255
+                    elif ft == 1 or b == d:  # Sub, or Paeth with b == d: a (pa = 0)
+                        a = (r + a) & 255
+                    elif a == d:  # Paeth with a == d != b: b (pb = 0 < pa = pc)
+                        a = (r + b) & 255
+                    else:
+                        pa = abs(b - d)
+                        pb = abs(a - d)
+                        pc = abs(a + b - 2 * d)
+                        if pa <= pb and pa <= pc:
+                            pr = a
+                        elif pb <= pc:
+                            pr = b
+                        else:
+                            pr = d
+                        a = (r + pr) & 255
+                    buf[np.uintp(c + x)] = a
+                    d = b
         w0 = c // 8
         for j in range(w0, w0 + nw):
             a = bg64[j]
@@ -250,6 +318,8 @@ def _png_pair_table(rg, rp, height, stride, bg, bp, bg64, bp64, lut, t):  # prag
 def unfilter_png(raw: NDArray[np.uint8], height: int, stride: int, bpp: int) -> NDArray[np.uint8] | None:
     """Reconstruct PNG scanlines as a new (height, stride) array; ``None`` when a row has an
     unknown filter type."""
+    if not _ready:
+        _prepare()
     out = np.empty((height + 1) * stride, np.uint8)
     out[:stride] = 0
     if _unfilter(raw, height, stride, bpp, out) >= 0:
@@ -328,6 +398,8 @@ def png_pair_counts(
     :func:`accumulate` counts them) and a status: 0, 1 when the ground truth has an unknown row
     filter, 2 when the prediction has. Needs ``n_classes <= 256``.
     """
+    if not _ready:
+        _prepare()
     k = n_classes
     bg, bp = scratch.rows(width)
     lut = _lut(k, ignore_index)
@@ -388,6 +460,8 @@ def accumulate(
     if gt.shape != pred.shape:
         raise MaskError(path, f"prediction shape {pred.shape} differs from ground truth {gt.shape}", "")
     g, p = _flat(gt), _flat(pred)
+    if not _ready:
+        _prepare()
     k = n_classes
     if g.dtype == np.uint8 and p.dtype == np.uint8 and k <= _TABLE_MAX_CLASSES:
         cm, bad = _table_counts(g, p, k, ignore_index)
@@ -518,6 +592,8 @@ def error_map(
     if pairs and n_classes > 255:
         raise MaskError(None, f"confusion pairs need K <= 255 classes (uint16), got {n_classes}", "")
     g, p = _flat(gt), _flat(pred)
+    if not _ready:
+        _prepare()
     codes = np.empty(g.shape[0], np.uint8)
     pair_map = np.empty(g.shape[0] if pairs else 0, np.uint16)
     cid = -1 if class_id is None else class_id

@@ -261,3 +261,49 @@ def test_shape_mismatch_reported_from_the_headers(tmp_path, monkeypatch, label_m
     _no_inflating(monkeypatch)
     with pytest.raises(MaskError, match=r"has shape \(4, 4\) but its ground truth .* has \(6, 8\)"):
         segeval.score(tmp_path / "p", tmp_path / "g", 2, label_map=label_map)
+
+
+# ----------------------------------------------------------------------------- the fused decode + count path
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 30), w=st.integers(1, 30), k=st.integers(1, 7), palette=st.booleans(),
+       filters=st.lists(st.lists(st.integers(0, 4), min_size=1, max_size=6), min_size=2, max_size=2),
+       seed=st.integers(0, 2**31))
+def test_fused_count_matches_bincount(tmp_path_factory, h, w, k, palette, filters, seed):
+    from reference import bincount_cm
+
+    from segeval.io import Pair, count_png_pair
+
+    rng = np.random.default_rng(seed)
+    gt = rng.integers(0, k, (h, w)).astype(np.uint8)
+    pred = rng.integers(0, k, (h, w)).astype(np.uint8)
+    gt[: h // 2, : w // 2] = gt[0, 0]  # runs longer than a word, and their edges
+    gt[rng.random((h, w)) < 0.1] = 255
+    pred[rng.random((h, w)) < 0.05] = 255  # a miss
+    d = tmp_path_factory.mktemp("fused")
+    write_png(d / "g.png", gt, filters[0])
+    write_png(d / "p.png", pred, filters[1], palette)
+    got = count_png_pair(Pair("x", d / "g.png", d / "p.png"), k, 255)
+    assert got is not None
+    assert got[1] == h * w
+    assert np.array_equal(got[0], bincount_cm(gt, pred, k, 255))
+
+
+def test_fused_path_errors_as_the_general_path(tmp_path):
+    (tmp_path / "g").mkdir()
+    (tmp_path / "p").mkdir()
+    gt = np.array([[0, 1, 5], [1, 1, 255]], np.uint8)
+    write_png(tmp_path / "g" / "x.png", gt, [4])
+    write_png(tmp_path / "p" / "x.png", np.zeros((2, 3), np.uint8), [1])
+    with pytest.raises(MaskError, match=r"ground truth has labels outside 0..2: 5 \(1 px\)"):
+        segeval.score(tmp_path / "p", tmp_path / "g", 3)
+    data = bytearray((tmp_path / "p" / "x.png").read_bytes())  # filter type 7 in the prediction's first row
+    z = zlib.compress(bytes([7, 0, 0, 0, 1, 0, 0, 0]))
+    start = data.index(b"IDAT") - 4
+    end = start + 12 + struct.unpack(">I", data[start : start + 4])[0]
+    data[start:end] = _chunk(b"IDAT", z)
+    (tmp_path / "p" / "x.png").write_bytes(bytes(data))
+    write_png(tmp_path / "g" / "x.png", np.zeros((2, 3), np.uint8), [4])
+    with pytest.raises(MaskError, match=r"p/x.png.*unknown row filter"):
+        segeval.score(tmp_path / "p", tmp_path / "g", 3)
