@@ -243,8 +243,8 @@ def _png_pair_table(rg, rp, height, stride, bg, bp, bg64, bp64, lut, t):  # prag
     numba cache compiles little (see :func:`_unfilter_row` for the register-carried left neighbour;
     unsigned indices spare the compiler the negative-index wrap-around).
     """
-    sp = bg.shape[0] // 2
-    nw = stride // 8
+    sp = bg.shape[0] >> 1  # shifts, not //: no division-by-zero branch to compile
+    nw = stride >> 3
     cg, cp, run = 0, 0, 0  # the pair of the current run and its length
     for y in range(height):
         c = (y & 1) * sp
@@ -255,12 +255,10 @@ def _png_pair_table(rg, rp, height, stride, bg, bp, bg64, bp64, lut, t):  # prag
             s = y * (stride + 1)
             ft = raw[s]
             s += 1
-            if ft == 0:
+            if ft == 0 or ft == 2:  # None, Up: one loop (the row above masked out for None)
+                m = 255 if ft == 2 else 0
                 for x in range(stride):
-                    buf[np.uintp(c + x)] = raw[np.uintp(s + x)]
-            elif ft == 2:
-                for x in range(stride):
-                    buf[np.uintp(c + x)] = raw[np.uintp(s + x)] + buf[np.uintp(q + x)]
+                    buf[np.uintp(c + x)] = raw[np.uintp(s + x)] + (buf[np.uintp(q + x)] & m)
             elif ft > 4:
                 return -1 - y - img * height
             else:
@@ -288,7 +286,7 @@ def _png_pair_table(rg, rp, height, stride, bg, bp, bg64, bp64, lut, t):  # prag
                         a = (r + pr) & 255
                     buf[np.uintp(c + x)] = a
                     d = b
-        w0 = c // 8
+        w0 = c >> 3
         for j in range(w0, w0 + nw):
             a = bg64[j]
             b = bp64[j]
