@@ -8,6 +8,14 @@ Conventions: ``cm[g, p]`` counts pixels of ground-truth class ``g`` predicted as
 ground truth). ``cm`` has ``K + 1`` columns: column ``K`` counts valid ground-truth pixels whose
 prediction was the ignore index (a miss: a false negative for ``g``, a false positive for no
 class). Pixels whose ground truth is the ignore index are left out.
+
+uint8 pairs are counted as runs of equal pairs into a small (K + 2, K + 2) table (a byte table
+sends each value to its class, the ignore row/column or the "bad" row/column), 8 pixels at a time
+where a 64-bit word holds one value; any other dtype takes a checked loop. A plain 8-bit PNG pair
+is unfiltered and counted row by row in one kernel (:func:`png_pair_counts`), which is all that
+`segeval score` compiles on such masks when the numba cache is empty. Kernels compile (or load from
+numba's cache) on their first call, one signature per dtype met; where numba can write no cache
+they compile uncached.
 """
 
 from __future__ import annotations

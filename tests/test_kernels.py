@@ -171,3 +171,17 @@ def test_python_bodies_match_compiled():
     assert _unfilter(raw, 6, 6, 2, o1) == _unfilter.py_func(raw, 6, 6, 2, o2) == -1
     assert np.array_equal(o1, o2)
 
+
+
+@pytest.mark.parametrize("k", [1, 2, 19, 254])  # 255 is the ignore index
+def test_label_equal_to_k_is_an_error(k):
+    """A label of exactly K (the first one outside 0..K-1) is bad on either side, never dropped."""
+    n = 300  # words of 8 equal pixels and a tail: both branches of the pair table
+    gt, pred = np.zeros(n, np.uint8), np.zeros(n, np.uint8)
+    gt[:16] = k
+    with pytest.raises(MaskError, match=rf"ground truth has labels outside 0..{k - 1}: {k} \(16 px\)"):
+        confusion_matrix(gt, pred, k)
+    gt[:16] = 0
+    pred[-3:] = k
+    with pytest.raises(MaskError, match=rf"prediction has labels outside 0..{k - 1}: {k} \(3 px\)"):
+        confusion_matrix(gt, pred, k)

@@ -307,3 +307,17 @@ def test_fused_path_errors_as_the_general_path(tmp_path):
     write_png(tmp_path / "g" / "x.png", np.zeros((2, 3), np.uint8), [4])
     with pytest.raises(MaskError, match=r"p/x.png.*unknown row filter"):
         segeval.score(tmp_path / "p", tmp_path / "g", 3)
+
+
+@pytest.mark.parametrize("side", ["gt", "pred"])
+def test_fused_path_label_equal_to_k_is_an_error(tmp_path, side):
+    (tmp_path / "g").mkdir()
+    (tmp_path / "p").mkdir()
+    a, k = np.zeros((4, 20), np.uint8), 3
+    b = a.copy()
+    (a if side == "gt" else b)[1, 2:18] = k  # whole words of label K
+    write_png(tmp_path / "g" / "x.png", a, [2])
+    write_png(tmp_path / "p" / "x.png", b, [4])
+    what = "ground truth" if side == "gt" else "prediction"
+    with pytest.raises(MaskError, match=rf"{what} has labels outside 0..2: 3 \(16 px\)"):
+        segeval.score(tmp_path / "p", tmp_path / "g", k)
