@@ -680,7 +680,7 @@ def read_array(path: str | os.PathLike) -> tuple[NDArray, bool]:
         if ext == ".npy":
             return _read_npy(path, data), False
         return _read_npz(path, data), False
-    except MaskError:
+    except SegevalError:  # a MaskError, or a bad setting (SEGEVAL_MAX_PIXELS)
         raise
     except MemoryError:
         raise MaskError(path, "is too large to decode in memory", "split it into smaller masks") from None

@@ -248,8 +248,9 @@ def test_bad_pixel_limit_setting(tmp_path, monkeypatch):
     path = tmp_path / "m.png"
     Image.fromarray(np.zeros((2, 2), np.uint8)).save(path)
     monkeypatch.setenv("SEGEVAL_MAX_PIXELS", "lots")
-    with pytest.raises(segeval.SegevalError, match="SEGEVAL_MAX_PIXELS must be a whole number"):
+    with pytest.raises(segeval.SegevalError, match="^SEGEVAL_MAX_PIXELS must be a whole number") as exc:
         read_mask(path)
+    assert not isinstance(exc.value, MaskError)  # a setting, not the file, is wrong
 
 
 @pytest.mark.parametrize("label_map", [None, "nonzero"])  # the fused count path, and the general path
