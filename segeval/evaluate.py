@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from . import metrics
 from .classes import ClassSet
 from .errors import MaskError, RunFileError, SegevalError
-from .io import Pair, Skipped, pair_masks, read_pair
+from .io import Pair, Skipped, count_png_pair, pair_masks, read_pair
 from .kernels import accumulate
 
 if TYPE_CHECKING:  # segeval.boundary (and scipy) load only when boundary/surface metrics are asked for
@@ -403,19 +403,24 @@ def _count_pair(pair: Pair, n_classes: int, ignore_index: int) -> tuple[NDArray[
     recorded there instead and counts nothing (``--skip-bad``).
     """
     try:
-        gt, pred = read_pair(pair, ignore_index)  # no prediction: all the ignore index, every pixel missed
-        cm = np.zeros((n_classes, n_classes + 1), np.int64)
-        try:
-            accumulate(gt, pred, n_classes, ignore_index, cm)
-        except MaskError as exc:
-            where = pair.gt if pair.pred is None else f"{pair.pred} (ground truth {pair.gt})"
-            raise MaskError(where, exc.what, exc.todo) from None
+        # plain labels: 8-bit PNG pairs are counted as they are unfiltered (None: the general path)
+        fast = count_png_pair(pair, n_classes, ignore_index) if _plain_labels(pair) else None
+        if fast is not None:
+            cm, pixels = np.ascontiguousarray(fast[0]), fast[1]
+        else:
+            gt, pred = read_pair(pair, ignore_index)  # no prediction: all the ignore index, every pixel missed
+            cm = np.zeros((n_classes, n_classes + 1), np.int64)
+            try:
+                accumulate(gt, pred, n_classes, ignore_index, cm)
+            except MaskError as exc:
+                where = pair.gt if pair.pred is None else f"{pair.pred} (ground truth {pair.gt})"
+                raise MaskError(where, exc.what, exc.todo) from None
+            pixels = gt.size
     except MaskError as exc:
         if pair.skip_to is None:
             raise
         pair.skip_to.append(Skipped(pair.name, exc.path or os.fspath(pair.gt), exc.what))
         return np.zeros((n_classes, n_classes + 1), np.int64), 0, 0
-    pixels = gt.size
     return cm, pixels, pixels - int(cm.sum())
 
 
@@ -448,6 +453,14 @@ def _measures_to_run(run: Run, found: list[PairMeasures | None], boundary: bool,
         run.image_boundary_counts, run.image_band_width = counts, widths
     if surface:
         run.image_surface, run.image_spacing = values, spacing
+def _plain_labels(pair: Pair) -> bool:
+    """Whether the pair's files are class ids as stored: no label map on either side and no region
+    of interest (nor anything else that needs the decoded masks), so that :func:`count_png_pair`
+    may count them as it decodes them."""
+    if pair.roi is not None:
+        return False
+    d = pair.decoding
+    return d is None or (d.map_for("gt") is None and d.map_for("pred") is None)
 
 
 def _ordered(fn: Callable[[Pair], Any], items: Iterable[Pair], workers: int) -> Iterator[Any]:

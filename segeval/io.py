@@ -1,17 +1,19 @@
 """Finding, pairing and reading mask files.
 
 Files read: PNG (grayscale 1..16-bit, palette — the palette *index* is the label, never its
-colour —, 32-bit ``I``, RGB/RGBA colour masks), TIFF (pages of one size read as a volume; colour;
-float), ``.npy`` and ``.npz`` (exactly one array), GIF (one frame; the palette index, or the grey
-value, is the label), NIfTI ``.nii`` / ``.nii.gz`` volumes (through nibabel, the ``[nifti]``
-extra, imported only when such a file is met; :func:`read_nifti` also returns the voxel spacing).
-JPEG masks are refused: lossy compression changes the label values along every edge.
-:func:`read_mask` returns class ids; how colours, one-hot masks, score maps and label maps become
-ids is :mod:`segeval.decode`'s part.
+colour —, grey + alpha — the grey value —, RGB/RGBA colour masks), TIFF (pages of one size read
+as a volume; colour; float), ``.npy`` and ``.npz`` (exactly one array), GIF (one frame; the
+palette index, or the grey value, is the label), NIfTI ``.nii`` / ``.nii.gz`` volumes (through
+nibabel, the ``[nifti]`` extra, imported only when such a file is met; :func:`read_nifti` also
+returns the voxel spacing). JPEG masks are refused: lossy compression changes the label values
+along every edge. :func:`read_mask` returns class ids; how colours, one-hot masks, score maps and
+label maps become ids is :mod:`segeval.decode`'s part.
 
-8-bit grayscale, palette, RGB, RGBA and grey+alpha PNGs and 16-bit grayscale PNGs take a fast
-path: the zlib stream is inflated by libdeflate (through imagecodecs, when installed) and the row
-filters are undone by a numba kernel; every other PNG goes through Pillow.
+PNGs are decoded here, every kind the format allows (Adam7 too), as the values stored (a 2-bit
+value 3 is 3, never Pillow's 255): the zlib stream is inflated by libdeflate (through imagecodecs,
+when installed; zlib otherwise) into a buffer each thread reuses, and the row filters are undone
+by a numba kernel. :func:`count_png_pair` counts a pair of plain 8-bit label PNGs as it unfilters
+them. A PNG larger than :func:`max_pixels` is refused from its header, before anything is inflated.
 
 Every damaged, empty, unreadable or misnamed file raises :class:`MaskError` or
 :class:`PairingError` naming it; no decoder's own exception leaves :func:`read_mask`.
@@ -23,8 +25,10 @@ import errno
 import fnmatch
 import io
 import logging
+import math
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,8 +39,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .decode import Decoding, Role, memory_bytes, to_labels
-from .errors import MaskError, PairingError
-from .kernels import unfilter_png
+from .errors import MaskError, PairingError, SegevalError
+from .kernels import PngScratch, png_pair_counts, unfilter_png
 
 try:  # libdeflate inflates mask PNGs several times faster than zlib
     from imagecodecs import deflate_decode as _inflate_fast
@@ -44,8 +48,8 @@ except ImportError:  # pragma: no cover - imagecodecs is a dependency; zlib is t
     _inflate_fast = None  # type: ignore[assignment]
 
 __all__ = [
-    "MASK_EXTENSIONS", "Pair", "Skipped", "find_images", "find_masks", "pair_key", "pair_masks", "read_array",
-    "read_mask", "read_nifti", "read_pair", "read_roi", "voxel_spacing",
+    "MASK_EXTENSIONS", "MAX_PIXELS", "Pair", "Skipped", "count_png_pair", "find_images", "find_masks", "max_pixels",
+    "pair_key", "pair_masks", "read_array", "read_mask", "read_nifti", "read_pair", "read_roi", "voxel_spacing",
 ]
 
 MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".npy", ".npz", ".gif", ".nii", ".nii.gz")
@@ -418,6 +422,35 @@ def _read_bytes(path: Path) -> bytes:
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+# Adam7 passes: first column, first row, column step, row step
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+# Pixels per image above which a mask is refused from its header, before anything is inflated
+# (as Pillow's MAX_IMAGE_PIXELS); SEGEVAL_MAX_PIXELS raises or lowers it.
+MAX_PIXELS = 1 << 28
+# Inflate buffers up to this size are kept by each thread for its next file (a fresh 2 MB buffer
+# costs more in page faults than libdeflate's inflate into it); larger ones are freed after use.
+_KEEP_BUFFER_BYTES = 64 << 20
+
+
+def max_pixels() -> int:
+    """The pixel limit per image: ``SEGEVAL_MAX_PIXELS`` when set, else :data:`MAX_PIXELS`."""
+    text = os.environ.get("SEGEVAL_MAX_PIXELS")
+    if not text:
+        return MAX_PIXELS
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        raise SegevalError(None, f"SEGEVAL_MAX_PIXELS must be a whole number of pixels, got {text!r}",
+                           "set it to e.g. 1000000000, or unset it") from None
+
+
+def _check_pixels(path: Path, shape: tuple[int, ...]) -> None:
+    n = math.prod(shape)
+    limit = max_pixels()
+    if n > limit:
+        dims = " x ".join(str(d) for d in shape)
+        raise MaskError(path, f"has {dims} = {n:,} pixels, more than the limit of {limit:,} per image",
+                        "set SEGEVAL_MAX_PIXELS to a larger number to read it")
 
 
 @dataclass(frozen=True)
@@ -427,36 +460,73 @@ class _PngInfo:
     depth: int
     color: int
     interlace: int
-    idat: list[bytes]
+    idat: list[memoryview]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    def raw_size(self) -> int:
+        """Bytes of the inflated image data: filter bytes and rows of every (Adam7) pass."""
+        bits = _PNG_CHANNELS[self.color] * self.depth
+        passes = _ADAM7 if self.interlace else ((0, 0, 1, 1),)
+        total = 0
+        for x0, y0, dx, dy in passes:
+            w, h = -(-(self.width - x0) // dx), -(-(self.height - y0) // dy)
+            if w > 0 and h > 0:
+                total += h * ((w * bits + 7) // 8 + 1)
+        return total
+
+    def stream(self) -> bytes | memoryview:
+        return self.idat[0] if len(self.idat) == 1 else b"".join(self.idat)
+
+
+def _png_header(path: Path) -> tuple[int, int] | None:
+    """(height, width) from a PNG's header (its first 33 bytes), or None when it has none: the
+    full read reports that."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(33)
+    except OSError:
+        return None
+    if len(head) < 33 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack_from(">II", head, 16)
+    return height, width
 
 
 def _png_info(path: Path, data: bytes) -> _PngInfo:
-    """Walk the chunks: a valid header, image data present, the file complete; else MaskError."""
+    """Walk the chunks: a valid header, image data present, the file complete, the image within
+    the pixel limit; else MaskError. Nothing is inflated."""
     if len(data) < 33 or data[12:16] != b"IHDR" or data[8:12] != b"\x00\x00\x00\x0d":
         raise MaskError(path, "is a corrupt PNG (no image header)", "re-export the mask")
-    width, height, depth, color, comp, filt, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    width, height, depth, color, comp, filt, interlace = struct.unpack_from(">IIBBBBB", data, 16)
     if not (0 < width < 2**31 and 0 < height < 2**31) or depth not in _PNG_DEPTHS.get(color, ()) \
             or comp or filt or interlace > 1:
         raise MaskError(path, f"is a corrupt PNG (header: {width} x {height}, bit depth {depth}, colour type {color})",
                         "re-export the mask")
+    if color in (2, 6) and depth == 16:
+        raise MaskError(path, "is a 16-bit colour PNG", "save colour masks with 8 bits per channel, or class ids")
+    _check_pixels(path, (height, width))
+    view = memoryview(data)
     idat = []
-    pos = 8
+    pos, end = 8, len(data)
     while True:
-        if pos + 12 > len(data):
+        if pos + 12 > end:
             raise MaskError(path, "is a truncated PNG (it ends before its IEND chunk)", "re-export the mask")
-        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        (n,) = struct.unpack_from(">I", data, pos)
         kind = data[pos + 4 : pos + 8]
-        if pos + 12 + n > len(data):
+        if pos + 12 + n > end:
             raise MaskError(path, "is a truncated PNG (its last chunk is cut short)", "re-export the mask")
         if kind == b"IDAT":
-            idat.append(data[pos + 8 : pos + 8 + n])
+            idat.append(view[pos + 8 : pos + 8 + n])
         elif kind == b"IEND":
             break
         pos += 12 + n
     if not idat:
         raise MaskError(path, "is a corrupt PNG (no image data)", "re-export the mask")
     info = _PngInfo(width, height, depth, color, interlace, idat)
-    raw = height * ((width * _PNG_CHANNELS[color] * depth + 7) // 8 + 1)
+    raw = info.raw_size()
     stream = sum(len(c) for c in idat)
     if raw > _DEFLATE_MAX_RATIO * stream + 65536:
         raise MaskError(path, f"is a corrupt PNG (its header claims {width} x {height} pixels, far more than its "
@@ -471,60 +541,78 @@ def _check_size(path: Path, nbytes: int) -> None:
                         "memory", "split it into smaller masks")
 
 
-def _read_png_fast(path: Path, info: _PngInfo) -> NDArray | None:
-    """Decode an 8-bit grayscale/palette/RGB/RGBA/grey+alpha or 16-bit grayscale, non-interlaced
-    PNG; None for any other kind."""
-    depth, color = info.depth, info.color
-    if info.interlace or not (depth == 8 or (color == 0 and depth == 16)):
-        return None
-    channels = _PNG_CHANNELS[color]
-    bpp = channels * depth // 8
-    stride = info.width * bpp
-    size = info.height * (stride + 1)
-    stream = b"".join(info.idat)
+_local = threading.local()
+
+
+def _buffer(slot: int, n: int) -> NDArray[np.uint8]:
+    """n bytes of this thread's reusable buffer number ``slot`` (a fresh one above the keep limit)."""
+    if n > _KEEP_BUFFER_BYTES:
+        return np.empty(n, np.uint8)
+    bufs = getattr(_local, "buffers", None)
+    if bufs is None:
+        bufs = _local.buffers = [np.empty(0, np.uint8), np.empty(0, np.uint8)]
+    if bufs[slot].shape[0] < n:
+        bufs[slot] = np.empty(max(n, 2 * bufs[slot].shape[0]), np.uint8)
+    return bufs[slot][:n]
+
+
+def _inflate(path: Path, info: _PngInfo, slot: int) -> NDArray[np.uint8]:
+    """The inflated image data, exactly as long as the header says, in this thread's buffer ``slot``."""
+    size = info.raw_size()
+    fast: Any = _inflate_fast  # imagecodecs' stubs name fewer buffer types than it takes
+    raw: Any
     try:
-        raw = _inflate_fast(stream, out=size) if _inflate_fast is not None else zlib.decompress(stream)
+        if fast is not None:
+            raw = fast(info.stream(), out=_buffer(slot, size))
+        else:
+            raw = np.frombuffer(zlib.decompressobj().decompress(info.stream(), size + 1), np.uint8)
     except Exception as exc:
-        raise MaskError(path, f"is a corrupt PNG (image data does not inflate: {exc})", "re-export the mask") from None
+        what = "holds more image data than its header says" if "INSUFFICIENT_SPACE" in str(exc) else \
+            f"image data does not inflate: {exc}"
+        raise MaskError(path, f"is a corrupt PNG ({what})", "re-export the mask") from None
     if len(raw) != size:
         raise MaskError(path, f"is a corrupt PNG ({len(raw)} bytes of image data, expected {size})",
                         "re-export the mask")
-    rows = unfilter_png(np.frombuffer(raw, np.uint8), info.height, stride, bpp)
+    return raw
+
+
+def _samples(path: Path, raw: NDArray[np.uint8], h: int, w: int, info: _PngInfo) -> NDArray:
+    """The (h, w, channels) stored samples of one (pass of an) image from its filtered rows."""
+    depth, channels = info.depth, _PNG_CHANNELS[info.color]
+    stride = (w * channels * depth + 7) // 8
+    rows = unfilter_png(raw, h, stride, max(1, channels * depth // 8))
     if rows is None:
         raise MaskError(path, "is a corrupt PNG (unknown row filter)", "re-export the mask")
     if depth == 16:
-        return rows.view(">u2").astype(np.uint16)
-    if color == 4:  # grey + alpha: the grey value is the label
-        return rows.reshape(info.height, info.width, 2)[:, :, 0]
-    if channels > 1:
-        return rows.reshape(info.height, info.width, channels)
-    return rows
+        values: NDArray = rows.view(">u2").astype(np.uint16)
+    elif depth == 8:
+        values = rows
+    else:  # 1, 2 or 4 bits: the stored values, most significant bits first (never scaled to 0..255)
+        shifts = np.arange(8 - depth, -1, -depth, dtype=np.uint8)
+        values = ((rows[:, :, None] >> shifts) & ((1 << depth) - 1)).reshape(h, -1)[:, : w * channels]
+    return values.reshape(h, w, channels)
 
 
-_pillow_ready = False
-
-
-def _read_png_pillow(path: Path, data: bytes, info: _PngInfo) -> NDArray:
-    global _pillow_ready
-    import warnings
-
-    from PIL import Image
-
-    if not _pillow_ready:  # sizes are checked above; Pillow's own warning would be a second stderr line
-        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-        _pillow_ready = True
-    if info.color in (2, 6) and info.depth == 16:
-        raise MaskError(path, "is a 16-bit colour PNG", "save colour masks with 8 bits per channel, or class ids")
-    with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
-        im.load()
-        mode = im.mode
-        if mode == "1":  # Pillow's bools are bytes 0 / 255: make them labels 0 / 1
-            return (np.asarray(im).view(np.uint8) != 0).view(np.uint8)
-        if mode in ("LA", "PA", "La"):
-            return np.asarray(im.getchannel(0))
-        a = np.asarray(im)
-    if mode not in ("RGB", "RGBA", "L", "P", "I", "I;16", "I;16B", "I;16L"):
-        raise MaskError(path, f"is a {mode} image, not a label mask", "save one class id per pixel (mode L, P or I;16)")
+def _decode_png(path: Path, info: _PngInfo) -> NDArray:
+    """Every kind of PNG: stored values, (H, W) for one channel, (H, W, C) for colour; the grey
+    value of grey + alpha (8 or 16 bits); palette indices, never colours."""
+    raw = _inflate(path, info, 0)
+    if not info.interlace:
+        a = _samples(path, raw, info.height, info.width, info)
+    else:
+        channels = _PNG_CHANNELS[info.color]
+        dtype = np.uint16 if info.depth == 16 else np.uint8
+        a = np.empty((info.height, info.width, channels), dtype)
+        bits, pos = channels * info.depth, 0
+        for x0, y0, dx, dy in _ADAM7:
+            w, h = -(-(info.width - x0) // dx), -(-(info.height - y0) // dy)
+            if w <= 0 or h <= 0:
+                continue  # an empty pass holds no bytes, not even filter bytes
+            n = h * ((w * bits + 7) // 8 + 1)
+            a[y0::dy, x0::dx] = _samples(path, raw[pos : pos + n], h, w, info)
+            pos += n
+    if info.color in (0, 3, 4):  # grey, palette index, grey of grey + alpha
+        return a[:, :, 0] if info.interlace or info.color == 4 else a.reshape(info.height, info.width)
     return a
 
 
@@ -532,10 +620,48 @@ def _read_png(path: Path, data: bytes) -> tuple[NDArray, bool]:
     if not data.startswith(_PNG_SIGNATURE):
         raise MaskError(path, "is not a PNG file (bad signature)", "check the file or its extension")
     info = _png_info(path, data)
-    a = _read_png_fast(path, info)
-    if a is None:
-        a = _read_png_pillow(path, data, info)
-    return a, info.color in (2, 6)
+    return _decode_png(path, info), info.color in (2, 6)
+
+
+def _plain_png(path: Path, data: bytes) -> _PngInfo:
+    if not data.startswith(_PNG_SIGNATURE):
+        raise MaskError(path, "is not a PNG file (bad signature)", "check the file or its extension")
+    return _png_info(path, data)
+
+
+def count_png_pair(pair: Pair, n_classes: int, ignore_index: int) -> tuple[NDArray[np.int64], int] | None:
+    """The (K, K + 1) counts and the pixel count of a pair of plain 8-bit label PNGs (grey or palette, not interlaced),
+    decoded and counted row by row, so that neither mask is written out whole.
+
+    Returns None when the pair needs the general path (:func:`read_pair`, then
+    :func:`segeval.kernels.accumulate`): other files or PNG kinds, a decoding beyond plain labels
+    (a label map), more than 256 classes, or labels outside the classes (whose message the general
+    path writes). The caller decides that the pair is plain labels; files that cannot be read raise
+    :class:`MaskError` as :func:`read_pair` would, a shape mismatch from the headers alone.
+    """
+    if pair.pred is None or n_classes > 256 or pair.gt.suffix.lower() != ".png" \
+            or pair.pred.suffix.lower() != ".png":
+        return None
+    data_g = _read_bytes(pair.gt)
+    gi = _plain_png(pair.gt, data_g)
+    data_p = _read_bytes(pair.pred)
+    pi = _plain_png(pair.pred, data_p)
+    if gi.shape != pi.shape:
+        raise MaskError(pair.pred, f"has shape {pi.shape} but its ground truth {pair.gt} has {gi.shape}",
+                        "predictions must have the size of their ground truth")
+    for i in (gi, pi):
+        if i.depth != 8 or i.color not in (0, 3) or i.interlace:
+            return None
+    raw_g = _inflate(pair.gt, gi, 0)
+    raw_p = _inflate(pair.pred, pi, 1)
+    scratch = getattr(_local, "scratch", None)
+    if scratch is None:
+        scratch = _local.scratch = PngScratch()
+    cm, bad, status = png_pair_counts(raw_g, raw_p, gi.height, gi.width, n_classes, ignore_index, scratch)
+    if status:
+        raise MaskError(pair.gt if status == 1 else pair.pred, "is a corrupt PNG (unknown row filter)",
+                        "re-export the mask")
+    return None if bad else (cm, gi.width * gi.height)
 
 
 def _check_tiff_chain(path: Path, data: bytes) -> None:
@@ -758,7 +884,7 @@ def read_array(path: str | os.PathLike) -> tuple[NDArray, bool]:
         if ext == ".npy":
             return _read_npy(path, data), False
         return _read_npz(path, data), False
-    except MaskError:
+    except SegevalError:  # a MaskError, or a bad setting (SEGEVAL_MAX_PIXELS)
         raise
     except MemoryError:
         raise MaskError(path, "is too large to decode in memory", "split it into smaller masks") from None
@@ -819,6 +945,11 @@ def _apply_roi(roi: Path, gt_path: Path, gt: NDArray, ignore_index: int) -> NDAr
 def read_pair(pair: Pair, ignore_index: int) -> tuple[NDArray, NDArray]:
     """Read one pair's ground truth and prediction (all ignore index when there is no prediction),
     decoded by ``pair.decoding``; where ``pair.roi`` is 0 the ground truth becomes the ignore index."""
+    if pair.pred is not None and pair.gt.suffix.lower() == pair.pred.suffix.lower() == ".png":
+        gs, ps = _png_header(pair.gt), _png_header(pair.pred)  # compare shapes before inflating either
+        if gs is not None and ps is not None and gs != ps:
+            raise MaskError(pair.pred, f"has shape {ps} but its ground truth {pair.gt} has {gs}",
+                            "predictions must have the size of their ground truth")
     gt = read_mask(pair.gt, pair.decoding, role="gt")
     if pair.roi is not None:
         gt = _apply_roi(pair.roi, pair.gt, gt, ignore_index)

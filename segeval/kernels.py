@@ -8,11 +8,23 @@ Conventions: ``cm[g, p]`` counts pixels of ground-truth class ``g`` predicted as
 ground truth). ``cm`` has ``K + 1`` columns: column ``K`` counts valid ground-truth pixels whose
 prediction was the ignore index (a miss: a false negative for ``g``, a false positive for no
 class). Pixels whose ground truth is the ignore index are left out.
+
+uint8 pairs are counted as runs of equal pairs into a small (K + 2, K + 2) table (a byte table
+sends each value to its class, the ignore row/column or the "bad" row/column), 8 pixels at a time
+where a 64-bit word holds one value; any other dtype takes a checked loop. A plain 8-bit PNG pair
+is unfiltered and counted row by row in one kernel (:func:`png_pair_counts`), which is all that
+`segeval score` compiles on such masks when the numba cache is empty. Kernels compile (or load from
+numba's cache) on their first call, one signature per dtype met; where numba can write no cache
+they compile uncached.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
+import threading
+from typing import Any
 
 import numba
 import numpy as np
@@ -23,18 +35,91 @@ from .errors import MaskError
 __all__ = ["confusion_matrix", "accumulate", "unfilter_png"]
 
 
-@numba.njit(nogil=True, cache=True)
-def _pair_histogram(gt, pred, hist):  # pragma: no cover - compiled
-    """Count (gt, pred) byte pairs of two uint8 1-D arrays into hist, shape (65536,) int64.
+def _jit(fn: Any) -> Any:
+    """``numba.njit(nogil=True, cache=True)``, lazily compiled on the first call.
 
-    Branch-free: every byte pair is a valid bin, so labels are checked afterwards on the
-    histogram, not per pixel.
+    Where numba finds no writable cache directory (a read-only install and no writable home, a
+    container run as another user) caching is impossible and numba refuses ``cache=True``; the
+    kernel is then compiled on each run instead, silently.
     """
-    for i in range(gt.shape[0]):
-        hist[(np.intp(gt[i]) << 8) | np.intp(pred[i])] += 1
+    try:
+        return numba.njit(nogil=True, cache=True)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available for file ..."
+        return numba.njit(nogil=True)(fn)
 
 
-@numba.njit(nogil=True, cache=True)
+_ready = False
+_ready_lock = threading.Lock()
+
+
+def _prepare() -> None:
+    """Load numba's CPU target once, before the first kernel call, without its BLAS probe.
+
+    Loading it imports ``numba.np.arraymath``, which imports ``scipy.linalg`` where SciPy is
+    installed (0.3-0.6 s) only to decide whether ``np.correlate``/``np.convolve`` in jitted code may
+    call BLAS; no segeval kernel uses them. With the probe answered "no SciPy" those two fall back
+    to numba's own loop, in this process only; ``np.dot`` and ``np.linalg`` still find SciPy.
+    """
+    global _ready
+    with _ready_lock:
+        if _ready:
+            return
+        probe = "scipy.linalg.cython_blas"
+        block = probe not in sys.modules
+        if block:
+            sys.modules[probe] = None  # type: ignore[assignment]  # import fails fast, scipy untouched
+        try:
+            import numba.np.arraymath  # noqa: F401
+        finally:
+            if block and sys.modules.get(probe, 0) is None:
+                del sys.modules[probe]
+        _ready = True
+
+
+# A 64-bit word of 8 pixels is uniform when rotating it by one byte leaves it unchanged.
+_BYTE = np.uint64(8)
+_REST = np.uint64(56)
+_LOW = np.uint64(0xFF)
+
+
+@_jit
+def _pair_table(g, p, g64, p64, lut, t):  # pragma: no cover - compiled
+    """Count the pairs of two uint8 1-D arrays into ``t[lut[g], lut[p]]``; g64, p64 are uint64 views
+    of their first ``8 * (n // 8)`` bytes. The table maps every byte to a row or column of t, so
+    no label can index outside it.
+
+    Masks are long runs of equal pixels, so runs of equal pairs are counted, not pixels (one bin
+    incremented per pixel waits on its own previous store): a word pair whose 8 pixels are all one
+    pair extends the run in one step; other words go pixel by pixel.
+    """
+    cg, cp, run = 0, 0, 0  # the pair of the current run and its length
+    nw = g64.shape[0]
+    for j in range(nw):
+        a = g64[j]
+        b = p64[j]
+        if a == ((a << _BYTE) | (a >> _REST)) and b == ((b << _BYTE) | (b >> _REST)):
+            x = np.intp(a & _LOW)
+            y = np.intp(b & _LOW)
+            if x == cg and y == cp:
+                run += 8
+            else:
+                t[lut[cg], lut[cp]] += run
+                cg, cp, run = x, y, 8
+        else:
+            for i in range(8 * j, 8 * j + 8):
+                x = np.intp(g[i])
+                y = np.intp(p[i])
+                if x == cg and y == cp:
+                    run += 1
+                else:
+                    t[lut[cg], lut[cp]] += run
+                    cg, cp, run = x, y, 1
+    for i in range(8 * nw, g.shape[0]):
+        t[lut[np.intp(g[i])], lut[np.intp(p[i])]] += 1
+    t[lut[cg], lut[cp]] += run
+
+
+@_jit
 def _accumulate(gt, pred, n_classes, ignore_index, out):  # pragma: no cover - compiled
     """Add pair counts of two integer 1-D arrays to out, shape (K, K + 1) int64.
 
@@ -58,67 +143,280 @@ def _accumulate(gt, pred, n_classes, ignore_index, out):  # pragma: no cover - c
     return bad
 
 
-@numba.njit(nogil=True, cache=True)
-def _unfilter(raw, height, stride, bpp, out):  # pragma: no cover - compiled
-    """Undo PNG row filters (None, Sub, Up, Average, Paeth) of non-interlaced image data.
+@_jit
+def _unfilter_row(ft, row, cur, prev):  # pragma: no cover - compiled
+    """Undo PNG filter type ft of one row of one byte per pixel: row holds its filtered bytes, cur
+    receives the row, prev is the row above (zeros above the first). False when ft is not 0..4.
 
-    raw: inflated IDAT bytes, height rows of 1 filter byte + stride bytes; out: (height, stride)
-    uint8. Returns -1 when a filter byte is not 0..4, else 0.
+    Rows come as 1-D views indexed from 0 (indices the compiler sees cannot be negative), and the
+    left neighbour is carried in a register: reading back the byte just stored would put a
+    store-to-load round trip on the serial chain of Sub, Average and Paeth.
     """
-    zero = np.zeros(stride, np.uint8)
+    n = row.shape[0]
+    if ft == 0:
+        for x in range(n):
+            cur[x] = row[x]
+    elif ft == 2:
+        for x in range(n):
+            cur[x] = row[x] + prev[x]
+    elif ft > 4:
+        return False
+    else:
+        a = 0  # the unfiltered left neighbour (0 left of the row)
+        d = 0  # the byte above it
+        for x in range(n):
+            b = np.intp(prev[x])
+            if ft == 1:
+                a = (np.intp(row[x]) + a) & 255
+            elif ft == 3:
+                a = (np.intp(row[x]) + ((a + b) >> 1)) & 255
+            elif b == d:  # the Paeth predictor is a (pa = 0); mask rows are mostly this or the next case
+                a = (np.intp(row[x]) + a) & 255
+            elif a == d:  # ... and b when a == d != b (pb = 0 < pa = pc)
+                a = (np.intp(row[x]) + b) & 255
+            else:
+                pa = abs(b - d)
+                pb = abs(a - d)
+                pc = abs(a + b - 2 * d)
+                if pa <= pb and pa <= pc:
+                    pr = a
+                elif pb <= pc:
+                    pr = b
+                else:
+                    pr = d
+                a = (np.intp(row[x]) + pr) & 255
+            cur[x] = a
+            d = b
+    return True
+
+
+@_jit
+def _unfilter(raw, height, stride, bpp, out):  # pragma: no cover - compiled
+    """Undo the row filters of non-interlaced PNG image data, any bytes per pixel (bpp).
+
+    raw: inflated bytes, height rows of 1 filter byte + stride bytes; out: ((height + 1) * stride,)
+    uint8 whose first stride bytes are zero (the row above the first); row y goes to
+    out[(y + 1) * stride :]. Returns the first row with an unknown filter type, or -1.
+    """
     for y in range(height):
-        base = y * (stride + 1)
-        ft = raw[base]
-        row = raw[base + 1 : base + 1 + stride]
-        cur = out[y]
-        prev = out[y - 1] if y > 0 else zero
-        if ft == 0:
-            cur[:] = row
+        s = y * (stride + 1)
+        ft = raw[s]
+        row = raw[s + 1 : s + 1 + stride]
+        c = (y + 1) * stride
+        cur = out[c : c + stride]
+        prev = out[c - stride : c]
+        if bpp == 1 or ft == 0 or ft == 2 or ft > 4:
+            if not _unfilter_row(ft, row, cur, prev):
+                return y
         elif ft == 1:
             for x in range(bpp):
                 cur[x] = row[x]
             for x in range(bpp, stride):
                 cur[x] = row[x] + cur[x - bpp]
-        elif ft == 2:
-            for x in range(stride):
-                cur[x] = row[x] + prev[x]
         elif ft == 3:
             for x in range(bpp):
                 cur[x] = row[x] + (prev[x] >> 1)
             for x in range(bpp, stride):
-                cur[x] = row[x] + np.uint8((np.intp(cur[x - bpp]) + np.intp(prev[x])) >> 1)
-        elif ft == 4:
+                cur[x] = row[x] + ((np.intp(cur[x - bpp]) + np.intp(prev[x])) >> 1)
+        else:
             for x in range(bpp):
                 cur[x] = row[x] + prev[x]
             for x in range(bpp, stride):
                 a = np.intp(cur[x - bpp])
                 b = np.intp(prev[x])
-                c = np.intp(prev[x - bpp])
-                pa = abs(b - c)
-                pb = abs(a - c)
-                pc = abs(a + b - 2 * c)
-                pr = c
-                if pb <= pc:
-                    pr = b
+                d = np.intp(prev[x - bpp])
+                pa = abs(b - d)
+                pb = abs(a - d)
+                pc = abs(a + b - 2 * d)
                 if pa <= pb and pa <= pc:
-                    pr = a
-                cur[x] = row[x] + np.uint8(pr)
-        else:
-            return -1
+                    cur[x] = row[x] + a
+                elif pb <= pc:
+                    cur[x] = row[x] + b
+                else:
+                    cur[x] = row[x] + d
+    return -1
+
+
+@_jit
+def _png_pair_table(rg, rp, height, stride, bg, bp, bg64, bp64, lut, t):  # pragma: no cover - compiled
+    """Unfilter two 8-bit one-channel PNG images row by row and count their pairs into
+    ``t[lut[g], lut[p]]`` (as :func:`_pair_table`), never writing either image out whole.
+
+    rg, rp: the inflated image data of ground truth and prediction (height rows of 1 filter byte +
+    stride bytes); bg, bp: scratch of two rows each (2 * sp bytes, sp a multiple of 8 >= stride, the
+    second row zero), bg64, bp64 their uint64 views. Returns 0, or -1 - y when row y of the ground
+    truth has an unknown filter type, or -1 - height - y for the prediction.
+
+    One function, the unfiltering written once for both images, so that a first run with an empty
+    numba cache compiles little (see :func:`_unfilter_row` for the register-carried left neighbour;
+    unsigned indices spare the compiler the negative-index wrap-around).
+    """
+    sp = bg.shape[0] >> 1  # shifts, not //: no division-by-zero branch to compile
+    nw = stride >> 3
+    cg, cp, run = 0, 0, 0  # the pair of the current run and its length
+    for y in range(height):
+        c = (y & 1) * sp
+        q = sp - c
+        for img in range(2):
+            raw = rg if img == 0 else rp
+            buf = bg if img == 0 else bp
+            s = y * (stride + 1)
+            ft = raw[s]
+            s += 1
+            if ft == 0 or ft == 2:  # None, Up: one loop (the row above masked out for None)
+                m = 255 if ft == 2 else 0
+                for x in range(stride):
+                    buf[np.uintp(c + x)] = raw[np.uintp(s + x)] + (buf[np.uintp(q + x)] & m)
+            elif ft > 4:
+                return -1 - y - img * height
+            else:
+                a = 0  # the unfiltered left neighbour
+                d = 0  # the byte above it
+                for x in range(stride):
+                    b = np.intp(buf[np.uintp(q + x)])
+                    r = np.intp(raw[np.uintp(s + x)])
+                    if ft == 3:  # Average
+                        a = (r + ((a + b) >> 1)) & 255
+                    elif ft == 1 or b == d:  # Sub, or Paeth with b == d: a (pa = 0)
+                        a = (r + a) & 255
+                    elif a == d:  # Paeth with a == d != b: b (pb = 0 < pa = pc)
+                        a = (r + b) & 255
+                    else:
+                        pa = abs(b - d)
+                        pb = abs(a - d)
+                        pc = abs(a + b - 2 * d)
+                        if pa <= pb and pa <= pc:
+                            pr = a
+                        elif pb <= pc:
+                            pr = b
+                        else:
+                            pr = d
+                        a = (r + pr) & 255
+                    buf[np.uintp(c + x)] = a
+                    d = b
+        w0 = c >> 3
+        for j in range(w0, w0 + nw):
+            a = bg64[j]
+            b = bp64[j]
+            if a == ((a << _BYTE) | (a >> _REST)) and b == ((b << _BYTE) | (b >> _REST)):
+                x = np.intp(a & _LOW)
+                z = np.intp(b & _LOW)
+                if x == cg and z == cp:
+                    run += 8
+                else:
+                    t[lut[cg], lut[cp]] += run
+                    cg, cp, run = x, z, 8
+            else:
+                for i in range(8 * j, 8 * j + 8):
+                    x = np.intp(bg[i])
+                    z = np.intp(bp[i])
+                    if x == cg and z == cp:
+                        run += 1
+                    else:
+                        t[lut[cg], lut[cp]] += run
+                        cg, cp, run = x, z, 1
+        for i in range(c + 8 * nw, c + stride):
+            t[lut[np.intp(bg[i])], lut[np.intp(bp[i])]] += 1
+    t[lut[cg], lut[cp]] += run
     return 0
 
 
 def unfilter_png(raw: NDArray[np.uint8], height: int, stride: int, bpp: int) -> NDArray[np.uint8] | None:
-    """Reconstruct PNG scanlines; ``None`` when a row has an unknown filter type."""
-    out = np.empty((height, stride), np.uint8)
-    if _unfilter(raw, height, stride, bpp, out) != 0:
+    """Reconstruct PNG scanlines as a new (height, stride) array; ``None`` when a row has an
+    unknown filter type."""
+    if not _ready:
+        _prepare()
+    out = np.empty((height + 1) * stride, np.uint8)
+    out[:stride] = 0
+    if _unfilter(raw, height, stride, bpp, out) >= 0:
         return None
-    return out
+    return out[stride:].reshape(height, stride)
 
 
-# Below this many pixels, folding the 256 x 256 histogram (about 30 us) costs more than the
-# branch-free loop saves over the general kernel (bench/bench_score.py, the 256 x 256 set).
-_HISTOGRAM_MIN_PIXELS = 1 << 18
+# Largest K counted through the pair table (K + 2 rows and columns); uint8 labels never exceed 255,
+# so a larger K takes the general kernel.
+_TABLE_MAX_CLASSES = 256
+
+
+@functools.lru_cache(maxsize=16)
+def _lut(n_classes: int, ignore_index: int) -> NDArray[np.intp]:
+    """Row (of a ground truth) and column (of a prediction) of each byte value in the (K + 2, K + 2)
+    pair table.
+
+    Rows: a ground-truth class g < K is row g, the ignore index row K (left out), any other value
+    row K + 1 (bad). Columns: a predicted class is its column, the ignore index column K (a miss),
+    any other value column K + 1 (bad unless the ground truth is ignored).
+    """
+    v = np.arange(256)
+    lut = np.where(v < n_classes, v, n_classes + 1)
+    lut[v == ignore_index] = n_classes
+    lut.setflags(write=False)
+    return lut
+
+
+def _fold_table(t: NDArray[np.int64], k: int) -> tuple[NDArray[np.int64], int]:
+    """(K, K + 1) counts and the number of bad pixels of a pair table."""
+    bad = int(t[k + 1].sum() + t[:k, k + 1].sum())
+    return t[:k, : k + 1], bad
+
+
+def _words(a: NDArray[np.uint8]) -> NDArray[np.uint64]:
+    return a[: a.shape[0] & ~7].view(np.uint64)
+
+
+def _aligned(a: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    return a if a.ctypes.data % 8 == 0 else a.copy()  # a copy is 8-aligned: one compiled variant
+
+
+def _table_counts(g: NDArray[np.uint8], p: NDArray[np.uint8], k: int, ignore_index: int) -> tuple[NDArray, int]:
+    """uint8 fast path: the run-counting pair table, folded into (K, K + 1) counts."""
+    g, p = _aligned(g), _aligned(p)
+    lut = _lut(k, ignore_index)
+    t = np.zeros((k + 2, k + 2), np.int64)
+    _pair_table(g, p, _words(g), _words(p), lut, t)
+    return _fold_table(t, k)
+
+
+class PngScratch:
+    """Two-row scratch buffers of :func:`png_pair_counts`, kept by one thread for all its files."""
+
+    def __init__(self) -> None:
+        self.g = self.p = np.zeros(0, np.uint8)
+
+    def rows(self, stride: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        sp = (stride + 7) & ~7
+        if self.g.shape[0] < 2 * sp:
+            self.g, self.p = np.zeros(2 * sp, np.uint8), np.zeros(2 * sp, np.uint8)
+        g, p = self.g[: 2 * sp], self.p[: 2 * sp]
+        g[sp:] = 0
+        p[sp:] = 0
+        return g, p
+
+
+def png_pair_counts(
+    raw_g: NDArray[np.uint8], raw_p: NDArray[np.uint8], height: int, width: int, n_classes: int,
+    ignore_index: int, scratch: PngScratch,
+) -> tuple[NDArray[np.int64], int, int]:
+    """Counts of a pair of 8-bit one-channel PNG images, straight from their inflated image data.
+
+    ``raw_g``, ``raw_p`` hold ``height * (width + 1)`` bytes each (a filter byte, then the row).
+    Returns the (K, K + 1) counts, the number of bad pixels (labels outside [0, K); as
+    :func:`accumulate` counts them) and a status: 0, 1 when the ground truth has an unknown row
+    filter, 2 when the prediction has. Needs ``n_classes <= 256``.
+    """
+    if not _ready:
+        _prepare()
+    k = n_classes
+    bg, bp = scratch.rows(width)
+    lut = _lut(k, ignore_index)
+    t = np.zeros((k + 2, k + 2), np.int64)
+    status = _png_pair_table(raw_g, raw_p, height, width, bg, bp, bg.view(np.uint64), bp.view(np.uint64),
+                             lut, t)
+    if status < 0:
+        return t[:k, : k + 1], 0, 1 if -1 - status < height else 2
+    cm, bad = _fold_table(t, k)
+    return cm, bad, 0
+
 
 _INT_DTYPES = (np.uint8, np.uint16, np.uint32, np.int8, np.int16, np.int32, np.int64)
 
@@ -168,34 +466,17 @@ def accumulate(
     if gt.shape != pred.shape:
         raise MaskError(path, f"prediction shape {pred.shape} differs from ground truth {gt.shape}", "")
     g, p = _flat(gt), _flat(pred)
+    if not _ready:
+        _prepare()
     k = n_classes
-    if g.dtype == np.uint8 and p.dtype == np.uint8 and k <= 256 and g.size >= _HISTOGRAM_MIN_PIXELS:
-        cm, bad = _fold_pair_histogram(g, p, k, ignore_index)
+    if g.dtype == np.uint8 and p.dtype == np.uint8 and k <= _TABLE_MAX_CLASSES:
+        cm, bad = _table_counts(g, p, k, ignore_index)
     else:
         cm = np.zeros((k, k + 1), np.int64)
         bad = _accumulate(g, p, k, ignore_index, cm)
     if bad:
         raise MaskError(path, _bad_labels(g, p, k, ignore_index), "check --num-classes and --ignore-index")
     out += cm
-
-
-def _fold_pair_histogram(g: NDArray, p: NDArray, k: int, ignore_index: int) -> tuple[NDArray, int]:
-    """uint8 fast path: a 256 x 256 pair histogram, folded into (K, K + 1) counts."""
-    hist = np.zeros(65536, np.int64)
-    _pair_histogram(g, p, hist)
-    h = hist.reshape(256, 256)
-    labels = np.arange(256)
-    valid = labels != ignore_index
-    out_of_range = valid & (labels >= k)
-    bad = int(h[out_of_range].sum() + h[: k][valid[:k]][:, out_of_range].sum())
-    cm = np.zeros((k, k + 1), np.int64)
-    cm[:, :k] = h[:k, :k]
-    if 0 <= ignore_index < 256:
-        cm[:, k] = h[:k, ignore_index]
-    if 0 <= ignore_index < k:
-        cm[ignore_index, :] = 0
-        cm[:, ignore_index] = 0
-    return cm, bad
 
 
 def confusion_matrix(
@@ -234,7 +515,7 @@ ERROR_IGNORED = 255
 PAIR_IGNORED = 65535
 
 
-@numba.njit(nogil=True, cache=True)
+@_jit
 def _error_codes(gt, pred, n_classes, class_id, ignore_index, codes, pairs, want_pairs):  # pragma: no cover
     """Write the error code of each pixel of two integer 1-D arrays into codes (uint8).
 
@@ -317,6 +598,8 @@ def error_map(
     if pairs and n_classes > 255:
         raise MaskError(None, f"confusion pairs need K <= 255 classes (uint16), got {n_classes}", "")
     g, p = _flat(gt), _flat(pred)
+    if not _ready:
+        _prepare()
     codes = np.empty(g.shape[0], np.uint8)
     pair_map = np.empty(g.shape[0] if pairs else 0, np.uint16)
     cid = -1 if class_id is None else class_id

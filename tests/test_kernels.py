@@ -12,7 +12,7 @@ from reference import bincount_cm, loop_cm
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from segeval import MaskError, confusion_matrix, kernels
-from segeval.kernels import _accumulate, _pair_histogram, _unfilter, accumulate
+from segeval.kernels import _accumulate, _pair_table, _unfilter, _words, accumulate
 
 
 @st.composite
@@ -43,8 +43,8 @@ def label_pairs(draw):
 def test_matches_bincount(case):
     gt, pred, k, ignore = case
     expected = bincount_cm(gt, pred, k, ignore)
-    for threshold in (0, 1 << 62):  # the uint8 pair-histogram path and the general kernel
-        with patch.object(kernels, "_HISTOGRAM_MIN_PIXELS", threshold):
+    for max_classes in (256, 0):  # the uint8 pair-table path and the general kernel
+        with patch.object(kernels, "_TABLE_MAX_CLASSES", max_classes):
             assert np.array_equal(confusion_matrix(gt, pred, k, ignore), expected)
 
 
@@ -85,10 +85,10 @@ def test_hand_counted():
     assert np.array_equal(confusion_matrix(gt.astype(np.uint16), pred.astype(np.uint16), 4), expected)
 
 
-@pytest.fixture(params=["histogram", "loop"], autouse=True)
+@pytest.fixture(params=["table", "loop"], autouse=True)
 def kernel_path(request):
-    """Run every test on both uint8 paths: the pair histogram (forced) and the general loop."""
-    with patch.object(kernels, "_HISTOGRAM_MIN_PIXELS", 0 if request.param == "histogram" else 1 << 62):
+    """Run every test on both uint8 paths: the run-counting pair table and the general loop."""
+    with patch.object(kernels, "_TABLE_MAX_CLASSES", 256 if request.param == "table" else 0):
         yield request.param
 
 
@@ -159,12 +159,29 @@ def test_python_bodies_match_compiled():
     assert _accumulate(g, p, 5, 255, a) == _accumulate.py_func(g, p, 5, 255, b) == int(bad.sum()) > 0
     assert np.array_equal(a, b)
     assert np.array_equal(a, bincount_cm(g[~bad], p[~bad], 5, 255))
-    h1, h2 = np.zeros(65536, np.int64), np.zeros(65536, np.int64)
-    _pair_histogram(g, p, h1)
-    _pair_histogram.py_func(g, p, h2)
-    assert np.array_equal(h1, h2)
-    assert np.array_equal(h1, np.bincount(g.astype(np.int64) * 256 + p, minlength=65536))
+    lut = np.where(np.arange(256) < 5, np.arange(256), 6)
+    lut[255] = 5
+    t1, t2 = np.zeros((7, 7), np.int64), np.zeros((7, 7), np.int64)
+    _pair_table(g, p, _words(g), _words(p), lut, t1)
+    _pair_table.py_func(g, p, _words(g), _words(p), lut, t2)
+    assert np.array_equal(t1, t2)
+    assert np.array_equal(t1, np.bincount(lut[g] * 7 + lut[p], minlength=49).reshape(7, 7))
     raw = np.concatenate([[f, *rng.integers(0, 256, 6)] for f in (0, 1, 2, 3, 4, 4)]).astype(np.uint8)
-    o1, o2 = np.empty((6, 6), np.uint8), np.empty((6, 6), np.uint8)
-    assert _unfilter(raw, 6, 6, 2, o1) == _unfilter.py_func(raw, 6, 6, 2, o2) == 0
+    o1, o2 = np.zeros(7 * 6, np.uint8), np.zeros(7 * 6, np.uint8)
+    assert _unfilter(raw, 6, 6, 2, o1) == _unfilter.py_func(raw, 6, 6, 2, o2) == -1
     assert np.array_equal(o1, o2)
+
+
+
+@pytest.mark.parametrize("k", [1, 2, 19, 254])  # 255 is the ignore index
+def test_label_equal_to_k_is_an_error(k):
+    """A label of exactly K (the first one outside 0..K-1) is bad on either side, never dropped."""
+    n = 300  # words of 8 equal pixels and a tail: both branches of the pair table
+    gt, pred = np.zeros(n, np.uint8), np.zeros(n, np.uint8)
+    gt[:16] = k
+    with pytest.raises(MaskError, match=rf"ground truth has labels outside 0..{k - 1}: {k} \(16 px\)"):
+        confusion_matrix(gt, pred, k)
+    gt[:16] = 0
+    pred[-3:] = k
+    with pytest.raises(MaskError, match=rf"prediction has labels outside 0..{k - 1}: {k} \(3 px\)"):
+        confusion_matrix(gt, pred, k)

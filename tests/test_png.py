@@ -1,4 +1,4 @@
-"""The fast PNG path against Pillow, on PNGs written with every row filter."""
+"""The PNG decoder against Pillow and pypng, on PNGs written with every row filter and in every kind."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from segeval import read_mask
+import segeval
+from segeval import MaskError, read_mask
 
 
 def _paeth(a: int, b: int, c: int) -> int:
@@ -114,3 +115,210 @@ def test_real_palette_png_equals_npy():
             assert im.mode == "P"
             assert np.array_equal(got, np.asarray(im))
         assert np.array_equal(got, (npy % 256).astype(np.uint8))
+
+
+# ----------------------------------------------------------------------------- issue 12: stored values, limits
+# pypng (an independent pure-Python encoder) writes the variants; the expected values are the arrays given to it.
+
+
+def _pypng(path, a: np.ndarray, **kw) -> None:
+    import png
+
+    h, w = a.shape[:2]
+    rows = a.reshape(h, -1).tolist()
+    with open(path, "wb") as f:
+        png.Writer(w, h, **kw).write(f, rows)
+
+
+@pytest.mark.parametrize("interlace", [False, True])
+@pytest.mark.parametrize("trns", [False, True])
+@pytest.mark.parametrize("depth", [1, 2, 4, 8, 16])
+def test_grey_any_depth_gives_stored_values(tmp_path, depth, trns, interlace):
+    rng = np.random.default_rng(depth)
+    a = rng.integers(0, 2**depth, (13, 19)).astype(np.uint16 if depth == 16 else np.uint8)
+    a[:3] = (2**depth) - 1  # the largest value: Pillow would scale a 2-bit 3 to 255
+    path = tmp_path / "g.png"
+    _pypng(path, a, greyscale=True, bitdepth=depth, interlace=interlace, transparent=1 if trns else None)
+    got = read_mask(path)
+    assert got.shape == a.shape
+    assert np.array_equal(got, a)
+
+
+@pytest.mark.parametrize("interlace", [False, True])
+@pytest.mark.parametrize("depth", [1, 2, 4, 8])
+def test_palette_any_depth_gives_indices(tmp_path, depth, interlace):
+    n = 2**depth
+    rng = np.random.default_rng(depth)
+    a = rng.integers(0, n, (9, 21)).astype(np.uint8)
+    palette = [tuple(int(v) for v in rng.integers(0, 256, 3)) + (128,) for _ in range(n)]  # with tRNS alphas
+    path = tmp_path / "p.png"
+    _pypng(path, a, palette=palette, bitdepth=depth, interlace=interlace)
+    assert np.array_equal(read_mask(path), a)
+
+
+@pytest.mark.parametrize("interlace", [False, True])
+@pytest.mark.parametrize("depth", [8, 16])
+def test_grey_alpha_gives_the_grey_plane(tmp_path, depth, interlace):
+    rng = np.random.default_rng(5)
+    dtype = np.uint16 if depth == 16 else np.uint8
+    grey = rng.integers(0, 2**depth, (7, 11)).astype(dtype)
+    alpha = rng.integers(0, 2**depth, (7, 11)).astype(dtype)
+    path = tmp_path / "ga.png"
+    _pypng(path, np.stack([grey, alpha], -1), greyscale=True, alpha=True, bitdepth=depth, interlace=interlace)
+    got = read_mask(path)
+    assert got.dtype == dtype and got.shape == grey.shape  # not a (7, 11, 4) 8-bit volume
+    assert np.array_equal(got, grey)
+
+
+def test_grey_alpha_16_bit_scores_its_grey_labels(tmp_path):
+    grey = np.array([[0, 1, 2], [2, 1, 0]], np.uint16)
+    path = tmp_path / "ga.png"
+    _pypng(path, np.stack([grey, np.full_like(grey, 65535)], -1), greyscale=True, alpha=True, bitdepth=16)
+    run = segeval.score(path, path, 3)
+    assert run.pixels == 6
+    assert np.array_equal(run.cm[:, :3], np.diag([2, 2, 2]))
+
+
+@pytest.mark.parametrize("interlace", [False, True])
+def test_rgb_and_rgba_8_bit_as_stored(tmp_path, interlace):
+    from segeval.io import read_array
+
+    rng = np.random.default_rng(6)
+    for channels, kw in ((3, {}), (4, {"alpha": True})):
+        a = rng.integers(0, 256, (5, 9, channels)).astype(np.uint8)
+        path = tmp_path / f"c{channels}.png"
+        _pypng(path, a, greyscale=False, bitdepth=8, interlace=interlace, **kw)
+        got, color = read_array(path)
+        assert color and np.array_equal(got, a)
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_16_bit_colour_refused(tmp_path, alpha):
+    a = np.zeros((2, 3, 4 if alpha else 3), np.uint16)
+    path = tmp_path / "c.png"
+    _pypng(path, a, greyscale=False, alpha=alpha, bitdepth=16)
+    with pytest.raises(MaskError, match="16-bit colour PNG"):
+        read_mask(path)
+
+
+def test_two_bit_ground_truth_scored_as_stored(tmp_path):
+    """The issue's reproduction: a 2-bit ground truth against the same labels as .npy."""
+    (tmp_path / "g").mkdir()
+    (tmp_path / "p").mkdir()
+    a = np.array([[0, 1, 2, 3]] * 3, np.uint8)
+    _pypng(tmp_path / "g" / "x.png", a, greyscale=True, bitdepth=2)
+    np.save(tmp_path / "p" / "x.npy", a)
+    run = segeval.score(tmp_path / "p", tmp_path / "g", 4)
+    assert np.array_equal(run.cm[:, :4], np.diag([3, 3, 3, 3]))
+
+
+def _no_inflating(monkeypatch):
+    import segeval.io
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("image data inflated")
+
+    monkeypatch.setattr(segeval.io, "_inflate", refuse)
+
+
+def test_pixel_limit_from_the_header(tmp_path, monkeypatch):
+    path = tmp_path / "m.png"
+    Image.fromarray(np.zeros((10, 11), np.uint8)).save(path)
+    monkeypatch.setenv("SEGEVAL_MAX_PIXELS", "109")
+    _no_inflating(monkeypatch)
+    with pytest.raises(MaskError, match=r"10 x 11 = 110 pixels, more than the limit of 109 per image.*SEGEVAL_MAX_PIX"):
+        read_mask(path)
+    monkeypatch.undo()
+    monkeypatch.setenv("SEGEVAL_MAX_PIXELS", "110")
+    assert read_mask(path).shape == (10, 11)
+
+
+def test_default_pixel_limit_refuses_a_decompression_bomb_header(tmp_path, monkeypatch):
+    """46341 x 46341 (2.1 G pixels) is refused from its header, whatever its image data."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 46341, 46341, 8, 0, 0, 0, 0))
+                     + _chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + _chunk(b"IEND", b""))
+    _no_inflating(monkeypatch)
+    monkeypatch.delenv("SEGEVAL_MAX_PIXELS", raising=False)
+    with pytest.raises(MaskError, match="more than the limit"):
+        read_mask(path)
+
+
+def test_bad_pixel_limit_setting(tmp_path, monkeypatch):
+    path = tmp_path / "m.png"
+    Image.fromarray(np.zeros((2, 2), np.uint8)).save(path)
+    monkeypatch.setenv("SEGEVAL_MAX_PIXELS", "lots")
+    with pytest.raises(segeval.SegevalError, match="^SEGEVAL_MAX_PIXELS must be a whole number") as exc:
+        read_mask(path)
+    assert not isinstance(exc.value, MaskError)  # a setting, not the file, is wrong
+
+
+@pytest.mark.parametrize("label_map", [None, "nonzero"])  # the fused count path, and the general path
+def test_shape_mismatch_reported_from_the_headers(tmp_path, monkeypatch, label_map):
+    (tmp_path / "g").mkdir()
+    (tmp_path / "p").mkdir()
+    Image.fromarray(np.zeros((6, 8), np.uint8)).save(tmp_path / "g" / "x.png")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "p" / "x.png")
+    _no_inflating(monkeypatch)
+    with pytest.raises(MaskError, match=r"has shape \(4, 4\) but its ground truth .* has \(6, 8\)"):
+        segeval.score(tmp_path / "p", tmp_path / "g", 2, label_map=label_map)
+
+
+# ----------------------------------------------------------------------------- the fused decode + count path
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 30), w=st.integers(1, 30), k=st.integers(1, 7), palette=st.booleans(),
+       filters=st.lists(st.lists(st.integers(0, 4), min_size=1, max_size=6), min_size=2, max_size=2),
+       seed=st.integers(0, 2**31))
+def test_fused_count_matches_bincount(tmp_path_factory, h, w, k, palette, filters, seed):
+    from reference import bincount_cm
+
+    from segeval.io import Pair, count_png_pair
+
+    rng = np.random.default_rng(seed)
+    gt = rng.integers(0, k, (h, w)).astype(np.uint8)
+    pred = rng.integers(0, k, (h, w)).astype(np.uint8)
+    gt[: h // 2, : w // 2] = gt[0, 0]  # runs longer than a word, and their edges
+    gt[rng.random((h, w)) < 0.1] = 255
+    pred[rng.random((h, w)) < 0.05] = 255  # a miss
+    d = tmp_path_factory.mktemp("fused")
+    write_png(d / "g.png", gt, filters[0])
+    write_png(d / "p.png", pred, filters[1], palette)
+    got = count_png_pair(Pair("x", d / "g.png", d / "p.png"), k, 255)
+    assert got is not None
+    assert got[1] == h * w
+    assert np.array_equal(got[0], bincount_cm(gt, pred, k, 255))
+
+
+def test_fused_path_errors_as_the_general_path(tmp_path):
+    (tmp_path / "g").mkdir()
+    (tmp_path / "p").mkdir()
+    gt = np.array([[0, 1, 5], [1, 1, 255]], np.uint8)
+    write_png(tmp_path / "g" / "x.png", gt, [4])
+    write_png(tmp_path / "p" / "x.png", np.zeros((2, 3), np.uint8), [1])
+    with pytest.raises(MaskError, match=r"ground truth has labels outside 0..2: 5 \(1 px\)"):
+        segeval.score(tmp_path / "p", tmp_path / "g", 3)
+    data = bytearray((tmp_path / "p" / "x.png").read_bytes())  # filter type 7 in the prediction's first row
+    z = zlib.compress(bytes([7, 0, 0, 0, 1, 0, 0, 0]))
+    start = data.index(b"IDAT") - 4
+    end = start + 12 + struct.unpack(">I", data[start : start + 4])[0]
+    data[start:end] = _chunk(b"IDAT", z)
+    (tmp_path / "p" / "x.png").write_bytes(bytes(data))
+    write_png(tmp_path / "g" / "x.png", np.zeros((2, 3), np.uint8), [4])
+    with pytest.raises(MaskError, match=r"p/x.png.*unknown row filter"):
+        segeval.score(tmp_path / "p", tmp_path / "g", 3)
+
+
+@pytest.mark.parametrize("side", ["gt", "pred"])
+def test_fused_path_label_equal_to_k_is_an_error(tmp_path, side):
+    (tmp_path / "g").mkdir()
+    (tmp_path / "p").mkdir()
+    a, k = np.zeros((4, 20), np.uint8), 3
+    b = a.copy()
+    (a if side == "gt" else b)[1, 2:18] = k  # whole words of label K
+    write_png(tmp_path / "g" / "x.png", a, [2])
+    write_png(tmp_path / "p" / "x.png", b, [4])
+    what = "ground truth" if side == "gt" else "prediction"
+    with pytest.raises(MaskError, match=rf"{what} has labels outside 0..2: 3 \(16 px\)"):
+        segeval.score(tmp_path / "p", tmp_path / "g", k)

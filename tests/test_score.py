@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import tifffile
-from conftest import FIXTURES, shared
+from conftest import FIXTURES, ROOT, shared
 from PIL import Image
 from reference import bincount_cm
 from typer.testing import CliRunner
@@ -278,3 +280,23 @@ def test_fixtures_are_what_their_generator_makes(tmp_path):
     for rel in made:
         assert np.array_equal(np.asarray(Image.open(tmp_path / rel)), np.asarray(Image.open(FIXTURES / rel)))
     assert (tmp_path / "classes.json").read_text() == (FIXTURES / "classes.json").read_text()
+
+
+def test_runs_uncached_where_numba_cannot_cache(tmp_path):
+    """A read-only install and no writable home (no cache directory numba could use): segeval still
+    scores, uncached, and prints nothing alarming (issue 12, item 3)."""
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "segeval", site / "segeval", ignore=shutil.ignore_patterns("__pycache__"))
+    (site / "segeval" / "__pycache__").write_bytes(b"")  # a file: no cache (nor .pyc) can be written there
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env.update(HOME="/dev/null/home", XDG_CACHE_HOME="/dev/null/cache", PYTHONPATH=str(site))
+    code = ("import sys, segeval; from segeval.cli import main; assert segeval.__file__.startswith(sys.argv[1]); "
+            "sys.argv = ['segeval', 'score', *sys.argv[2:]]; main()")
+    classes, out = str(FIXTURES / "classes.json"), tmp_path / "run.json"
+    args = [str(FIXTURES / "pred"), str(FIXTURES / "gt"), "-c", classes, "--json", str(out)]
+    p = subprocess.run([sys.executable, "-c", code, str(site), *args], env=env, cwd=tmp_path, capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == ""
+    expected = segeval.score(FIXTURES / "pred", FIXTURES / "gt", classes=classes)
+    assert np.array_equal(segeval.Run.load(out).cm, expected.cm)
