@@ -614,7 +614,7 @@ def error_map(
 # (segeval.boundary; a section of its own, appended: nothing above depends on it)
 
 
-@numba.njit(nogil=True, cache=True)
+@_jit
 def _dilate_line(src, radius, out):  # pragma: no cover - compiled
     """out[a, j, b] = 1 where some src[a, j', b] is nonzero with |j - j'| <= radius, else 0.
 
@@ -640,7 +640,7 @@ def _dilate_line(src, radius, out):  # pragma: no cover - compiled
     return 0
 
 
-@numba.njit(nogil=True, cache=True)
+@_jit
 def _dilate_rows(src, radius, out):  # pragma: no cover - compiled
     """The last-axis case of _dilate_line: src, out (A, N) uint8, each row dilated by radius."""
     n_a, n = src.shape
@@ -666,6 +666,7 @@ def dilate_square(mask: NDArray[np.bool_], radius: int) -> NDArray[np.bool_]:
     cur = np.ascontiguousarray(mask).view(np.uint8)
     if radius <= 0 or cur.size == 0:
         return cur.view(bool).copy()
+    _prepare()
     shape = cur.shape
     for axis in range(cur.ndim):
         lines = (int(np.prod(shape[:axis])), shape[axis], int(np.prod(shape[axis + 1 :])))
