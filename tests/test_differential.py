@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import png_samples, stored_values  # noqa: E402
@@ -136,6 +138,8 @@ def make_samples(spec: PngSpec, seed: int = 0) -> np.ndarray:
     dtype = np.uint16 if spec.depth == 16 else np.uint8
     a = rng.integers(0, top, (*spec.shape, _PLANES[spec.color])).astype(dtype)
     a.reshape(-1, a.shape[-1])[: min(a.size // a.shape[-1], 2)] = [[0], [top - 1]][: a.size // a.shape[-1]]
+    if spec.color in (2, 6) and spec.depth == 8:  # colour masks: VOC class colours (+ any alpha)
+        a[..., :3] = VOC[rng.integers(0, len(VOC), spec.shape)]
     return a
 
 
@@ -271,6 +275,18 @@ def tiff_variants() -> list[Variant]:
                                     f"{'big' if big else 'classic'}-{'BE' if order == '>' else 'LE'}"
                                     f"{'-pred2' if predictor else ''}")
                             out.append(Variant(name, ".tif", lambda a=a, kw=kw: _tiff_bytes(a, **kw)))
+    from PIL import Image  # a second, independent TIFF encoder
+
+    lab = rng.integers(0, 200, (37, 41)).astype(np.uint8)
+    for mode, arr in (("L", lab), ("I;16", lab.astype(np.uint16) * 300), ("1", lab > 100)):
+        for compression in ("raw", "tiff_lzw", "packbits", "tiff_adobe_deflate"):
+            def pil(arr: np.ndarray = arr, mode: str = mode, compression: str = compression) -> bytes:
+                buf = io.BytesIO()
+                im = Image.fromarray(arr)  # uint16: mode I;16, bool: mode 1
+                im.save(buf, format="TIFF", compression=compression)
+                return buf.getvalue()
+
+            out.append(Variant(f"pillow-{mode}-{compression}", ".tif", pil))
     vol = rng.integers(0, 9, (3, 20, 24)).astype(np.uint16)
     for compression in (None, "lzw", "zlib", "zstd"):
         for order in ("<", ">"):
@@ -362,9 +378,6 @@ def check_file(path: Path, ext: str, data: bytes) -> str:
 
 def _png_case(spec: PngSpec) -> tuple[bytes, np.ndarray]:
     samples = make_samples(spec)
-    if spec.color in (2, 6) and spec.depth == 8:  # colour masks: VOC class colours (+ any alpha)
-        ids = np.random.default_rng(9).integers(0, len(VOC), spec.shape)
-        samples[..., :3] = VOC[ids]
     return encode_png(spec, samples), samples
 
 
@@ -390,6 +403,35 @@ def test_png_variant(tmp_path: Path, spec: PngSpec) -> None:
 def test_tiff_and_npy_variant(tmp_path: Path, variant: Variant) -> None:
     outcome = check_file(tmp_path / f"m{variant.ext}", variant.ext, variant.make())
     assert outcome == "exact" or (outcome == "refused" and variant.may_refuse), outcome
+
+
+_KINDS = sorted({(s.color, s.depth) for s in PNGS})
+
+
+@st.composite
+def png_specs(draw: st.DrawFn) -> PngSpec:
+    """Every option at once, in any combination the grid above leaves out."""
+    color, depth = draw(st.sampled_from(_KINDS))
+    split = draw(st.one_of(st.none(), st.integers(1, 50), st.lists(st.integers(1, 9), min_size=1, max_size=4)
+                           .map(tuple)))
+    return PngSpec(color, depth, shape=(draw(st.integers(1, 19)), draw(st.integers(1, 19))),
+                   filters=draw(st.sampled_from([0, 1, 2, 3, 4, "mixed"])), interlace=draw(st.booleans()),
+                   trns=color in (0, 2, 3) and draw(st.booleans()), level=draw(st.integers(0, 9)),
+                   strategy=draw(st.integers(0, 4)), wbits=draw(st.integers(9, 15)), mem_level=draw(st.integers(1, 9)),
+                   split=split, empty_idat=draw(st.booleans()), ancillary=draw(st.sampled_from(["", "before", "after",
+                                                                                                 "both"])),
+                   palette_size=draw(st.integers(1, 2**depth)) if color == 3 else None)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=png_specs(), seed=st.integers(0, 2**16))
+def test_png_random_combinations(tmp_path: Path, spec: PngSpec, seed: int) -> None:
+    samples = make_samples(spec, seed)
+    data = encode_png(spec, samples, seed)
+    decoded, _, _ = png_samples(data)
+    assert np.array_equal(decoded, samples)
+    outcome = check_file(tmp_path / "m.png", ".png", data)
+    assert outcome == "exact" or (outcome == "refused" and png_may_refuse(spec)), (spec.id(), outcome)
 
 
 def test_the_variants_cover_what_the_formats_allow() -> None:
