@@ -281,9 +281,9 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
             except FileExistsError:  # pragma: no cover - another file has this random name
                 continue
+            if keep is not None:
+                os.fchmod(fd, keep)
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                if keep is not None:
-                    os.fchmod(f.fileno(), keep)
                 f.write(text)
             os.replace(tmp, path)
             return

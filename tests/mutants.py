@@ -101,7 +101,7 @@ MUTANTS = [
            'missing_predictions=list(d.get("missing_predictions", [])),', "missing_predictions=[],", RUN_TESTS),
     Mutant("extra predictions lost on load", "evaluate.py", 'extra_predictions=list(d.get("extra_predictions", [])),',
            "extra_predictions=[],", RUN_TESTS),
-    Mutant("replaced file's mode dropped", "evaluate.py", "os.fchmod(f.fileno(), keep)", "pass", RUN_TESTS),
+    Mutant("replaced file's mode dropped", "evaluate.py", "os.fchmod(fd, keep)", "pass", RUN_TESTS),
     # losses
     Mutant("focal without modulator", "train/losses.py", "loss = -modulator * logpt", "loss = -logpt", LOSS_TESTS),
     Mutant("focal alpha swapped", "train/losses.py", "alpha = (1.0 - float(alpha), float(alpha))",

@@ -69,7 +69,8 @@ def png_samples(data: bytes) -> tuple[np.ndarray, int, int]:
 def stored_values(ext: str, data: bytes) -> np.ndarray:
     """What ``segeval.io.read_array`` must return for a file, by a decoder independent of segeval's readers:
     pypng for PNG (grey, palette index, and grey+alpha as its grey plane: (H, W); RGB(A): (H, W, 3 or 4)),
-    tifffile for TIFF, numpy for NPY/NPZ. Raises whatever that decoder raises on a file it refuses."""
+    tifffile for TIFF (colour samples on the last axis), numpy for NPY/NPZ. Raises whatever that decoder
+    raises on a file it refuses."""
     import io
 
     if ext == ".png":
@@ -79,7 +80,11 @@ def stored_values(ext: str, data: bytes) -> np.ndarray:
         import tifffile
 
         with tifffile.TiffFile(io.BytesIO(data)) as tf:
-            return tf.series[0].asarray()
+            series = tf.series[0]
+            a = series.asarray()
+            if "S" in series.axes:  # colour samples, planar or interleaved: last, as (H, W, 3 or 4)
+                a = np.moveaxis(a, series.axes.index("S"), -1)
+            return a
     if ext == ".npy":
         return np.load(io.BytesIO(data), allow_pickle=False)
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:

@@ -242,6 +242,7 @@ class Variant:
     ext: str
     make: Callable[[], bytes]
     may_refuse: bool = False
+    color: bool = False  # a colour image (class ids through a palette)
 
 
 def _tiff_bytes(a: np.ndarray, **kw: object) -> bytes:
@@ -287,6 +288,17 @@ def tiff_variants() -> list[Variant]:
                 return buf.getvalue()
 
             out.append(Variant(f"pillow-{mode}-{compression}", ".tif", pil))
+    ids = rng.integers(0, len(VOC), (19, 23))
+    for channels in (3, 4):  # colour masks, class ids through the VOC palette
+        rgb = np.dstack([VOC[ids], np.full(ids.shape, 255, np.uint8)])[..., :channels]
+        for compression in (None, "lzw", "zlib", "packbits"):
+            for planar in ("contig", "separate"):
+                kw = {"compression": compression, "photometric": "rgb", "planarconfig": planar}
+                if channels == 4:
+                    kw["extrasamples"] = ["unassalpha"]
+                stored = rgb if planar == "contig" else np.ascontiguousarray(np.moveaxis(rgb, -1, 0))
+                out.append(Variant(f"rgb{channels}-{compression}-{planar}", ".tif",
+                                   lambda a=stored, kw=kw: _tiff_bytes(a, **kw), color=True))
     vol = rng.integers(0, 9, (3, 20, 24)).astype(np.uint16)
     for compression in (None, "lzw", "zlib", "zstd"):
         for order in ("<", ">"):
@@ -344,7 +356,7 @@ def _refused(exc: MaskError, path: Path) -> bool:
     return exc.path == str(path) and "\n" not in exc.message and bool(exc.what)
 
 
-def check_file(path: Path, ext: str, data: bytes) -> str:
+def check_file(path: Path, ext: str, data: bytes, color_expected: bool) -> str:
     """'exact', 'refused' (a one-line MaskError naming the file) or 'wrong: ...' for one file."""
     path.write_bytes(data)
     expected = stored_values(ext, data)
@@ -352,6 +364,8 @@ def check_file(path: Path, ext: str, data: bytes) -> str:
         stored, color = read_array(path)
     except MaskError as exc:
         return "refused" if _refused(exc, path) else f"wrong: bad refusal {exc.message!r}"
+    if color != color_expected:
+        return f"wrong: read as {'a colour image' if color else 'class ids'}"
     if stored.shape != expected.shape or not np.array_equal(stored, expected):
         return f"wrong: read_array gives {stored.dtype} {stored.shape}, the independent decoder {expected.dtype} " \
                f"{expected.shape}, {int((stored != expected).sum()) if stored.shape == expected.shape else '-'} differ"
@@ -395,13 +409,13 @@ def test_png_variant(tmp_path: Path, spec: PngSpec) -> None:
     data, samples = _png_case(spec)
     decoded, color, depth = png_samples(data)  # the encoder, checked by the independent decoder
     assert (color, depth) == (spec.color, spec.depth) and np.array_equal(decoded, samples)
-    outcome = check_file(tmp_path / "m.png", ".png", data)
+    outcome = check_file(tmp_path / "m.png", ".png", data, spec.color in (2, 6))
     assert outcome == "exact" or (outcome == "refused" and png_may_refuse(spec)), outcome
 
 
 @pytest.mark.parametrize("variant", OTHERS, ids=[v.id for v in OTHERS])
 def test_tiff_and_npy_variant(tmp_path: Path, variant: Variant) -> None:
-    outcome = check_file(tmp_path / f"m{variant.ext}", variant.ext, variant.make())
+    outcome = check_file(tmp_path / f"m{variant.ext}", variant.ext, variant.make(), variant.color)
     assert outcome == "exact" or (outcome == "refused" and variant.may_refuse), outcome
 
 
@@ -430,7 +444,7 @@ def test_png_random_combinations(tmp_path: Path, spec: PngSpec, seed: int) -> No
     data = encode_png(spec, samples, seed)
     decoded, _, _ = png_samples(data)
     assert np.array_equal(decoded, samples)
-    outcome = check_file(tmp_path / "m.png", ".png", data)
+    outcome = check_file(tmp_path / "m.png", ".png", data, spec.color in (2, 6))
     assert outcome == "exact" or (outcome == "refused" and png_may_refuse(spec)), (spec.id(), outcome)
 
 
@@ -449,10 +463,10 @@ def count(tmp: Path) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {"exact": [], "refused": [], "wrong": []}
     for spec in PNGS:
         data, _ = _png_case(spec)
-        outcome = check_file(tmp / "m.png", ".png", data)
+        outcome = check_file(tmp / "m.png", ".png", data, spec.color in (2, 6))
         result[outcome.split(":")[0]].append(spec.id() + ("" if ":" not in outcome else outcome[5:]))
     for v in OTHERS:
-        outcome = check_file(tmp / f"m{v.ext}", v.ext, v.make())
+        outcome = check_file(tmp / f"m{v.ext}", v.ext, v.make(), v.color)
         result[outcome.split(":")[0]].append(v.id + ("" if ":" not in outcome else outcome[5:]))
     return result
 

@@ -21,7 +21,8 @@ from segeval import evaluate, score
 from segeval.cli import app
 from segeval.errors import MaskError
 from segeval.evaluate import Run, make_temp_dir, write_atomic
-from segeval.kernels import confusion_matrix
+from segeval.io import read_mask
+from segeval.kernels import accumulate, confusion_matrix
 
 runner = CliRunner()
 
@@ -63,6 +64,22 @@ def test_labels_k_minus_1_and_the_ignore_index_are_counted(shape: tuple[int, int
     assert cm.sum() == (gt != 255).sum()
 
 
+@pytest.mark.parametrize("shape", [(7, 9), (600, 700)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32])
+def test_accumulate_adds_to_the_counts_it_is_given(shape: tuple[int, int], dtype: type) -> None:
+    """accumulate adds, never overwrites: summing images one by one gives the matrix of them all."""
+    k = 4
+    rng = np.random.default_rng(3)
+    pairs = [(rng.integers(0, k, shape).astype(dtype), rng.integers(0, k, shape).astype(dtype)) for _ in range(3)]
+    out = np.zeros((k, k + 1), np.int64)
+    out[1, 2] = 7  # counts already there stay
+    for gt, pred in pairs:
+        accumulate(gt, pred, k, 255, out)
+    expect = sum(bincount_cm(g, p, k, 255) for g, p in pairs)
+    expect[1, 2] += 7
+    np.testing.assert_array_equal(out, expect)
+
+
 # ----------------------------------------------------------------------------- --min-miou at equality
 
 
@@ -88,6 +105,13 @@ def test_min_miou_gate_passes_at_exact_equality(tmp_path: Path, gate: str, code:
     assert r.exit_code == code, r.output
 
 
+@pytest.mark.parametrize(("gate", "code"), [("0.75", 0), ("0.7499999", 1), ("0.7500001", 0), ("0", 1)])
+def test_max_drop_gate_passes_at_exact_equality(tmp_path: Path, gate: str, code: int) -> None:
+    base, new = _runs(tmp_path)  # the drop is exactly 1 - 0.25 = 0.75
+    r = runner.invoke(app, ["compare", str(base), str(new), "--max-drop", gate])
+    assert r.exit_code == code, r.output
+
+
 def test_min_miou_gate_result_at_equality(tmp_path: Path) -> None:
     from segeval.compare import check_gates, compare_runs
 
@@ -97,6 +121,25 @@ def test_min_miou_gate_result_at_equality(tmp_path: Path) -> None:
     assert gate.passed and gate.value == 0.25
     (gate,) = check_gates(cmp, min_miou=np.nextafter(0.25, 1))
     assert not gate.passed
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize("ext", [".npy", ".tif"])
+def test_a_volume_of_one_slice_is_an_image(tmp_path: Path, ext: str) -> None:
+    """(1, H, W) and (H, W, 1) files read as (H, W), so they pair with an (H, W) PNG."""
+    import tifffile
+
+    lab = np.random.default_rng(4).integers(0, 3, (5, 6)).astype(np.uint8)
+    for i, a in enumerate((lab[None], lab[:, :, None])):
+        path = tmp_path / f"p{i}{ext}"
+        if ext == ".npy":
+            np.save(path, a)
+        else:
+            tifffile.imwrite(path, a, photometric="minisblack")
+        got = read_mask(path)
+        assert got.shape == (5, 6) and np.array_equal(got, lab), (i, got.shape)
 
 
 # ----------------------------------------------------------------------------- the skipped list
@@ -218,7 +261,7 @@ class Interrupt(KeyboardInterrupt):
     pass
 
 
-_STEPS = [(step, existing) for step in ("os.open", "os.fdopen", "os.fchmod", "write", "os.replace")
+_STEPS = [(step, existing) for step in ("os.open", "os.fchmod", "os.fdopen", "write", "os.replace")
           for existing in (False, True) if step != "os.fchmod" or existing]  # the mode is copied from a file replaced
 
 
