@@ -173,6 +173,20 @@ def test_skipped_list_survives_the_run_file(tmp_path: Path) -> None:
     assert Run.from_dict(loaded.to_dict()).skipped == run.skipped
 
 
+def test_run_file_keeps_missing_and_extra_predictions(tmp_path: Path) -> None:
+    good = np.array([[0, 1], [1, 0]], np.uint8)
+    for name in ("a", "b"):
+        _save(tmp_path / "gt" / f"{name}.png", good)
+    _save(tmp_path / "pred" / "a.png", good)
+    _save(tmp_path / "pred" / "x.png", good)  # no ground truth: an extra prediction
+    run = score(tmp_path / "pred", tmp_path / "gt", 2, allow_missing=True)
+    assert run.missing_predictions == ["b"] and run.extra_predictions == ["x"]
+    run.save(tmp_path / "run.json")
+    loaded = Run.load(tmp_path / "run.json")
+    assert loaded.missing_predictions == ["b"] and loaded.extra_predictions == ["x"]
+    assert loaded.to_dict() == run.to_dict()
+
+
 # ----------------------------------------------------------------------------- file modes and the umask
 
 

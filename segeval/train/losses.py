@@ -9,7 +9,8 @@ Conventions shared by every loss (importable as ``segeval.losses``):
   over both classes, as ``segeval score`` averages IoU over both. ``lovasz`` is the Lovász hinge
   (foreground only) for C = 1, as in Berman et al.
 - ``target`` has shape (N, H, W), integer class ids ``0 .. C-1`` (0 or 1 when C = 1); pixels equal
-  to ``ignore_index`` (255 by default) are left out: they change neither a loss nor any gradient.
+  to ``ignore_index`` (255 by default) are left out: they change neither a loss nor any gradient,
+  whatever their logits hold (inf and NaN included).
   A batch (or an image, with ``per_image=True``) without valid pixels counts for nothing; a batch
   without any gives a loss of 0.
 - Which classes count in the IoU, Dice and Lovász means (``classes=``): ``"present"`` (default)
