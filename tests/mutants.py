@@ -6,7 +6,7 @@ then runs the tests that should catch it (``pytest -x -q``). A mutant whose test
 text is not found (the code moved on) is reported as skipped, not counted.
 
 Run from the project root: ``python tests/mutants.py`` (``-k TEXT`` runs the mutants whose name
-contains TEXT; ``--list`` prints them). Not collected by pytest (its name has no ``test_`` prefix).
+contains TEXT, repeatable; ``--list`` prints them). Not collected by pytest (its name has no ``test_`` prefix).
 """
 
 from __future__ import annotations
@@ -159,11 +159,11 @@ def _run(mutant: Mutant, work: Path, python: str, timeout: int, deselect: list[s
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-k", default="", help="run only mutants whose name contains this")
+    ap.add_argument("-k", action="append", default=[], help="run only mutants whose name contains this (repeatable)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per mutant")
     args = ap.parse_args()
-    chosen = [m for m in MUTANTS if args.k.lower() in m.name.lower()]
+    chosen = [m for m in MUTANTS if not args.k or any(k.lower() in m.name.lower() for k in args.k)]
     if args.list:
         for m in chosen:
             print(f"{m.name:38s} {m.file:18s} {m.old!r} -> {m.new!r}")

@@ -626,3 +626,20 @@ def test_focal_gamma_half_issue_case():
     L.focal(x, torch.zeros(1, 1, 1, dtype=torch.long), gamma=0.5).backward()
     assert torch.isfinite(x.grad).all()
     assert x.grad.abs().max() < 1e-6  # the exact gradient is about 1.5 * (e^-17)^1.5, below 1e-11
+
+
+@pytest.mark.parametrize("name", ["soft_iou", "log_iou", "dice", "lovasz"])
+@pytest.mark.parametrize("c", [1, 3])
+def test_an_image_without_valid_pixels_counts_for_nothing_per_image(name, c):
+    """With per_image=True the mean is over the images that have valid pixels: appending an all-ignored
+    image changes neither the loss nor the gradient of the others."""
+    x, t = make(n=3, c=c, seed=23)
+    loss = L.get(name, per_image=True)
+    alone = loss(x[:2], t[:2])
+    t_more = t.clone()
+    t_more[2] = IGNORE
+    assert loss(x, t_more).item() == pytest.approx(alone.item(), rel=1e-12)
+    (g_alone,) = torch.autograd.grad(alone, x)
+    (g_more,) = torch.autograd.grad(loss(x, t_more), x)
+    torch.testing.assert_close(g_more[:2], g_alone[:2], rtol=1e-12, atol=1e-15)
+    assert (g_more[2] == 0).all()
