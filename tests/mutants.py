@@ -35,7 +35,8 @@ class Mutant:
 
 KERNEL_TESTS = ("tests/test_kernels.py", "tests/test_pinned.py", "tests/test_score.py")
 PNG_TESTS = ("tests/test_differential.py", "tests/test_png.py", "tests/test_formats.py")
-DECODE_TESTS = ("tests/test_differential.py", "tests/test_formats.py", "tests/test_bad_input.py")
+DECODE_TESTS = ("tests/test_differential.py", "tests/test_formats.py", "tests/test_bad_input.py",
+                "tests/test_pinned.py")
 METRIC_TESTS = ("tests/test_metrics.py", "tests/test_score.py")
 COMPARE_TESTS = ("tests/test_compare.py", "tests/test_pinned.py")
 RUN_TESTS = ("tests/test_score.py", "tests/test_compare.py", "tests/test_pinned.py", "tests/test_bad_input.py")
