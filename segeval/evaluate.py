@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -381,16 +381,50 @@ class Run:
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
     """Write text to ``path`` through a temporary file in the same directory and a rename, so
-    that an interrupted write leaves any previous file whole."""
+    that an interrupted write leaves any previous file whole.
+
+    The file gets the mode a plain ``open`` would give it (0o666 less the umask), or the mode of
+    the file it replaces. The temporary file's name is chosen before it is created, inside the
+    block that removes it, so no signal (Ctrl-C) can leave it behind.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        keep: int | None = os.stat(path).st_mode & 0o777
+    except OSError:
+        keep = None
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            except FileExistsError:  # pragma: no cover - another file has this random name
+                continue
+            if keep is not None:
+                os.fchmod(fd, keep)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+            os.replace(tmp, path)
+            return
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """A new, empty directory in ``parent`` with the mode ``mkdir`` gives (0o777 less the umask),
+    unlike ``tempfile.mkdtemp``'s 0o700; the caller renames it into place or removes it."""
+    while True:
+        tmp = Path(parent, f"{prefix}{secrets.token_hex(8)}")
+        try:
+            try:
+                os.mkdir(tmp, 0o777)
+            except FileExistsError:  # pragma: no cover - another directory has this random name
+                continue
+            return tmp
+        except BaseException:
+            if tmp.is_dir():
+                tmp.rmdir()
+            raise
 
 
 # ----------------------------------------------------------------------------- scoring

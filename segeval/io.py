@@ -721,6 +721,9 @@ def _read_tiff(path: Path, data: bytes) -> tuple[NDArray, bool]:
         _check_size(path, nbytes)
         a = s.asarray()
         photometric = getattr(tf.pages[0], "photometric", None)
+        axes = s.axes
+    if photometric == tifffile.PHOTOMETRIC.RGB and "S" in axes and axes[-1] != "S":
+        a = np.moveaxis(a, axes.index("S"), -1)  # planar (separate) RGB: samples last, as interleaved
     color = (photometric == tifffile.PHOTOMETRIC.RGB and a.dtype == np.uint8 and a.ndim >= 3
              and a.shape[-1] in (3, 4))
     return a, bool(color)

@@ -122,3 +122,51 @@ def surface_ref_metrics(gt, pred, k, ignore, spacing=None, t=1.0) -> np.ndarray:
         out[1, c] = (d_gp.mean() + d_pg.mean()) / 2
         out[2, c] = ((d_gp <= t).sum() + (d_pg <= t).sum()) / (len(sg) + len(sp))
     return out
+# ----------------------------------------------------------------------------- independent decoders
+
+
+def png_samples(data: bytes) -> tuple[np.ndarray, int, int]:
+    """The samples a PNG stores, as pypng decodes them: (H, W, planes), its colour type and bit depth.
+
+    pypng is a pure-Python decoder that shares no code with segeval (or Pillow): palette images give
+    their indices, 1/2/4-bit samples their stored values (no scaling), tRNS adds no plane.
+    """
+    import png
+
+    width, height, rows, info = png.Reader(bytes=data).read()
+    dtype = np.uint16 if info["bitdepth"] > 8 else np.uint8
+    planes = info["planes"]
+    a = np.array([np.asarray(r, dtype) for r in rows], dtype).reshape(height, width, planes)
+    if "palette" in info:
+        color = 3
+    elif info["greyscale"]:
+        color = 4 if info["alpha"] else 0
+    else:
+        color = 6 if info["alpha"] else 2
+    return a, color, info["bitdepth"]
+
+
+def stored_values(ext: str, data: bytes) -> np.ndarray:
+    """What ``segeval.io.read_array`` must return for a file, by a decoder independent of segeval's readers:
+    pypng for PNG (grey, palette index, and grey+alpha as its grey plane: (H, W); RGB(A): (H, W, 3 or 4)),
+    tifffile for TIFF (colour samples on the last axis), numpy for NPY/NPZ. Raises whatever that decoder
+    raises on a file it refuses."""
+    import io
+
+    if ext == ".png":
+        a, color, _ = png_samples(data)
+        return a[:, :, 0] if color in (0, 3, 4) else a
+    if ext in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(io.BytesIO(data)) as tf:
+            series = tf.series[0]
+            a = series.asarray()
+            if "S" in series.axes:  # colour samples, planar or interleaved: last, as (H, W, 3 or 4)
+                a = np.moveaxis(a, series.axes.index("S"), -1)
+            return a
+    if ext == ".npy":
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        (name,) = npz.files
+        return np.asarray(npz[name])

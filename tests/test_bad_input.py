@@ -1,6 +1,7 @@
 """Bad input never costs a result: each case exits 2 with one line on stderr naming the file, and
 leaves earlier output files byte-identical. ``--skip-bad`` scores the rest. A fuzz test feeds
-random and mutated bytes to ``read_mask``: a clear MaskError or a valid array, nothing else."""
+random and mutated bytes to ``read_mask``: a clear MaskError or a valid array, nothing else, and
+that array what an independent decoder reads wherever it accepts the file."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import tifffile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from reference import stored_values
 from typer.testing import CliRunner
 
 from segeval import evaluate, read_mask, score
@@ -31,6 +33,7 @@ from segeval.classes import PRESETS
 from segeval.cli import app
 from segeval.decode import Decoding, Palette
 from segeval.errors import MaskError, SegevalError
+from segeval.io import read_array
 
 K = 3
 GOOD = np.random.default_rng(0).integers(0, K, (20, 30)).astype(np.uint8)
@@ -495,6 +498,16 @@ def _read_or_clear_error(tmp: Path, ext: str, data: bytes, decoding: Decoding | 
             return
     assert isinstance(a, np.ndarray) and a.dtype.kind in "iu" and a.dtype.isnative
     assert a.ndim in (2, 3) and a.size > 0
+    # Read: then it must hold what an independent decoder (pypng, tifffile, numpy) finds, wherever that
+    # decoder accepts the file too (pypng checks the CRCs that segeval skips, so it refuses more).
+    try:
+        expected = stored_values(ext, data)
+    except Exception:
+        return
+    stored, _ = read_array(path)
+    assert stored.shape == expected.shape and np.array_equal(stored, expected), (
+        f"{ext}: read as {stored.dtype} {stored.shape}, the independent decoder gives {expected.dtype} "
+        f"{expected.shape}")
 
 
 _FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

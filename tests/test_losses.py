@@ -500,3 +500,146 @@ def test_an_open_range_from_epoch_0_is_one_phase():
 def test_get_refuses_a_schedule():
     with pytest.raises(SegevalError, match="schedule"):
         L.get("ce@0-3,lovasz@3-")
+
+
+# ----------------------------------------------------------------------------- saturated and non-finite logits
+
+
+def _every_option() -> list[tuple[str, dict, int]]:
+    """(name, options, C) for every loss of the registry and every option it has."""
+    out: list[tuple[str, dict, int]] = []
+    for c in (1, 3):
+        k = max(c, 2)
+        weights = [0.5, 2.0] if c == 1 else [0.5, 2.0, 1.0]
+        out += [("ce", {}, c), ("ce", {"weight": weights}, c)]
+        for gamma in (0.0, 0.25, 0.5, 1.0, 2.0, 5.0):
+            out.append(("focal", {"gamma": gamma}, c))
+        out.append(("focal", {"gamma": 0.5, "alpha": [0.2, 0.3, 0.5][:k]}, c))
+        if k == 2:
+            out.append(("focal", {"gamma": 0.3, "alpha": 0.25}, c))
+        for kind in ("soft_iou", "log_iou", "dice"):
+            for per_image in (False, True):
+                for classes in ("present", "all", [1]):
+                    for smooth in (0.0, 1.0):
+                        out.append((kind, {"per_image": per_image, "classes": classes, "smooth": smooth}, c))
+        for per_image in (False, True):
+            for classes in ("present", "all", [1]):
+                out.append(("lovasz", {"per_image": per_image, "classes": classes}, c))
+        out += [("boundary_ce", {"radius": 0}, c), ("boundary_ce", {"radius": 2, "boundary_weight": 0.0}, c),
+                ("boundary_ce", {"radius": 1, "weight": weights}, c)]
+        for base in ("ce", "focal(gamma=0.5)", "dice", None):
+            out.append(("uncertainty", {"base": base, "factor": 2.0, "passes": 2}, c))
+        out.append(("uncertainty", {"background": 1, "passes": 3}, c))
+    out += [("bce", {}, 1), ("bce", {"weight": [0.3, 0.7]}, 1)]
+    return out
+
+
+EVERY = _every_option()
+
+
+def _call(loss, x, t):
+    if loss.needs_mc:
+        g = torch.Generator().manual_seed(5)
+        return loss(x, t, mc=lambda: x + torch.randn(x.shape, generator=g, dtype=x.dtype))
+    return loss(x, t)
+
+
+def test_every_loss_has_saturation_cases():
+    assert {name for name, _, _ in EVERY} == set(L.names())
+
+
+def _saturated(c: int, margin: float, dtype: torch.dtype, right: bool):
+    """Logits whose softmax rounds to one-hot: the target class (or a wrong one) ahead by ``margin``."""
+    x, t = make(c=c, seed=21, ignore_frac=0.25)
+    k = max(c, 2)
+    t_safe = torch.where(t == IGNORE, 0, t)
+    pick = t_safe if right else (t_safe + 1) % k
+    if c == 1:
+        z = torch.where(pick == 1, margin, -margin)[:, None]
+    else:
+        z = F.one_hot(pick, k).permute(0, 3, 1, 2).to(torch.float64) * margin
+    return z.to(dtype).requires_grad_(), t
+
+
+@pytest.mark.parametrize(("name", "opts", "c"), EVERY, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(EVERY)])
+def test_saturated_logits_give_finite_losses_and_gradients(name, opts, c):
+    loss = L.get(name, **opts)
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        for margin in (17.0, 40.0, 1e4, 1e30):
+            for right in (True, False):
+                x, t = _saturated(c, margin, dtype, right)
+                value = _call(loss, x, t)
+                value.backward()
+                what = f"{dtype} margin {margin} {'right' if right else 'wrong'}"
+                assert torch.isfinite(value), what
+                assert torch.isfinite(x.grad).all(), what
+
+
+@pytest.mark.parametrize(("name", "opts", "c"), EVERY, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(EVERY)])
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_inf_and_nan_at_ignored_pixels_change_nothing(name, opts, c, bad):
+    """An ignored pixel's logits may hold anything (padding); the loss and the other gradients are as if
+    they were finite, and the ignored pixels get a gradient of exactly 0."""
+    x, t = make(c=c, seed=22, ignore_frac=0.3)
+    ignored = (t == IGNORE)[:, None].expand_as(x)
+    assert ignored.any() and not ignored.all()
+    loss = L.get(name, **opts)
+    clean = x.detach().clone().requires_grad_()
+    expect = _call(loss, clean, t)
+    expect.backward()
+    dirty = torch.where(ignored, torch.full_like(x, bad), x.detach()).requires_grad_()
+    value = _call(loss, dirty, t)
+    value.backward()
+    assert torch.isfinite(value) and value.item() == pytest.approx(expect.item(), rel=1e-12, abs=1e-15)
+    assert torch.isfinite(dirty.grad).all() and (dirty.grad[ignored] == 0).all()
+    torch.testing.assert_close(dirty.grad, clean.grad, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("gamma", [0.1, 0.5, 0.9, 1.0, 2.0])
+@pytest.mark.parametrize("c", [1, 2, 3])
+def test_focal_near_p_t_1_matches_float64(gamma, c):
+    """Where float32 rounds p_t to 1 (margin 17..30), focal's value and gradient are those of the float64
+    computation (which does not round there), not NaN; the issue's one-pixel case among them."""
+    for margin in (17.0, 20.0, 30.0):
+        z64 = torch.zeros(1, c, 1, 1, dtype=torch.float64)
+        if c == 1:
+            z64[0, 0] = -margin  # target 0: p_t = 1 - sigmoid(z)
+        else:
+            z64[0, 0] = margin
+        z64.requires_grad_()
+        t = torch.zeros(1, 1, 1, dtype=torch.long)
+        v64 = L.focal(z64, t, gamma=gamma)
+        v64.backward()
+        z32 = z64.detach().float().requires_grad_()
+        v32 = L.focal(z32, t, gamma=gamma)
+        v32.backward()
+        assert torch.isfinite(z32.grad).all(), (gamma, c, margin)
+        # float32's log p_t rounds to 0 here: value and gradient agree to float32's resolution, not NaN
+        torch.testing.assert_close(v32.double(), v64, rtol=1e-3, atol=1e-6)
+        torch.testing.assert_close(z32.grad.double(), z64.grad, rtol=1e-3, atol=1e-6)
+
+
+def test_focal_gamma_half_issue_case():
+    x = torch.zeros(1, 2, 1, 1)
+    x[0, 0] = 17.0
+    x.requires_grad_()
+    L.focal(x, torch.zeros(1, 1, 1, dtype=torch.long), gamma=0.5).backward()
+    assert torch.isfinite(x.grad).all()
+    assert x.grad.abs().max() < 1e-6  # the exact gradient is about 1.5 * (e^-17)^1.5, below 1e-11
+
+
+@pytest.mark.parametrize("name", ["soft_iou", "log_iou", "dice", "lovasz"])
+@pytest.mark.parametrize("c", [1, 3])
+def test_an_image_without_valid_pixels_counts_for_nothing_per_image(name, c):
+    """With per_image=True the mean is over the images that have valid pixels: appending an all-ignored
+    image changes neither the loss nor the gradient of the others."""
+    x, t = make(n=3, c=c, seed=23)
+    loss = L.get(name, per_image=True)
+    alone = loss(x[:2], t[:2])
+    t_more = t.clone()
+    t_more[2] = IGNORE
+    assert loss(x, t_more).item() == pytest.approx(alone.item(), rel=1e-12)
+    (g_alone,) = torch.autograd.grad(alone, x)
+    (g_more,) = torch.autograd.grad(loss(x, t_more), x)
+    torch.testing.assert_close(g_more[:2], g_alone[:2], rtol=1e-12, atol=1e-15)
+    assert (g_more[2] == 0).all()

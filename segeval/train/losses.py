@@ -9,7 +9,8 @@ Conventions shared by every loss (importable as ``segeval.losses``):
   over both classes, as ``segeval score`` averages IoU over both. ``lovasz`` is the Lovász hinge
   (foreground only) for C = 1, as in Berman et al.
 - ``target`` has shape (N, H, W), integer class ids ``0 .. C-1`` (0 or 1 when C = 1); pixels equal
-  to ``ignore_index`` (255 by default) are left out: they change neither a loss nor any gradient.
+  to ``ignore_index`` (255 by default) are left out: they change neither a loss nor any gradient,
+  whatever their logits hold (inf and NaN included).
   A batch (or an image, with ``per_image=True``) without valid pixels counts for nothing; a batch
   without any gives a loss of 0.
 - Which classes count in the IoU, Dice and Lovász means (``classes=``): ``"present"`` (default)
@@ -79,6 +80,10 @@ def _check(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, T
     safe = torch.where(valid, target, torch.zeros_like(target)).long()
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
+    # Ignored pixels get logit 0 before any arithmetic: an inf or NaN there (padding, a masked-out
+    # region) would otherwise turn 0 * inf into NaN in the loss or its gradient. torch.where passes
+    # no gradient to the entries it drops, so ignored pixels still get exactly 0.
+    logits = torch.where(valid[:, None], logits, torch.zeros((), dtype=logits.dtype, device=logits.device))
     return logits, safe, valid
 
 
@@ -183,8 +188,17 @@ def focal(logits: Tensor, target: Tensor, *, alpha: float | Sequence[float] | No
         raise ValueError(f"focal gamma must be >= 0, got {gamma}")
     logits, t, valid = _check(logits, target, ignore_index)
     k = max(logits.shape[1], 2)
-    logpt = -_nll(logits, t)
-    modulator = (-torch.expm1(logpt)).clamp_min(0) ** gamma  # (1 - p_t), exact near p_t = 1
+    z = _two_class(logits)
+    logpt = F.log_softmax(z, 1).gather(1, t[:, None]).squeeze(1)
+    if gamma == 0:
+        modulator = torch.ones_like(logpt)
+    else:
+        # (1 - p_t)^gamma as exp(gamma * log(1 - p_t)), log(1 - p_t) = logsumexp of the other classes'
+        # logits - logsumexp of all: exact where p_t rounds to 1 (a float32 margin of ~17), where
+        # (1 - p_t) ** gamma with 0 < gamma < 1 has an infinite derivative and 0 * inf gives NaN.
+        target_class = F.one_hot(t, k).permute(0, 3, 1, 2).bool()
+        log_q = torch.logsumexp(z.masked_fill(target_class, -math.inf), 1) - torch.logsumexp(z, 1)
+        modulator = torch.exp(gamma * log_q.clamp_max(0))
     loss = -modulator * logpt
     if alpha is not None:
         if isinstance(alpha, (int, float)):
@@ -407,6 +421,8 @@ def uncertainty(logits: Tensor, target: Tensor, mc_logits: Tensor, *,
         raise ValueError(f"background class {background} is not in 0..{k - 1}")
     if mc_logits.dtype in (torch.float16, torch.bfloat16):
         mc_logits = mc_logits.float()
+    mc_logits = torch.where(valid[None, :, None], mc_logits, torch.zeros((), dtype=mc_logits.dtype,
+                                                                          device=mc_logits.device))
     q = F.softmax(_two_class(mc_logits.flatten(0, 1)), 1).unflatten(0, mc_logits.shape[:2])  # (T, N, K, H, W)
     variance = q.var(0, unbiased=False).mean(1)
     p_bg = F.softmax(_two_class(logits), 1)[:, background].detach()
