@@ -266,6 +266,9 @@ def test_train_run_files_follow_the_umask(tmp_path: Path) -> None:
         (res,) = train(config(data, tmp_path / "out", losses=["ce"], epochs=1))
     for name in ("run.json", "model.pt"):
         assert _mode(res.out / name) == 0o644, name
+    for folder in ("pred", "gt"):  # swapped in from temporary directories
+        d = res.out / folder if folder == "pred" else tmp_path / "out" / folder
+        assert d.is_dir() and _mode(d) == 0o755, folder
 
 
 # ----------------------------------------------------------------------------- a signal at every step

@@ -15,7 +15,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - torch is the [train] extra
 from .. import metrics
 from ..classes import ClassSet
 from ..errors import SegevalError
-from ..evaluate import Run, score_pairs
+from ..evaluate import Run, make_temp_dir, score_pairs
 from ..io import pair_masks
 from ..kernels import confusion_matrix
 from . import data as D
@@ -329,8 +328,9 @@ def _write_png(path: Path, mask: NDArray) -> None:
 
 def _write_dir(target: Path, names: list[str], masks: list[NDArray]) -> None:
     """Write masks as NAME.png into a temporary directory beside ``target``, then swap it in."""
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    tmp: Path | None = None
     try:
+        tmp = make_temp_dir(target.parent, f".{target.name}.")  # the umask's mode, not mkdtemp's 0o700
         for name, m in zip(names, masks, strict=True):
             _write_png(tmp / f"{name}.png", m)
         old = None
@@ -342,7 +342,8 @@ def _write_dir(target: Path, names: list[str], masks: list[NDArray]) -> None:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -366,8 +367,12 @@ def _write_outputs(cfg: TrainConfig, prep: Prepared, spec: str, out: Path, model
     run = score_pairs(pairs, prep.classes, ignore_index=cfg.ignore_index, workers=1, settings=settings)
     run.save(out / "run.json")
     tmp = out / ".model.pt.tmp"
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, out / "model.pt")
+    try:
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, out / "model.pt")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return run
 
 
