@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 import math
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from .evaluate import Run, write_atomic
+
+if TYPE_CHECKING:  # pragma: no cover - pandas loads only for the CSV files (--csv, --per-image)
+    import pandas as pd
 
 __all__ = ["class_frame", "image_frame", "score_table", "write_csv"]
 
@@ -29,6 +32,8 @@ def _fmt(x: float, digits: int = 4) -> str:
 
 def class_frame(run: Run) -> pd.DataFrame:
     """One row per class: id, name, IoU, Dice, precision, recall, GT share, counts, baseline IoU."""
+    import pandas as pd
+
     return pd.DataFrame({
         "id": np.arange(run.n_classes),
         "name": list(run.classes.names),
@@ -46,6 +51,8 @@ def class_frame(run: Run) -> pd.DataFrame:
 
 def image_frame(run: Run) -> pd.DataFrame:
     """One row per image: name, mIoU and each class's IoU, worst image first (NaN last)."""
+    import pandas as pd
+
     df = pd.DataFrame(run.image_iou, columns=[f"iou_{n}" for n in run.classes.names])
     df.insert(0, "miou", run.image_miou)
     df.insert(0, "name", run.image_names)
