@@ -79,7 +79,12 @@ def run_process(argv: Sequence[str], env: dict[str, str]) -> tuple[float, float,
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(p.pid, 0)
+        try:
+            _, status, usage = os.wait4(p.pid, 0)
+        except BaseException:  # Ctrl-C: leave no child running
+            p.kill()
+            p.wait()
+            raise
         seconds = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -186,29 +191,37 @@ def _png_idat(data: bytes) -> tuple[int, int, bytes]:
 def _make_unfilter() -> Callable[..., int]:
     import numba
 
-    @numba.njit(nogil=True, cache=True)
-    def unfilter(raw, h, w, out):  # pragma: no cover - compiled; 1 byte per pixel
+    @numba.njit(nogil=True, cache=True, boundscheck=False)
+    def unfilter(raw, h, w, out):  # pragma: no cover - compiled; 1 byte per pixel, one loop per filter type
         for y in range(h):
-            f = raw[y * (w + 1)]
-            s = y * (w + 1) + 1
-            for x in range(w):
-                a = np.int64(out[y, x - 1]) if x > 0 else 0
-                b = np.int64(out[y - 1, x]) if y > 0 else 0
-                v = np.int64(raw[s + x])
-                if f == 1:
-                    v += a
-                elif f == 2:
-                    v += b
-                elif f == 3:
-                    v += (a + b) // 2
-                elif f == 4:
-                    c = np.int64(out[y - 1, x - 1]) if x > 0 and y > 0 else 0
+            f, s, row = raw[y * (w + 1)], y * (w + 1) + 1, out[y]
+            prev = out[y - 1] if y > 0 else np.zeros(0, np.uint8)
+            if f == 0 or (f == 2 and y == 0):
+                row[:] = raw[s:s + w]
+            elif f == 1 or (f == 4 and y == 0):  # Paeth on the first row is Sub
+                left = 0
+                for x in range(w):
+                    left = (raw[s + x] + left) & 255
+                    row[x] = left
+            elif f == 2:
+                for x in range(w):
+                    row[x] = (raw[s + x] + prev[x]) & 255
+            elif f == 3:
+                left = 0
+                for x in range(w):
+                    left = (raw[s + x] + ((left + (prev[x] if y > 0 else 0)) >> 1)) & 255
+                    row[x] = left
+            elif f == 4:
+                a = c = 0
+                for x in range(w):
+                    b = np.int64(prev[x])
                     p = a + b - c
                     pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                    v += a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-                elif f != 0:
-                    return -1
-                out[y, x] = v & 255
+                    a = (raw[s + x] + (a if pa <= pb and pa <= pc else (b if pb <= pc else c))) & 255
+                    row[x] = a
+                    c = b
+            else:
+                return -1
         return 0
 
     return unfilter  # type: ignore[no-any-return]
