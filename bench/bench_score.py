@@ -75,24 +75,29 @@ class Command:
 
 
 def run_process(argv: Sequence[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run argv to exit; (wall seconds, peak RSS in MB of the process, its stdout)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=ROOT)
+    """Run argv to exit; (wall seconds, peak RSS in MB of the process, its stdout).
+
+    The time and peak come from a small launcher (``_run_child.py``): from its start of the command to
+    the command's exit, and the command's own ``ru_maxrss`` (``os.wait4``), which Linux would otherwise
+    inflate with this large process's resident size.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".txt") as result:
+        p = subprocess.Popen([sys.executable, "-I", "-S", str(HERE / "_run_child.py"), result.name, *argv],
+                             stdout=out, stderr=err, env=env, cwd=ROOT)
         try:
-            _, status, usage = os.wait4(p.pid, 0)
+            p.wait()
         except BaseException:  # Ctrl-C: leave no child running
             p.kill()
             p.wait()
             raise
-        seconds = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
+        seconds, kib, code = result.read().split()
         out.seek(0)
         err.seek(0)
         text = out.read().decode()
-        if p.returncode != 0:
-            sys.exit(f"bench: {' '.join(argv)} exited {p.returncode}:\n{text}\n{err.read().decode()}")
-    return seconds, usage.ru_maxrss / 1024, text  # ru_maxrss: KiB on Linux
+        if p.returncode != 0 or code != "0":
+            sys.exit(f"bench: {' '.join(argv)} exited {code}:\n{text}\n{err.read().decode()}")
+    return float(seconds), int(kib) / 1024, text  # ru_maxrss: KiB on Linux
 
 
 def segeval_argv() -> list[str]:
@@ -114,7 +119,7 @@ def table_miou(stdout: str) -> float:
 
 
 def time_set(label: str, pred: Path, gt: Path, k: int, peers: Sequence[str], repeat: int, env: dict[str, str],
-             cold: bool, tmp: Path) -> dict[str, Command]:
+             cold: bool, tmp: Path, extra: Callable[[], str] | None = None) -> dict[str, Command]:
     """Time segeval (warm, and cold when asked) and the peer scripts in turn, repeat rounds."""
     args = [str(pred), str(gt), "-k", str(k)]
     _, _, ref_out = run_process([sys.executable, str(HERE / "peer_bincount.py"), *args[:2], str(k)], env)
@@ -151,7 +156,8 @@ def time_set(label: str, pred: Path, gt: Path, k: int, peers: Sequence[str], rep
                 c.check(out)
             c.seconds.append(s)
             c.peak_mb.append(mb)
-        log(f"  {label}: round {r + 1}/{repeat}: " + ", ".join(f"{c.key} {c.seconds[-1]:.2f} s" for c in cmds))
+        done = [f"{c.key} {c.seconds[-1]:.2f} s" for c in cmds] + ([extra()] if extra is not None else [])
+        log(f"  {label}: round {r + 1}/{repeat}: " + ", ".join(done))
     return {c.key: c for c in cmds}
 
 
@@ -227,51 +233,61 @@ def _make_unfilter() -> Callable[..., int]:
     return unfilter  # type: ignore[no-any-return]
 
 
-def physical_limit(gt_files: list[Path], pred_files: list[Path], k: int, threads: int,
-                   repeat: int) -> tuple[float, float, float, np.ndarray]:
-    """(Mpx, median seconds of decode only, of decode + count, counts) of all pairs, bytes in memory, on threads."""
-    import segeval
+class PhysicalLimit:
+    """Decode alone, and decode + count, of all pairs: file bytes in memory, on `threads` threads, buffers reused.
 
-    try:
-        from imagecodecs import deflate_decode
-    except ImportError:  # zlib into a new buffer: a slower limit than libdeflate's
-        import zlib
+    ``round()`` times one pass of each; the cs set calls it once per round, in turn with the commands.
+    """
 
-        def deflate_decode(data: bytes, out: np.ndarray) -> np.ndarray:
-            out[:] = np.frombuffer(zlib.decompress(data), np.uint8)
-            return out
+    def __init__(self, gt_files: list[Path], pred_files: list[Path], k: int, threads: int) -> None:
+        import segeval
 
-    unfilter = _make_unfilter()
-    pairs = [(_png_idat(g.read_bytes()), _png_idat(p.read_bytes())) for g, p in zip(gt_files, pred_files, strict=True)]
-    h, w = pairs[0][0][0], pairs[0][0][1]
-    chunks = [pairs[i::threads] for i in range(threads)]
+        try:
+            from imagecodecs import deflate_decode
+        except ImportError:  # zlib into a new buffer: a slower limit than libdeflate's
+            import zlib
 
-    def work(chunk: list, count: bool) -> np.ndarray:
-        raw = np.empty(h * (w + 1), np.uint8)
-        g_out, p_out = np.empty((h, w), np.uint8), np.empty((h, w), np.uint8)
-        total = np.zeros((k, k + 1), np.int64)
-        for (gh, gw, gz), (ph, pw, pz) in chunk:
-            assert (gh, gw, ph, pw) == (h, w, h, w)
-            deflate_decode(gz, out=raw)
-            assert unfilter(raw, h, w, g_out) == 0
-            deflate_decode(pz, out=raw)
-            assert unfilter(raw, h, w, p_out) == 0
-            if count:
-                total += segeval.confusion_matrix(g_out, p_out, k, IGNORE)
-        return total
+            def deflate_decode(data: bytes, out: np.ndarray) -> np.ndarray:
+                out[:] = np.frombuffer(zlib.decompress(data), np.uint8)
+                return out
 
-    work(chunks[0][:1], True)  # compile / load the kernels
-    times: dict[bool, list[float]] = {False: [], True: []}
-    cm = np.zeros((k, k + 1), np.int64)
-    with ThreadPoolExecutor(threads) as pool:
-        for _ in range(repeat):
-            for count in (False, True):
-                t0 = time.perf_counter()
-                results = list(pool.map(lambda c, n=count: work(c, n), chunks))
-                times[count].append(time.perf_counter() - t0)
+        unfilter = _make_unfilter()
+        pairs = [(_png_idat(g.read_bytes()), _png_idat(p.read_bytes()))
+                 for g, p in zip(gt_files, pred_files, strict=True)]
+        h, w = pairs[0][0][0], pairs[0][0][1]
+        self.mpx = len(pairs) * h * w / 1e6
+        self.threads = threads
+        self.chunks = [pairs[i::threads] for i in range(threads)]
+
+        def work(chunk: list, count: bool) -> np.ndarray:
+            raw = np.empty(h * (w + 1), np.uint8)
+            g_out, p_out = np.empty((h, w), np.uint8), np.empty((h, w), np.uint8)
+            total = np.zeros((k, k + 1), np.int64)
+            for (gh, gw, gz), (ph, pw, pz) in chunk:
+                assert (gh, gw, ph, pw) == (h, w, h, w)
+                deflate_decode(gz, out=raw)
+                assert unfilter(raw, h, w, g_out) == 0
+                deflate_decode(pz, out=raw)
+                assert unfilter(raw, h, w, p_out) == 0
                 if count:
-                    cm = np.sum(results, axis=0)
-    return len(pairs) * h * w / 1e6, statistics.median(times[False]), statistics.median(times[True]), cm
+                    total += segeval.confusion_matrix(g_out, p_out, k, IGNORE)
+            return total
+
+        self.work = work
+        work(self.chunks[0][:1], True)  # compile / load the kernels
+        self.decode_s: list[float] = []
+        self.both_s: list[float] = []
+        self.cm = np.zeros((k, k + 1), np.int64)
+
+    def round(self) -> str:
+        with ThreadPoolExecutor(self.threads) as pool:
+            for count, times in ((False, self.decode_s), (True, self.both_s)):
+                t0 = time.perf_counter()
+                results = list(pool.map(lambda c, n=count: self.work(c, n), self.chunks))
+                times.append(time.perf_counter() - t0)
+                if count:
+                    self.cm = np.sum(results, axis=0)
+        return f"limit {self.both_s[-1]:.2f} s"
 
 
 # ----------------------------------------------------------------------------- in memory, one core
@@ -401,7 +417,9 @@ def main() -> None:
 
         if "cs" in sets:
             n, size = describe(cs)
-            res = time_set("cs", cs / "pred", cs / "gt", 19, peers, args.repeat, env, True, tmp)
+            limit = PhysicalLimit(sorted((cs / "gt").glob("*.png")), sorted((cs / "pred").glob("*.png")), 19,
+                                  threads)
+            res = time_set("cs", cs / "pred", cs / "gt", 19, peers, args.repeat, env, True, tmp, limit.round)
             add(f"cs: {n} pairs of {size}", res)
             add(f"cs, empty numba cache (cold, as on a fresh CI runner), {n} pairs", res, "segeval cold", ())
             cs_res = res
@@ -436,24 +454,26 @@ def main() -> None:
 
         limit_lines: list[str] = []
         if "cs" in sets:
-            log("  physical limit ...")
             gts, preds = sorted((cs / "gt").glob("*.png")), sorted((cs / "pred").glob("*.png"))
-            mpx, dec, both, cm = physical_limit(gts, preds, 19, threads, args.repeat)
+            dec, both = statistics.median(limit.decode_s), statistics.median(limit.both_s)
             seg = cs_res["segeval"].median
+            mpx = limit.mpx
             limit_lines = [
-                f"Physical limit on cs ({len(gts)} pairs, {mpx:.1f} Mpx; file bytes in memory, {threads} threads, "
-                f"libdeflate inflate + PNG unfilter into reused buffers): decode alone {dec:.2f} s "
-                f"({mpx / dec:.0f} Mpx/s), decode + segeval.confusion_matrix {both:.2f} s ({mpx / both:.0f} Mpx/s). "
-                f"`segeval score` as a whole process takes {seg:.2f} s: {both / seg:.0%} of the limit's speed "
-                f"({seg - both:.2f} s for start-up, file reads and per-file work).",
+                f"Physical limit on cs, timed in the same rounds ({len(gts)} pairs, {mpx:.1f} Mpx; the files' bytes in "
+                f"memory, {threads} threads, libdeflate inflate + PNG unfilter into reused buffers): decode alone "
+                f"{dec:.2f} s ({mpx / dec:.0f} Mpx/s), decode + segeval.confusion_matrix {both:.2f} s "
+                f"({mpx / both:.0f} Mpx/s). `segeval score` as a whole process: {seg:.2f} s ({mpx / seg:.0f} Mpx/s), "
+                f"{both / seg:.0%} of the limit's speed; the other {seg - both:.2f} s are start-up, reading the "
+                "files and per-file work.",
             ]
-            ref = np.zeros((19, 20), np.int64)
             from PIL import Image
+
+            ref = np.zeros((19, 20), np.int64)
             for g, p in zip(gts, preds, strict=True):
                 a, b = np.asarray(Image.open(g)).ravel(), np.asarray(Image.open(p)).ravel()
                 m = a != IGNORE
                 ref[:, :19] += np.bincount(a[m].astype(np.int64) * 19 + b[m], minlength=361).reshape(19, 19)
-            assert np.array_equal(cm, ref), "the limit's counts differ from np.bincount's"
+            assert np.array_equal(limit.cm, ref), "the limit's counts differ from np.bincount's"
 
         mem_rows: list[tuple[str, str, float]] = []
         if "cs" in sets and not args.quick:
@@ -476,8 +496,12 @@ def main() -> None:
               "ratio against np.bincount):\n\n| what | on | Mpx/s | ratio |\n|---|---|---:|---:|")
         for name, on, rate in mem_rows:
             print(f"| {name} | {on} | {rate:,.0f} | {rate / best:.2f}x |")
-    print(f"\nMachine: {machine()}. Command: `python bench/bench_score.py --data DIR"
-          f"{'' if args.repeat == 3 else f' --repeat {args.repeat}'}`; took {time.perf_counter() - t_start:.0f} s.")
+    flags = [f"--repeat {args.repeat}"] if args.repeat != 3 else []
+    flags += [f"--sets {args.sets}"] if args.sets != ",".join(SETS) else []
+    flags += [f"--peers {args.peers}"] if args.peers != ",".join(PEERS) and not args.quick else []
+    flags += ["--quick"] if args.quick else []
+    print(f"\nMachine: {machine()}. Command: `python bench/bench_score.py --data bench-data"
+          f"{''.join(' ' + f for f in flags)}`; took {time.perf_counter() - t_start:.0f} s.")
 
 
 if __name__ == "__main__":
