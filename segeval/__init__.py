@@ -4,19 +4,46 @@ Conventions: rows of a confusion matrix are ground truth, columns prediction; gr
 equal to the ignore index (255 by default) are left out; a class absent from both ground truth and
 prediction has IoU NaN and is left out of means; ``Run.miou`` is the data-set-level mean
 (sum of intersections over sum of unions), ``Run.imagewise_miou`` the mean of per-image IoUs.
+
+The names below load on first use (PEP 562), so ``import segeval`` and ``segeval --help`` start
+without numba or NumPy; ``from segeval import score`` works as before.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .classes import PRESETS, ClassSet, load_classes
-from .errors import MaskError, PairingError, RunFileError, SegevalError
-from .evaluate import Run, score, score_pairs
-from .io import pair_masks, read_mask
-from .kernels import confusion_matrix
+if TYPE_CHECKING:  # pragma: no cover - what type checkers and IDEs see
+    from .classes import PRESETS, ClassSet, load_classes
+    from .errors import MaskError, PairingError, RunFileError, SegevalError
+    from .evaluate import Run, score, score_pairs
+    from .io import pair_masks, read_mask
+    from .kernels import confusion_matrix
+
+_WHERE = {
+    "ClassSet": "classes", "PRESETS": "classes", "load_classes": "classes",
+    "SegevalError": "errors", "MaskError": "errors", "PairingError": "errors", "RunFileError": "errors",
+    "Run": "evaluate", "score": "evaluate", "score_pairs": "evaluate",
+    "pair_masks": "io", "read_mask": "io", "confusion_matrix": "kernels",
+}
 
 __all__ = [
     "__version__", "ClassSet", "PRESETS", "load_classes", "SegevalError", "MaskError", "PairingError",
     "RunFileError", "Run", "score", "score_pairs", "pair_masks", "read_mask", "confusion_matrix",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'segeval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import math
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 from rich.console import Console, Group
 from rich.table import Table
@@ -15,6 +15,9 @@ from rich.text import Text
 
 from . import metrics
 from .evaluate import Run, write_atomic
+
+if TYPE_CHECKING:  # pragma: no cover - pandas loads only for the CSV files (--csv, --per-image)
+    import pandas as pd
 
 __all__ = ["absent_note", "class_frame", "image_frame", "score_table", "shown_classes", "write_csv"]
 
@@ -55,6 +58,8 @@ def absent_note(run: Run, shown: NDArray[np.intp], hint: str = "") -> str | None
 def class_frame(run: Run) -> pd.DataFrame:
     """One row per class: id, name, IoU, Dice, precision, recall, GT share, counts, baseline IoU;
     and boundary IoU, HD95, ASSD, NSD when the run has them."""
+    import pandas as pd
+
     df = pd.DataFrame({
         "id": np.arange(run.n_classes),
         "name": list(run.classes.names),
@@ -85,6 +90,8 @@ def _extra_columns(run: Run) -> list[tuple[str, np.ndarray]]:
 
 def image_frame(run: Run) -> pd.DataFrame:
     """One row per image: name, mIoU and each class's IoU, worst image first (NaN last)."""
+    import pandas as pd
+
     df = pd.DataFrame(run.image_iou, columns=[f"iou_{n}" for n in run.classes.names])
     df.insert(0, "miou", run.image_miou)
     if run.image_boundary_counts is not None:
