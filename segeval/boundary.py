@@ -473,7 +473,7 @@ class PairMeasures:
 
 def pair_spacing(gt_path: str | os.PathLike, ndim: int, options: SurfaceOptions) -> tuple[float, ...]:
     """The spacing of one image: ``options.spacing`` (one value: every axis), else the ground-truth
-    file's metadata (TIFF), else 1 per axis."""
+    file's metadata (TIFF resolution tags, NIfTI ``pixdim``), else 1 per axis."""
     if options.spacing is not None:
         sp = options.spacing
         if len(sp) == 1:
@@ -482,10 +482,17 @@ def pair_spacing(gt_path: str | os.PathLike, ndim: int, options: SurfaceOptions)
             raise MaskError(gt_path, f"is {ndim}-D but --spacing has {len(sp)} values",
                             f"give {ndim} values in array axis order, or one for every axis")
         return tuple(sp)
-    if os.fspath(gt_path).lower().endswith((".tif", ".tiff")):
+    name = os.fspath(gt_path).lower()
+    if name.endswith((".tif", ".tiff")):
         found = tiff_spacing(gt_path, ndim)
         if found is not None:
             return found
+    elif name.endswith((".nii", ".nii.gz")):
+        from .io import voxel_spacing
+
+        zooms = voxel_spacing(gt_path)
+        if zooms is not None and len(zooms) == ndim:
+            return zooms
     return (1.0,) * ndim
 
 

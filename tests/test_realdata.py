@@ -286,6 +286,25 @@ def test_nifti_volumes_scored_as_volumes_with_their_spacing(tmp_path):
     assert run.image_names == ["case1"]
 
 
+def test_nifti_spacing_feeds_the_surface_distances(tmp_path):
+    from reference import surface_ref_metrics
+
+    from segeval.boundary import SurfaceOptions
+
+    gt = np.zeros((9, 8, 6), np.uint8)  # NIfTI (i, j, k) order; read back as (k, j, i)
+    gt[2:7, 2:6, 1:5] = 1
+    pred = np.zeros_like(gt)
+    pred[3:8, 2:7, 2:5] = 1
+    for side, a in (("g", gt), ("p", pred)):
+        (tmp_path / side).mkdir()
+        _nifti(tmp_path / side / "case.nii.gz", a, (0.5, 0.8, 2.5))
+    run = score(tmp_path / "p", tmp_path / "g", 2, workers=1, ignore_index=255, surface=SurfaceOptions())
+    want = surface_ref_metrics(gt.T, pred.T, 2, 255, spacing=(2.5, 0.8, 0.5))
+    np.testing.assert_allclose(run.image_surface[0], want, rtol=1e-6)
+    unit = surface_ref_metrics(gt.T, pred.T, 2, 255)
+    assert not np.allclose(want[:2], unit[:2])  # the spacing changes the distances: it was used
+
+
 def test_nifti_errors(tmp_path, monkeypatch):
     p = _nifti(tmp_path / "v.nii", np.zeros((4, 4, 4), np.uint8), (1.0, 1.0, 1.0))
     data = p.read_bytes()
