@@ -1356,7 +1356,9 @@ def _vs_line(cmp: Comparison, j: int) -> str:
         text += f", {boot.level:.0%} CI {_ci_cell(boot.miou)}"
     if test is not None:
         text += f", {_p_phrase(test.miou, test.assignments)}"
-    for x in _extra_rows(cmp, j)[:1 if cmp.boundary is not None else 0]:
+    for x in _extra_rows(cmp, j):
+        if x.key != "mboundary_iou":
+            continue
         text += f"; Δ mBoundaryIoU {_fmt(x.diff, sign=True)}"
         if x.interval is not None:
             text += f", CI {_ci_cell(x.interval)}"

@@ -348,3 +348,22 @@ def test_report_summary_rows_and_comparison_page(tmp_path):
     r = runner.invoke(app, ["report", str(new), str(gt), "--run", str(tmp_path / "new.json"), "--out", str(single)])
     assert r.exit_code == 0, r.output
     assert "mBoundaryIoU" in (single / "index.html").read_text()
+
+
+def test_three_runs_mark_the_lowest_distance_best():
+    rng = np.random.default_rng(9)
+    counts = random_counts(rng, 4)
+    surf = _surface_values(rng, 4)
+    runs = [make_run(counts, random_counts(rng, 4), surf + shift) for shift in (1.0, 0.0, 2.0)]
+    cmp = compare_runs(runs, ["a", "b", "c"], n_bootstrap=0)
+    assert cmp.surface is not None and len(cmp.surface.p) == 2
+    # HD95 and ASSD: b is lowest (best); NSD: c is highest (best, its NSD values are shifted up by 2)
+    md = comparison_markdown(cmp)
+    hd = next(line for line in md.splitlines() if "**mHD95" in line).split(" | ")
+    assert hd[3].startswith("**") and not hd[2].startswith("**") and not hd[4].startswith("**")
+    nsd = next(line for line in md.splitlines() if "**mNSD" in line).split(" | ")
+    assert nsd[4].startswith("**")
+    # a: BASE; b lowers every distance by 1 (better: p of "NEW worse" is 1), c raises it by 1 on 4 images
+    assert cmp.surface.p[0][0] == 1.0 and cmp.surface.p[1][0] == pytest.approx(1 / 16)
+    d = comparison_dict(cmp)
+    assert [c["extra_summary"]["mhd95"]["diff"] for c in d["comparisons"]] == pytest.approx([-1.0, 1.0])
