@@ -332,6 +332,8 @@ def compare(
     significant: Annotated[bool, typer.Option("--significant", help="Fail a drop gate only when the drop is "
                                                                     "also significant at --alpha.")] = False,
     min_miou: Annotated[float | None, typer.Option(help="Exit 1 when NEW's mIoU is below this.")] = None,
+    max_boundary_drop: Annotated[float | None, typer.Option(
+        help="Exit 1 when mBoundaryIoU falls by more than this (runs scored with --boundary).")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Write a GitHub Markdown report "
                                                                      "(for a pull-request comment).")] = None,
     output_format: Annotated[Format, typer.Option("--format", help="What to print on stdout.")] = Format.table,
@@ -356,13 +358,14 @@ def compare(
     if permutations < 0:
         raise SegevalError(None, f"--permutations must be 0 (off) or more, got {permutations}", "")
     cmp_lib.validate_gates(max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou,
-                           significant=significant, n_bootstrap=bootstrap, n_permutations=permutations)
+                           significant=significant, n_bootstrap=bootstrap, n_permutations=permutations,
+                           max_boundary_drop=max_boundary_drop)
 
     loaded = [Run.load(p) for p in runs]
     cmp = cmp_lib.compare_runs(loaded, [str(p) for p in runs], n_bootstrap=bootstrap, seed=seed, alpha=alpha,
                                n_permutations=permutations)
     gates = cmp_lib.check_gates(cmp, max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou,
-                                significant=significant)
+                                significant=significant, max_boundary_drop=max_boundary_drop)
     if markdown is not None:
         write_atomic(markdown, cmp_lib.comparison_markdown(cmp, gates))
     if output_format is Format.json:

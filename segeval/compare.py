@@ -26,6 +26,13 @@ Conventions
   bootstrap's own share of resamples with ``NEW - BASE >= 0`` (``Interval.p``) is kept, but no
   longer decides anything: on few images it is far too small.
 
+Boundary and surface metrics (``segeval score --boundary/--surface``), when every run has them:
+mBoundaryIoU and per-class boundary IoU go through the same bootstrap and randomization test, fed
+``Run.image_boundary_counts``; mHD95, mASSD and mNSD (per class the mean over the images where the
+class is on either side, then the mean over classes) get their differences and a paired
+randomization test of the per-image values (:func:`surface_randomization_test`), one-sided in the
+direction that makes NEW worse: a higher HD95 or ASSD, a lower NSD. No bootstrap interval for them.
+
 The drawing helpers at the end (rich table, Markdown, JSON object) only present a
 :class:`Comparison`; they never recompute counts.
 """
@@ -52,7 +59,7 @@ __all__ = [
     "COMPARE_FORMAT", "P_DEFINITION", "SUMMARY_METRICS", "EXACT_MAX_IMAGES", "Interval", "BootstrapResult",
     "RandomizationResult", "Comparison", "GateResult", "paired_bootstrap", "randomization_test", "holm",
     "compare_runs", "check_comparable", "validate_gates", "check_gates", "comparison_table", "comparison_markdown",
-    "comparison_dict",
+    "comparison_dict", "SURFACE_METRICS", "BoundaryComparison", "SurfaceComparison", "surface_randomization_test",
 ]
 
 COMPARE_FORMAT = "segeval-compare/2"
@@ -62,6 +69,9 @@ P_DEFINITION = (
     "a drop is significant when p < alpha"
 )
 SUMMARY_METRICS: dict[str, str] = {"miou": "mIoU", "mdice": "mDice", "pixel_accuracy": "pixel accuracy"}
+# Surface metrics, in the order of ``Run.image_surface``'s axis 1: name, label, whether lower is better.
+SURFACE_METRICS: tuple[tuple[str, str, bool], ...] = (("mhd95", "mHD95", True), ("massd", "mASSD", True),
+                                                      ("mnsd", "mNSD", False))
 
 F = NDArray[np.float64]
 
@@ -451,6 +461,164 @@ def randomization_test(
     )
 
 
+# Tie margin of the surface test, relative to the observed difference: its values are real numbers,
+# summed in different orders by different assignments.
+_SURFACE_TIE = 1e-9
+
+
+def _surface_means(sums: F, counts: F, k: int) -> F:
+    """Summary (rows, 3) of per-class sums and counts (rows, 3 * K): per class sum / count (NaN
+    where no image has the class), then the mean over the defined classes."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan).reshape(-1, 3, k)
+    return metrics.nanmean(per_class, axis=-1)
+
+
+def surface_randomization_test(
+    base_values: ArrayLike,
+    new_values: ArrayLike,
+    *,
+    n: int = 10000,
+    seed: int = 0,
+    exact_max: int = EXACT_MAX_IMAGES,
+) -> tuple[F, str, int]:
+    """Paired randomization test of mHD95, mASSD and mNSD over images, one-sided (small p: NEW worse).
+
+    Parameters
+    ----------
+    base_values, new_values : array of shape (N, 3, K), float
+        Per-image HD95, ASSD and NSD of each class (``Run.image_surface``), NaN where the class is on
+        neither side of that image.
+    n, seed, exact_max
+        As in :func:`randomization_test`.
+
+    Returns
+    -------
+    p : ndarray of shape (3,), float64
+        p of mHD95 and mASSD (share of assignments whose ``NEW* - BASE*`` is at least the observed
+        one: a higher distance is worse) and of mNSD (at most the observed one: a lower NSD is
+        worse); NaN where the observed difference is undefined.
+    method : str
+        ``"exact"`` or ``"monte carlo"``.
+    assignments : int
+
+    Notes
+    -----
+    Each assignment swaps the two runs' values of a set of images, NaN included; the data-set value
+    of a class is the mean of its defined values over the images, so the swapped runs' values come
+    from the swapped sums and counts of defined values, linear in the swaps as in
+    :func:`randomization_test`.
+    """
+    base = np.asarray(base_values, np.float64)
+    new = np.asarray(new_values, np.float64)
+    if base.ndim != 3 or base.shape[1] != 3 or base.shape != new.shape:
+        raise ValueError(f"values must both have shape (N, 3, K), got {base.shape} and {new.shape}")
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise SegevalError(None, f"the number of random assignments must be at least 1, got {n}", "")
+    n_images, _, k = base.shape
+    if n_images == 0:
+        raise SegevalError(None, "the runs hold no images", "nothing to test")
+    b = np.concatenate([np.nan_to_num(base, nan=0.0).reshape(n_images, -1),
+                        (~np.isnan(base)).reshape(n_images, -1).astype(np.float64)], axis=1)
+    nw = np.concatenate([np.nan_to_num(new, nan=0.0).reshape(n_images, -1),
+                         (~np.isnan(new)).reshape(n_images, -1).astype(np.float64)], axis=1)
+    delta, b_tot, n_tot = nw - b, b.sum(axis=0), nw.sum(axis=0)
+    m = 3 * k
+
+    def differences(shift: F) -> F:
+        bs, ns = b_tot + shift, n_tot - shift
+        return _surface_means(ns[:, :m], ns[:, m:], k) - _surface_means(bs[:, :m], bs[:, m:], k)
+
+    observed = differences(np.zeros((1, 2 * m)))[0]
+    lower_better = np.array([lower for _, _, lower in SURFACE_METRICS])
+    margin = _SURFACE_TIE * np.maximum(1.0, np.abs(np.nan_to_num(observed)))
+    exact = n_images <= exact_max
+    total = (1 << n_images) if exact else int(n)
+    rng = None if exact else np.random.default_rng(seed)
+    hits = np.zeros(3, np.int64)
+    rows = max(1, _CHUNK // max(n_images, 2 * m))
+    for s_chunk in _assignment_chunks(n_images, exact, total, rng, rows):
+        d = differences(s_chunk @ delta)
+        # "at least as bad as observed": higher for distances, lower for NSD; NaN counts as a hit
+        not_hit = np.where(lower_better, d < observed - margin, d > observed + margin)
+        hits += np.count_nonzero(~not_hit, axis=0)
+    p = hits / total if exact else (hits + 1) / (total + 1)
+    return np.where(np.isnan(observed), np.nan, np.minimum(p, 1.0)), "exact" if exact else "monte carlo", total
+
+
+@dataclass(frozen=True)
+class BoundaryComparison:
+    """Boundary IoU of runs on the same images (the counts of their boundary bands).
+
+    Attributes
+    ----------
+    iou : ndarray of shape (R, K), float64
+        Per-class data-set boundary IoU of each run; NaN where the bands' union is empty.
+    miou : ndarray of shape (R,), float64
+        mBoundaryIoU of each run.
+    bootstrap, tests : tuples, one per later run
+        :func:`paired_bootstrap` and :func:`randomization_test` of the boundary counts (their
+        ``miou`` is the mBoundaryIoU difference, their ``classes`` the boundary IoU's); None when off.
+    """
+
+    iou: F
+    miou: F
+    bootstrap: tuple[BootstrapResult | None, ...]
+    tests: tuple[RandomizationResult | None, ...]
+
+    def diff(self, j: int) -> float:
+        return float(self.miou[j + 1] - self.miou[0])
+
+    def worse(self, j: int, alpha: float) -> bool:
+        t = self.tests[j]
+        return t is not None and self.diff(j) < 0 and t.miou < alpha
+
+    def class_worse(self, j: int, alpha: float) -> NDArray[np.bool_]:
+        t = self.tests[j]
+        if t is None:
+            return np.zeros(self.iou.shape[1], bool)
+        with np.errstate(invalid="ignore"):
+            return np.asarray((self.iou[j + 1] - self.iou[0] < 0) & (t.class_holm() < alpha), bool)
+
+
+@dataclass(frozen=True)
+class SurfaceComparison:
+    """HD95, ASSD and NSD of runs on the same images.
+
+    Attributes
+    ----------
+    values : ndarray of shape (R, 3, K), float64
+        Per run, metric (HD95, ASSD, NSD) and class: the mean over the images where the class is on
+        either side; NaN where it is on neither in any image.
+    summary : ndarray of shape (R, 3), float64
+        mHD95, mASSD, mNSD of each run (mean over the defined classes).
+    p : tuple of (ndarray of shape (3,) or None), one per later run
+        :func:`surface_randomization_test` (one-sided, small p: NEW worse); None when off.
+    method : str
+        ``"exact"`` or ``"monte carlo"`` (empty when off).
+    assignments : int
+    """
+
+    values: F
+    summary: F
+    p: tuple[F | None, ...]
+    method: str = ""
+    assignments: int = 0
+
+    def diff(self, j: int) -> F:
+        return np.asarray(self.summary[j + 1] - self.summary[0], np.float64)
+
+    def worse(self, j: int, alpha: float) -> NDArray[np.bool_]:
+        """Per metric: NEW worse (higher distance, lower NSD) with p below alpha."""
+        p = self.p[j]
+        if p is None:
+            return np.zeros(3, bool)
+        lower = np.array([lo for _, _, lo in SURFACE_METRICS])
+        d = self.diff(j)
+        with np.errstate(invalid="ignore"):
+            return np.asarray(np.where(lower, d > 0, d < 0) & (p < alpha), bool)
+
+
 # ----------------------------------------------------------------------------- comparison
 
 
@@ -477,6 +645,10 @@ class Comparison:
     tests : tuple of (RandomizationResult or None), one per later run
         The paired randomization test of each later run against the baseline, for p and the
         significance marks; None (or an empty tuple) when it is off.
+    boundary, surface : BoundaryComparison or SurfaceComparison, or None
+        When every run has the boundary counts (the surface values), measured alike.
+    notes : tuple of str
+        One line each for what could not be compared (say, only one run has boundary metrics).
     """
 
     labels: tuple[str, ...]
@@ -487,6 +659,9 @@ class Comparison:
     bootstrap: tuple[BootstrapResult | None, ...]
     alpha: float = 0.05
     tests: tuple[RandomizationResult | None, ...] = ()
+    boundary: BoundaryComparison | None = None
+    surface: SurfaceComparison | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def n_runs(self) -> int:
@@ -640,8 +815,10 @@ def compare_runs(
     _check_level(max(1, n_bootstrap), alpha)
     base = runs[0]
     counts = [base.image_counts]
+    orders = [np.arange(base.image_counts.shape[0], dtype=np.intp)]
     for run, label in zip(runs[1:], labels[1:], strict=True):
-        counts.append(run.image_counts[check_comparable(base, run, labels[0], label)])
+        orders.append(check_comparable(base, run, labels[0], label))
+        counts.append(run.image_counts[orders[-1]])
     if (n_bootstrap or n_permutations) and base.image_counts.shape[0] == 0:
         raise SegevalError(labels[0], "holds no images", "nothing to compare")
     totals = np.stack([c.sum(axis=0) for c in counts])  # (R, 3, K)
@@ -649,6 +826,9 @@ def compare_runs(
                  for c in counts[1:])
     tests = tuple(randomization_test(counts[0], c, n=n_permutations, seed=seed) if n_permutations else None
                   for c in counts[1:])
+    notes: list[str] = []
+    boundary = _compare_boundary(runs, labels, orders, notes, n_bootstrap, seed, alpha, n_permutations)
+    surface = _compare_surface(runs, labels, orders, notes, seed, n_permutations)
     return Comparison(
         labels=labels,
         class_names=tuple(base.classes.names),
@@ -658,6 +838,68 @@ def compare_runs(
         bootstrap=boot,
         alpha=float(alpha),
         tests=tests,
+        boundary=boundary,
+        surface=surface,
+        notes=tuple(notes),
+    )
+
+
+def _absent_note(what: str, option: str, labels: Sequence[str], present: list[bool]) -> str:
+    have = [lab for lab, p in zip(labels, present, strict=True) if p]
+    lack = [lab for lab, p in zip(labels, present, strict=True) if not p]
+    return (f"{what} not compared: only {_preview(have)} {'has' if len(have) == 1 else 'have'} them "
+            f"(score {_preview(lack)} with {option} too)")
+
+
+def _compare_boundary(runs: Sequence[Run], labels: Sequence[str], orders: list[NDArray[np.intp]], notes: list[str],
+                      n_bootstrap: int, seed: int, alpha: float, n_permutations: int) -> BoundaryComparison | None:
+    present = [r.image_boundary_counts is not None for r in runs]
+    if not all(present):
+        if any(present):
+            notes.append(_absent_note("boundary IoU", "--boundary", labels, present))
+        return None
+    counts = [np.asarray(r.image_boundary_counts)[o] for r, o in zip(runs, orders, strict=True)]
+    widths = [None if r.image_band_width is None else np.asarray(r.image_band_width)[o]
+              for r, o in zip(runs, orders, strict=True)]
+    for w, label in zip(widths[1:], labels[1:], strict=True):
+        if widths[0] is not None and w is not None and not np.array_equal(w, widths[0]):
+            notes.append(f"boundary IoU not compared: {label}'s boundary bands have other widths than "
+                         f"{labels[0]}'s (score both with the same --boundary-px or --boundary-ratio)")
+            return None
+    totals = np.stack([c.sum(axis=0) for c in counts])
+    iou = _class_iou(totals)
+    return BoundaryComparison(
+        iou=iou, miou=metrics.nanmean(iou),
+        bootstrap=tuple(paired_bootstrap(counts[0], c, n_bootstrap, seed, alpha) if n_bootstrap else None
+                        for c in counts[1:]),
+        tests=tuple(randomization_test(counts[0], c, n=n_permutations, seed=seed) if n_permutations else None
+                    for c in counts[1:]),
+    )
+
+
+def _compare_surface(runs: Sequence[Run], labels: Sequence[str], orders: list[NDArray[np.intp]], notes: list[str],
+                     seed: int, n_permutations: int) -> SurfaceComparison | None:
+    present = [r.image_surface is not None for r in runs]
+    if not all(present):
+        if any(present):
+            notes.append(_absent_note("surface distances", "--surface", labels, present))
+        return None
+    values = [np.asarray(r.image_surface, np.float64)[o] for r, o in zip(runs, orders, strict=True)]
+    for run, label in zip(runs[1:], labels[1:], strict=True):
+        for key in ("nsd_tolerance", "spacing"):
+            if run.settings.get(key) != runs[0].settings.get(key):
+                notes.append(f"surface distances not compared: {label} was scored with {key} "
+                             f"{run.settings.get(key)} but {labels[0]} with {runs[0].settings.get(key)} "
+                             "(score both alike)")
+                return None
+    per_class = np.stack([metrics.nanmean(v, axis=0) for v in values])  # (R, 3, K)
+    tests = [surface_randomization_test(values[0], v, n=n_permutations, seed=seed) if n_permutations else None
+             for v in values[1:]]
+    first = next((t for t in tests if t is not None), None)
+    return SurfaceComparison(
+        values=per_class, summary=metrics.nanmean(per_class, axis=-1),
+        p=tuple(None if t is None else t[0] for t in tests),
+        method="" if first is None else first[1], assignments=0 if first is None else first[2],
     )
 
 
@@ -704,12 +946,14 @@ def validate_gates(
     significant: bool = False,
     n_bootstrap: int = 1,
     n_permutations: int = 1,
+    max_boundary_drop: float | None = None,
 ) -> None:
     """Raise SegevalError for gate options that cannot be checked (before any expensive work).
 
     ``n_bootstrap`` no longer matters to the gates (p comes from the randomization test); it is kept
     so that existing callers need no change."""
-    for value, option in ((max_drop, "--max-drop"), (class_max_drop, "--class-max-drop")):
+    for value, option in ((max_drop, "--max-drop"), (class_max_drop, "--class-max-drop"),
+                          (max_boundary_drop, "--max-boundary-drop")):
         if value is not None and not (0 <= value < math.inf):
             raise SegevalError(None, f"{option} must be a drop of 0 or more, got {value}", "pass e.g. 0.01")
     if min_miou is not None and not math.isfinite(min_miou):
@@ -717,9 +961,9 @@ def validate_gates(
     if significant and n_permutations == 0:
         raise SegevalError(None, "--significant needs the randomization test, but --permutations is 0",
                            "drop --permutations 0")
-    if significant and max_drop is None and class_max_drop is None:
-        raise SegevalError(None, "--significant applies to --max-drop and --class-max-drop, and neither is given",
-                           "add a drop gate")
+    if significant and max_drop is None and class_max_drop is None and max_boundary_drop is None:
+        raise SegevalError(None, "--significant applies to --max-drop, --class-max-drop and --max-boundary-drop, "
+                           "and none is given", "add a drop gate")
 
 
 def _fmt(x: float | None, digits: int = 4, sign: bool = False) -> str:
@@ -763,6 +1007,7 @@ def check_gates(
     class_max_drop: float | None = None,
     min_miou: float | None = None,
     significant: bool = False,
+    max_boundary_drop: float | None = None,
 ) -> list[GateResult]:
     """Check the gates for every later run against the baseline.
 
@@ -772,6 +1017,9 @@ def check_gates(
       randomization p of the mIoU below alpha; for classes, the Holm-adjusted p below alpha, so that
       testing K classes at once flags a class falsely with probability at most alpha.
     - ``min_miou``: fails when NEW's mIoU is below it (or undefined).
+    - ``max_boundary_drop``: fails when ``mBoundaryIoU(BASE) - mBoundaryIoU(NEW)`` exceeds it (or either is
+      undefined); with ``significant``, only when the boundary counts' randomization p is also below alpha.
+      Raises SegevalError when the runs have no comparable boundary counts.
 
     Returns
     -------
@@ -779,7 +1027,12 @@ def check_gates(
         One per gate given and later run, passed or not.
     """
     validate_gates(max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou, significant=significant,
-                   n_permutations=0 if any(cmp.test(j) is None for j in range(cmp.n_runs - 1)) else 1)
+                   n_permutations=0 if any(cmp.test(j) is None for j in range(cmp.n_runs - 1)) else 1,
+                   max_boundary_drop=max_boundary_drop)
+    if max_boundary_drop is not None and cmp.boundary is None:
+        why = cmp.notes[0] if cmp.notes and cmp.notes[0].startswith("boundary") else "no run has boundary counts"
+        raise SegevalError(None, f"--max-boundary-drop needs boundary IoU in every run: {why}",
+                           "score every run with --boundary (the same band width)")
     alpha = cmp.alpha
     base_label = cmp.labels[0]
     out: list[GateResult] = []
@@ -833,12 +1086,32 @@ def check_gates(
                        f"({largest}{'; p ' + holm_note if holm_note else ''})")
             out.append(GateResult("class-max-drop", label, class_max_drop, worst, not failing, msg,
                                   failing[0][1] if failing else None, names))
+        if max_boundary_drop is not None and cmp.boundary is not None:
+            out.append(_boundary_gate(cmp, j, label, max_boundary_drop, significant))
         if min_miou is not None:
             passed = n_miou >= min_miou
             msg = (f"gate --min-miou {min_miou:g} {'passed' if passed else 'failed'}: {label} mIoU {_fmt(n_miou)} "
                    f"is {'at least' if passed else 'below'} {min_miou:g}")
             out.append(GateResult("min-miou", label, min_miou, n_miou, passed, msg))
     return out
+
+
+def _boundary_gate(cmp: Comparison, j: int, label: str, threshold: float, significant: bool) -> GateResult:
+    assert cmp.boundary is not None
+    test = cmp.boundary.tests[j]
+    b, n = float(cmp.boundary.miou[0]), float(cmp.boundary.miou[j + 1])
+    drop = b - n
+    exceeds = not drop <= threshold
+    what = f"{label} " + _change("mBoundaryIoU", b, n) + f" vs {cmp.labels[0]}"
+    passed = not exceeds
+    if significant and test is not None:
+        sig = drop > 0 and test.miou < cmp.alpha
+        passed = not (exceeds and sig)
+        what += (f", {_p_phrase(test.miou, test.assignments)} ({_test_short(test)} of the boundary counts; "
+                 f"{'' if sig else 'not '}significant at alpha {cmp.alpha:g})")
+    msg = f"gate --max-boundary-drop {threshold:g} {'passed' if passed else 'failed'}: {what}"
+    return GateResult("max-boundary-drop", label, threshold, drop, passed, msg,
+                      test.miou if test is not None else None)
 
 
 # ----------------------------------------------------------------------------- drawing
@@ -902,6 +1175,10 @@ def comparison_table(cmp: Comparison, gates: Sequence[GateResult] = ()) -> Group
     title = f"segeval compare: {cmp.n_images} images, {cmp.n_classes} classes; {legend}"
     parts: list[Any] = [_two_run_tables(cmp, title) if cmp.n_runs == 2 else _multi_run_tables(cmp, title)]
     parts.append(Text(_footer(cmp), style="dim"))
+    if _extra_footer(cmp):
+        parts.append(Text(_extra_footer(cmp), style="dim"))
+    for note in cmp.notes:
+        parts.append(Text(f"note: {note}", style="yellow"))
     for g in gates:
         parts.append(Text(g.message, style="green" if g.passed else "bold red"))
     return Group(*parts)
@@ -928,6 +1205,99 @@ def _fill(table: Table, columns: Sequence[tuple[str, str]], rows: Sequence[tuple
 
 def _ci_cell(iv: Interval | None) -> str:
     return "—" if iv is None else f"[{_fmt(iv.low, sign=True)}, {_fmt(iv.high, sign=True)}]"
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One boundary or surface summary row of later run j: values, difference, interval, p, marks."""
+
+    key: str
+    label: str
+    base: float
+    new: float
+    interval: Interval | None
+    p: float | None
+    assignments: int
+    worse: bool
+    lower_better: bool
+
+    @property
+    def diff(self) -> float:
+        return self.new - self.base
+
+    @property
+    def style_diff(self) -> float:
+        """The difference signed so that negative is worse (for the colours and arrows)."""
+        return -self.diff if self.lower_better else self.diff
+
+
+def _extra_rows(cmp: Comparison, j: int) -> list[_Row]:
+    """The boundary and surface summary rows of later run ``j`` (none when not compared)."""
+    rows = []
+    r = j + 1
+    if cmp.boundary is not None:
+        bb, bt = cmp.boundary.bootstrap[j], cmp.boundary.tests[j]
+        rows.append(_Row("mboundary_iou", "mBoundaryIoU", float(cmp.boundary.miou[0]), float(cmp.boundary.miou[r]),
+                         None if bb is None else bb.miou, None if bt is None else bt.miou,
+                         0 if bt is None else bt.assignments, cmp.boundary.worse(j, cmp.alpha), False))
+    if cmp.surface is not None:
+        sp, worse = cmp.surface.p[j], cmp.surface.worse(j, cmp.alpha)
+        for m, (key, label, lower) in enumerate(SURFACE_METRICS):
+            rows.append(_Row(key, label + (" (lower is better)" if lower else ""), float(cmp.surface.summary[0, m]),
+                             float(cmp.surface.summary[r, m]), None, None if sp is None else float(sp[m]),
+                             cmp.surface.assignments, bool(worse[m]), lower))
+    return rows
+
+
+def _extra_footer(cmp: Comparison) -> str:
+    parts = []
+    if cmp.boundary is not None:
+        parts.append("mBoundaryIoU and boundary IoU: the same interval and test on the boundary bands' counts "
+                     "(class p Holm-adjusted)")
+    if cmp.surface is not None:
+        how = ("no p (--permutations 0)" if not cmp.surface.method else
+               f"p from a paired randomization test of the per-image values ({cmp.surface.method}, "
+               f"{cmp.surface.assignments:,} assignments), one-sided: small p = NEW worse (higher mHD95 or mASSD, "
+               "lower mNSD)")
+        parts.append("mHD95, mASSD, mNSD: per class the mean over the images where the class is on either side, "
+                     f"then over classes; no interval; {how}")
+    return "; ".join(parts)
+
+
+def _boundary_class_table(cmp: Comparison) -> Table | None:
+    """Two runs: per-class boundary IoU (BASE, NEW, Δ, CI, p Holm) and surface differences."""
+    bd, sf = cmp.boundary, cmp.surface
+    if bd is None and sf is None:
+        return None
+    columns: list[tuple[str, str]] = [("id", "right"), ("class", "left")]
+    if bd is not None:
+        columns += [("BIoU BASE", "right"), ("BIoU NEW", "right"), ("Δ BIoU", "right")]
+        if bd.bootstrap[0] is not None:
+            columns.append((f"{1 - cmp.alpha:.0%} CI", "right"))
+        if bd.tests[0] is not None:
+            columns.append(("p Holm", "right"))
+    if sf is not None:
+        columns += [(f"Δ {label[1:]}", "right") for _, label, _ in SURFACE_METRICS]
+    rows: list[tuple[list[Any], bool]] = []
+    for c in _class_order(cmp):
+        row: list[Any] = [Text(str(c), style="dim"), cmp.class_names[c]]
+        if bd is not None:
+            d = float(bd.iou[1, c] - bd.iou[0, c])
+            worse = bool(bd.class_worse(0, cmp.alpha)[c])
+            row += [_fmt(bd.iou[0, c]), _fmt(bd.iou[1, c]),
+                    Text(_fmt(d, sign=True) + (" !" if worse else ""), style=_diff_style(d, worse))]
+            boot, test = bd.bootstrap[0], bd.tests[0]
+            if boot is not None:
+                row.append(_ci_cell(boot.classes[c]))
+            if test is not None:
+                row.append(_fmt_p(float(test.class_holm()[c]), test.assignments))
+        if sf is not None:
+            for m, (_, _, lower) in enumerate(SURFACE_METRICS):
+                d = float(sf.values[1, m, c] - sf.values[0, m, c])
+                row.append(Text(_fmt(d, digits=2 if lower else 4, sign=True), style=_diff_style(-d if lower else d)))
+        rows.append((row, False))
+    title = "boundary and surface per class" + ("" if sf is None else " (Δ HD95, Δ ASSD: lower is better)")
+    return _fill(Table(title=title, title_justify="left", box=box.SIMPLE_HEAD), columns, rows)
 
 
 def _two_run_tables(cmp: Comparison, title: str) -> Group:
@@ -963,9 +1333,18 @@ def _two_run_tables(cmp: Comparison, title: str) -> Group:
         if test is not None:
             row.append(_fmt_p(test.summary(name), test.assignments))
         rows.append((row, False))
+    for x in _extra_rows(cmp, 0):
+        row = [Text(x.label, style="bold"), _fmt(x.base), _fmt(x.new),
+               Text(_fmt(x.diff, sign=True) + (" !" if x.worse else ""), style=_diff_style(x.style_diff, x.worse))]
+        if boot is not None:
+            row.append(_ci_cell(x.interval))
+        if test is not None:
+            row.append(_fmt_p(x.p, x.assignments))
+        rows.append((row, False))
     s = _fill(Table(box=None, header_style="bold", pad_edge=False),
               [("metric", "left"), ("BASE", "right"), ("NEW", "right"), ("Δ", "right"), *ci, *ps[:1]], rows)
-    return Group(t, s)
+    extra = _boundary_class_table(cmp)
+    return Group(t, s) if extra is None else Group(t, s, extra)
 
 
 def _vs_line(cmp: Comparison, j: int) -> str:
@@ -977,11 +1356,30 @@ def _vs_line(cmp: Comparison, j: int) -> str:
         text += f", {boot.level:.0%} CI {_ci_cell(boot.miou)}"
     if test is not None:
         text += f", {_p_phrase(test.miou, test.assignments)}"
+    for x in _extra_rows(cmp, j):
+        if x.key != "mboundary_iou":
+            continue
+        text += f"; Δ mBoundaryIoU {_fmt(x.diff, sign=True)}"
+        if x.interval is not None:
+            text += f", CI {_ci_cell(x.interval)}"
+        if x.p is not None:
+            text += f", {_p_phrase(x.p, x.assignments)}"
     return text
 
 
-def _multi_cells(cmp: Comparison, values: F) -> list[Text]:
-    best = _best(values)
+def _extra_values(cmp: Comparison) -> list[tuple[str, F, bool]]:
+    """(label, value of each run, lower is better) of the boundary and surface summaries."""
+    out = []
+    if cmp.boundary is not None:
+        out.append(("mBoundaryIoU", cmp.boundary.miou, False))
+    if cmp.surface is not None:
+        out += [(label + (" (lower is better)" if lower else ""), cmp.surface.summary[:, m], lower)
+                for m, (_, label, lower) in enumerate(SURFACE_METRICS)]
+    return out
+
+
+def _multi_cells(cmp: Comparison, values: F, lower_better: bool = False) -> list[Text]:
+    best = _best(-values if lower_better else values)
     return [Text(_fmt(values[r]) + (" *" if best[r] else "  "), style="bold green" if best[r] else "")
             for r in range(cmp.n_runs)]
 
@@ -994,6 +1392,8 @@ def _multi_run_tables(cmp: Comparison, title: str) -> Group:
     ]
     rows += [(["", Text(label, style="bold"), *_multi_cells(cmp, cmp.summary[name])], False)
              for name, label in SUMMARY_METRICS.items()]
+    rows += [(["", Text(label, style="bold"), *_multi_cells(cmp, values, lower)], False)
+             for label, values, lower in _extra_values(cmp)]
     columns = [("id", "right"), ("class", "left"), *[(head, "right") for head in _short_heads(cmp)]]
     parts: list[Any] = [_fill(Table(title=title, title_justify="left", box=box.SIMPLE_HEAD), columns, rows),
                         Text("* best in the row; classes by their largest drop from BASE first", style="dim")]
@@ -1039,6 +1439,15 @@ def comparison_markdown(cmp: Comparison, gates: Sequence[GateResult] = ()) -> st
                              boot.summary(name) if boot is not None else None,
                              test.summary(name) if test is not None else math.nan, cmp.summary_worse(0, name),
                              bold=True))
+        for x in _extra_rows(cmp, 0):
+            sd = x.style_diff
+            arrow = " 🔻" if x.worse else (" ▼" if sd < 0 else (" ▲" if sd > 0 else ""))
+            text = f"| **{x.label}** | {_fmt(x.base)} | {_fmt(x.new)} | {_fmt(x.diff, sign=True)}{arrow}"
+            if boot is not None:
+                text += f" | {_ci_cell(x.interval)}"
+            if test is not None:
+                text += f" | {_fmt_p(x.p, x.assignments)}"
+            lines.append(text + " |")
         holm_head = " | p Holm" if test is not None else ""
         lines += ["", "<details><summary>Per-class IoU, largest drop first</summary>", "",
                   f"| id | class | {labels[0]} | {labels[1]} | Δ IoU{head}{holm_head} |",
@@ -1050,6 +1459,7 @@ def comparison_markdown(cmp: Comparison, gates: Sequence[GateResult] = ()) -> st
                                          float(test.classes[c]) if test is not None else math.nan,
                                          bool(worse_classes[c]), extra))
         lines += ["", "</details>"]
+        lines += _markdown_boundary_classes(cmp)
     else:
         head = " | ".join(labels[:1] + [f"{lab} (Δ)" for lab in labels[1:]])
         lines += [f"| id | class | {head} |", "| --: | --- |" + " --: |" * cmp.n_runs]
@@ -1064,17 +1474,64 @@ def comparison_markdown(cmp: Comparison, gates: Sequence[GateResult] = ()) -> st
 
         for name, label in SUMMARY_METRICS.items():
             lines.append(f"|  | **{label}** | {cells(cmp.summary[name], cmp.summary_diff(name))} |")
+        for label, values, lower in _extra_values(cmp):
+            best = _best(-values if lower else values)
+            out = [(_fmt(values[r]) + ("" if r == 0 else f" ({_fmt(values[r] - values[0], sign=True)})"))
+                   for r in range(cmp.n_runs)]
+            lines.append(f"|  | **{label}** | " + " | ".join(f"**{t}**" if best[r] else t for r, t in enumerate(out))
+                         + " |")
         for c in _class_order(cmp):
             lines.append(f"| {c} | {_md_escape(cmp.class_names[c])} | {cells(cmp.iou[:, c], cmp.class_diff[:, c])} |")
         lines += ["", "**bold**: best in the row."]
         for j in range(cmp.n_runs - 1):
             if cmp.bootstrap[j] is not None or cmp.test(j) is not None:
                 lines.append(f"- {labels[j + 1]} vs {labels[0]}: {_vs_line(cmp, j)}")
-    lines += ["", f"<sub>{_md_escape(_footer(cmp, '🔻'))}</sub>"]
+    extra_footer = f"; {_extra_footer(cmp)}" if _extra_footer(cmp) else ""
+    lines += ["", f"<sub>{_md_escape(_footer(cmp, '🔻') + extra_footer)}</sub>"]
+    lines += [f"> note: {_md_escape(note)}" for note in cmp.notes]
     if gates:
         lines += ["", "**Gates**", ""]
         lines += [f"- {'✅' if g.passed else '❌'} {_md_escape(g.message)}" for g in gates]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_boundary_classes(cmp: Comparison) -> list[str]:
+    """Two runs: a folded per-class table of boundary IoU and the surface differences."""
+    bd, sf = cmp.boundary, cmp.surface
+    if bd is None and sf is None:
+        return []
+    head, rule = "| id | class", "| --: | ---"
+    if bd is not None:
+        head += " | BIoU BASE | BIoU NEW | Δ BIoU"
+        rule += " | --: | --: | --:"
+        if bd.bootstrap[0] is not None:
+            head += f" | {1 - cmp.alpha:.0%} CI of Δ"
+            rule += " | :--:"
+        if bd.tests[0] is not None:
+            head += " | p Holm"
+            rule += " | --:"
+    if sf is not None:
+        head += "".join(f" | Δ {label[1:]}" for _, label, _ in SURFACE_METRICS)
+        rule += " | --:" * len(SURFACE_METRICS)
+    lines = ["", "<details><summary>Per-class boundary IoU and surface distances (Δ HD95, Δ ASSD: lower is "
+             "better)</summary>", "", head + " |", rule + " |"]
+    for c in _class_order(cmp):
+        line = f"| {c} | {_md_escape(cmp.class_names[c])}"
+        if bd is not None:
+            d = float(bd.iou[1, c] - bd.iou[0, c])
+            worse = bool(bd.class_worse(0, cmp.alpha)[c])
+            arrow = " 🔻" if worse else (" ▼" if d < 0 else (" ▲" if d > 0 else ""))
+            line += f" | {_fmt(bd.iou[0, c])} | {_fmt(bd.iou[1, c])} | {_fmt(d, sign=True)}{arrow}"
+            boot, test = bd.bootstrap[0], bd.tests[0]
+            if boot is not None:
+                line += f" | {_ci_cell(boot.classes[c])}"
+            if test is not None:
+                line += f" | {_fmt_p(float(test.class_holm()[c]), test.assignments)}"
+        if sf is not None:
+            line += "".join(f" | {_fmt(float(sf.values[1, m, c] - sf.values[0, m, c]), sign=True)}"
+                            for m in range(len(SURFACE_METRICS)))
+        lines.append(line + " |")
+    return lines + ["", "</details>"]
 
 
 def _interval_dict(iv: Interval | None, p: float | None) -> dict[str, float | None]:
@@ -1090,10 +1547,48 @@ def _test_dict(test: RandomizationResult | None, family: int) -> dict[str, Any] 
             "class_correction": "holm", "class_family": family, "description": test.method_text()}
 
 
+def _extra_dict(cmp: Comparison, j: int) -> dict[str, Any]:
+    """Later run ``j``'s boundary and surface entries: ``extra_summary`` and ``boundary_classes``."""
+    if cmp.boundary is None and cmp.surface is None:
+        return {}
+    out: dict[str, Any] = {"extra_summary": {
+        x.key: {"base": _none(x.base), "new": _none(x.new), "diff": _none(x.diff),
+                "better": "lower" if x.lower_better else "higher",
+                **_interval_dict(x.interval, x.p), "significantly_worse": x.worse}
+        for x in _extra_rows(cmp, j)}}
+    bd, r = cmp.boundary, j + 1
+    if bd is not None:
+        boot, test = bd.bootstrap[j], bd.tests[j]
+        holm_p = test.class_holm() if test is not None else None
+        worse = bd.class_worse(j, cmp.alpha)
+        out["boundary_classes"] = [
+            {"id": c, "name": cmp.class_names[c], "base": _none(bd.iou[0, c]), "new": _none(bd.iou[r, c]),
+             "diff": _none(bd.iou[r, c] - bd.iou[0, c]),
+             **_interval_dict(boot.classes[c] if boot is not None else None,
+                              float(test.classes[c]) if test is not None else None),
+             "p_holm": None if holm_p is None else _none(float(holm_p[c])), "significantly_worse": bool(worse[c])}
+            for c in range(cmp.n_classes)]
+    sf = cmp.surface
+    if sf is not None:
+        out["surface_classes"] = [
+            {"id": c, "name": cmp.class_names[c],
+             **{key[1:]: {"base": _none(sf.values[0, m, c]), "new": _none(sf.values[r, m, c]),
+                          "diff": _none(sf.values[r, m, c] - sf.values[0, m, c])}
+                for m, (key, _, _) in enumerate(SURFACE_METRICS)}}
+            for c in range(cmp.n_classes)]
+    return out
+
+
 def comparison_dict(cmp: Comparison, gates: Sequence[GateResult] = ()) -> dict[str, Any]:
     """The comparison as a JSON-ready object (``--format json``); undefined values are ``null``."""
     runs = [{"label": label, **{name: _none(float(cmp.summary[name][r])) for name in SUMMARY_METRICS}}
             for r, label in enumerate(cmp.labels)]
+    for r, entry in enumerate(runs):
+        if cmp.boundary is not None:
+            entry["mboundary_iou"] = _none(float(cmp.boundary.miou[r]))
+        if cmp.surface is not None:
+            entry.update({key: _none(float(cmp.surface.summary[r, m]))
+                          for m, (key, _, _) in enumerate(SURFACE_METRICS)})
     comparisons = []
     for j, boot in enumerate(cmp.bootstrap):
         r = j + 1
@@ -1120,6 +1615,7 @@ def comparison_dict(cmp: Comparison, gates: Sequence[GateResult] = ()) -> dict[s
                  "significantly_worse": bool(worse[c])}
                 for c in range(cmp.n_classes)
             ],
+            **_extra_dict(cmp, j),
             "bootstrap": None if boot is None else {"resamples": boot.n, "seed": boot.seed, "alpha": boot.alpha,
                                                     "level": boot.level, "images": boot.n_images,
                                                     "interval": "percentile"},
@@ -1135,12 +1631,16 @@ def comparison_dict(cmp: Comparison, gates: Sequence[GateResult] = ()) -> dict[s
         "classes": [{"id": c, "name": cmp.class_names[c], "iou": [_none(v) for v in cmp.iou[:, c]]}
                     for c in range(cmp.n_classes)],
         "comparisons": comparisons,
+        "notes": list(cmp.notes),
         "conventions": ("diff = NEW - BASE (negative: NEW is worse); metrics are data-set level "
                         "(sum over images of tp, fp, fn per class, then IoU, then the mean over defined classes); "
                         f"low/high: two-sided {1 - cmp.alpha:.0%} paired-bootstrap percentile interval of diff; "
                         f"p: paired randomization test (see test), {P_DEFINITION}; p_holm: class p-values "
                         "Holm-adjusted over the classes with a defined difference; significantly_worse: diff < 0 "
-                        "and p (classes: p_holm) < alpha"),
+                        "and p (classes: p_holm) < alpha; boundary_classes and mboundary_iou: the same on the "
+                        "boundary bands' counts; mhd95, massd, mnsd (better: lower or higher): per class the mean "
+                        "over the images where the class is on either side, then over classes, p from a paired "
+                        "randomization test of the per-image values, one-sided (small p: NEW worse), no interval"),
         "gates": [{"gate": g.gate, "run": g.run, "threshold": g.threshold, "value": _none(g.value),
                    "p": None if g.p is None else _none(g.p), "passed": g.passed, "classes": list(g.classes),
                    "message": g.message} for g in gates],

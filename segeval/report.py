@@ -22,7 +22,7 @@ import functools
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -572,7 +572,7 @@ def summary_rows(run: Run) -> list[tuple[str, float, str]]:
     """(metric, value, what it is) for the summary table, as ``segeval score`` prints them."""
     n_def = len(present_classes(run))
     b = run.baseline_class
-    return [
+    rows = [
         ("mIoU (data set)", run.miou, f"sum(I) / sum(U) over all images, mean over {n_def} of {run.n_classes} classes"),
         ("mIoU (image-wise)", run.imagewise_miou, "I / U per image, mean over images, then classes"),
         ("baseline mIoU", run.baseline_miou, f"always predicting class {b} ({run.classes.names[b]})"),
@@ -581,6 +581,17 @@ def summary_rows(run: Run) -> list[tuple[str, float, str]]:
         ("mean accuracy", run.mean_accuracy, "mean recall over classes in the ground truth"),
         ("fwIoU", run.fwiou, "IoU weighted by ground-truth share"),
     ]
+    if run.image_boundary_counts is not None:
+        widths = sorted({int(w) for w in run.image_band_width}) if run.image_band_width is not None else []
+        d = ", ".join(map(str, widths[:3])) + (", ..." if len(widths) > 3 else "") if widths else "?"
+        rows.append(("mBoundaryIoU", run.mboundary_iou,
+                     f"IoU of the boundary bands (width d = {d} px), sum over images, mean over classes"))
+    if run.image_surface is not None:
+        where = "mean over the images where the class is on either side, then over classes"
+        rows += [("mHD95", run.mhd95, f"max of the two directed 95th percentile distances; lower is better; {where}"),
+                 ("mASSD", run.massd, f"mean of the two directed mean distances; lower is better; {where}"),
+                 ("mNSD", run.mnsd, f"share of both surfaces within the tolerance of the other; {where}")]
+    return rows
 
 
 _HEADS = {"id": "id", "name": "class", "iou": "IoU", "dice": "Dice", "gt_share": "GT share", "tp": "TP", "fp": "FP",
@@ -829,9 +840,8 @@ def _prepared_run(run: Run | None, pred_dir: str | os.PathLike, gt_dir: str | os
     if cs.n_classes != run.n_classes:
         raise SegevalError(None, f"the classes given have {cs.n_classes} names but the run file has "
                            f"{run.n_classes}", "drop --classes/--num-classes or give the matching list")
-    return Run(cs if cs.colors is not None or run.classes.colors is None else
-               ClassSet(cs.names, run.classes.colors), run.cm, run.image_names, run.image_counts,
-               run.pixels, run.ignored, run.settings, run.missing_predictions, run.extra_predictions, run.skipped)
+    named = cs if cs.colors is not None or run.classes.colors is None else ClassSet(cs.names, run.classes.colors)
+    return replace(run, classes=named)  # every other field kept, the boundary and surface measures too
 
 
 def _pairs(run: Run, pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, pred_suffix: str | None,

@@ -271,6 +271,7 @@ def build_comparison_report(
     aligned = Run(new.classes, new.cm, list(base.image_names), new_counts, new.pixels, new.ignored, new.settings,
                   new.missing_predictions, new.extra_predictions, new.skipped)
     boot = paired_bootstrap(base.image_counts, new_counts, n_bootstrap, seed, alpha) if n_bootstrap else None
+    extra = _extra_summary_rows(base, new, order, n_bootstrap, seed, alpha)
     changes = count_changes(base, new_pairs, base_pairs, workers)
     colors = palette(base.classes)
 
@@ -293,15 +294,47 @@ def build_comparison_report(
 
     shown = {**base.settings, "baseline_preds": base.settings.get("pred_dir"), "worst": worst,
              "bootstrap": n_bootstrap, "seed": seed, "alpha": alpha, **(settings or {})}
-    html = _comparison_page(base, aligned, boot, changes, broken_v, fixed_v, (CLASS_CHANGE, w, h), shown, labels)
+    html = _comparison_page(base, aligned, boot, changes, broken_v, fixed_v, (CLASS_CHANGE, w, h), shown, labels,
+                            extra)
     index = out / "index.html"
     write_atomic(index, html)
     return index
 
 
+def _extra_summary_rows(base: Run, new: Run, order: NDArray[np.intp], n_bootstrap: int, seed: int,
+                        alpha: float) -> list[list[page.Cell | str]]:
+    """Summary rows of mBoundaryIoU (with its paired-bootstrap interval) and of mHD95, mASSD, mNSD (the
+    change only), for what both runs have, measured alike."""
+    rows: list[list[page.Cell | str]] = []
+    bb, nb = base.image_boundary_counts, new.image_boundary_counts
+    same_width = (base.image_band_width is None or new.image_band_width is None
+                  or np.array_equal(base.image_band_width, np.asarray(new.image_band_width)[order]))
+    if bb is not None and nb is not None and same_width:
+        bv, nv = base.mboundary_iou, new.mboundary_iou
+        cells: list[page.Cell | str] = ["mBoundaryIoU", page.Cell(page.fmt(bv, 4), bv), page.Cell(page.fmt(nv, 4), nv)]
+        if n_bootstrap:
+            cells += _interval_cells(paired_bootstrap(bb, nb[order], n_bootstrap, seed, alpha).miou)
+        else:
+            cells += [page.Cell(page.fmt(nv - bv, 4), nv - bv, "bad" if nv < bv else "good" if nv > bv else ""),
+                      page.Cell("—"), page.Cell("—"), page.Cell("")]
+        rows.append(cells)
+    alike = all(base.settings.get(k) == new.settings.get(k) for k in ("spacing", "nsd_tolerance"))
+    if base.image_surface is not None and new.image_surface is not None and alike:
+        for label, bv, nv, lower in (("mHD95 (lower is better)", base.mhd95, new.mhd95, True),
+                                     ("mASSD (lower is better)", base.massd, new.massd, True),
+                                     ("mNSD", base.mnsd, new.mnsd, False)):
+            d = nv - bv
+            worse, better = (d > 0, d < 0) if lower else (d < 0, d > 0)
+            rows.append([label, page.Cell(page.fmt(bv, 4), bv), page.Cell(page.fmt(nv, 4), nv),
+                         page.Cell(page.fmt(d, 4), d, "bad" if worse else "good" if better else ""),
+                         page.Cell("—"), page.Cell("—"), page.Cell("")])
+    return rows
+
+
 def _comparison_page(base: Run, new: Run, boot: BootstrapResult | None, changes: list[ImageChange],
                      broken_v: list[page.Viewer], fixed_v: list[page.Viewer], plot: tuple[str, int, int],
-                     settings: dict[str, Any], labels: tuple[str, str]) -> str:
+                     settings: dict[str, Any], labels: tuple[str, str],
+                     extra: Sequence[list[page.Cell | str]] = ()) -> str:
     b_label, n_label = labels
     names = base.classes.names
     if boot is None:
@@ -321,6 +354,7 @@ def _comparison_page(base: Run, new: Run, boot: BootstrapResult | None, changes:
             d = nv - bv
             cells += [page.Cell(page.fmt(d, 4), d), page.Cell("—"), page.Cell("—"), page.Cell("")]
         summary_rows.append(cells)
+    summary_rows += extra
     heads = ["metric", b_label, n_label, "change", "low", "high", "excludes 0"]
     num = [False, True, True, True, True, True, False]
     summary = page.table(heads, summary_rows, numeric=num)
