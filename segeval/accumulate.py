@@ -207,9 +207,9 @@ class Accumulator:
         mine = (self.classes.names, self.ignore_index, self.baseline_class)
         theirs = (other.classes.names, other.ignore_index, other.baseline_class)
         if mine != theirs:
-            raise SegevalError(None, f"{where} counts {other.n_classes} classes, ignore index {other.ignore_index}, "
-                               f"baseline class {other.baseline_class}; this one {self.n_classes}, {self.ignore_index}, "
-                               f"{self.baseline_class} (or the class names differ)",
+            raise SegevalError(None, f"{where} counts {other.n_classes} classes, ignore index "
+                               f"{other.ignore_index}, baseline class {other.baseline_class}; this one "
+                               f"{self.n_classes}, {self.ignore_index}, {self.baseline_class} (or the names differ)",
                                "make both with the same classes, ignore_index and baseline_class")
 
     def merge(self, other: Accumulator) -> Accumulator:
