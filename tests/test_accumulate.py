@@ -159,6 +159,25 @@ def test_label_errors_name_the_image_and_count_nothing():
         acc.update(gt[0].astype(np.float32), pred[0])
 
 
+def test_report_takes_the_run_with_the_masks_directories(tmp_path):
+    gt, pred = masks(n=3)
+    names = ["a", "b", "c"]
+    preds, gts = write_pngs(tmp_path, gt, pred, names)
+    acc = Accumulator(K)
+    acc.update(gt, pred, name=names)
+    from segeval.report import report
+
+    index = report(preds, gts, tmp_path / "rep", run=acc.run(), worst=2)
+    assert index.is_file() and "000000" not in index.read_text()
+
+
+def test_numpy_use_imports_no_torch():
+    code = ("import sys, numpy as np, segeval; a = segeval.Accumulator(3); "
+            "a.update(np.zeros((2, 4, 4), np.uint8), np.ones((2, 4, 4), np.uint8)); "
+            "assert a.run().pixels == 32; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_settings_and_classes():
     assert Accumulator(3, ignore_index=0).baseline_class == 1  # as score: class 0 is the ignore index
     with pytest.raises(SegevalError, match="baseline class 0 is not a scored class"):
