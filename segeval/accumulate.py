@@ -74,6 +74,11 @@ class Accumulator:
         self.classes = cs
         self.ignore_index = int(ignore_index)
         self.baseline_class = int(baseline_class)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every image counted (e.g. before the next epoch's validation)."""
+        k = self.n_classes
         self.cm = np.zeros((k, k + 1), np.int64)
         self.pixels = 0
         self.ignored = 0
@@ -217,6 +222,8 @@ class Accumulator:
 
         Both must have the same classes, ignore index and baseline class; a name in both is refused.
         """
+        if other is self:
+            raise ValueError("an accumulator cannot merge itself (every image would count twice)")
         self._check_same(other, "the other accumulator")
         both = self._given & other._given
         if both:

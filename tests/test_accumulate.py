@@ -117,6 +117,11 @@ def test_merge_equals_one_accumulator():
         a.merge(b)
     with pytest.raises(SegevalError, match="ignore index"):
         a.merge(Accumulator(K, ignore_index=0))
+    with pytest.raises(ValueError, match="cannot merge itself"):
+        a.merge(a)
+    a.reset()
+    a.update(gt, pred, name=[f"n{i}" for i in range(7)])  # the names are free again
+    assert a.run().to_dict() == whole.run().to_dict()
 
 
 def test_names_refused_twice_and_checked():
