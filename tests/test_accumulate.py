@@ -244,33 +244,35 @@ def test_cuda_tensors_counted_on_the_device_equal_numpy():
 
 
 # ----------------------------------------------------------------------------- torch.distributed
-WORKER = r"""
-import os, sys
-import numpy as np
-import torch.distributed as dist
-from segeval.accumulate import Accumulator, all_gather_accumulators
+def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
+    """One rank of a gloo group on 127.0.0.1 (spawned by torch.multiprocessing): count a share, gather."""
+    import datetime
 
-rank, world, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-import datetime
-dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                        timeout=datetime.timedelta(seconds=30))
-rng = np.random.default_rng(0)
-gt = rng.integers(0, 5, (8, 16, 16)).astype(np.uint8)
-pred = rng.integers(0, 5, (8, 16, 16)).astype(np.uint8)
-mine = range(rank, 8, world)  # a DistributedSampler's share
-acc = Accumulator(5)
-acc.update(gt[list(mine)], pred[list(mine)], name=[f"im{i}" for i in mine])
-run = acc.all_reduce().run()
-assert all_gather_accumulators(acc).run().to_dict() == run.to_dict()
-run.save(os.path.join(out, f"rank{rank}.json"))
-dup = Accumulator(5)
-dup.update(gt[0], pred[0], name="same")
-try:
-    all_gather_accumulators(dup)
-except Exception as exc:
-    open(os.path.join(out, f"dup{rank}.txt"), "w").write(str(exc))
-dist.destroy_process_group()
-"""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=30))
+    try:
+        gt, pred = _gather_masks()
+        mine = list(range(rank, 8, world))  # a DistributedSampler's share
+        acc = Accumulator(K)
+        acc.update(gt[mine], pred[mine], name=[f"im{i}" for i in mine])
+        run = acc.all_reduce().run()
+        assert all_gather_accumulators(acc).run().to_dict() == run.to_dict()
+        run.save(os.path.join(out, f"rank{rank}.json"))
+        dup = Accumulator(K)
+        dup.update(gt[0], pred[0], name="same")
+        try:
+            all_gather_accumulators(dup)
+        except SegevalError as exc:
+            Path(out, f"dup{rank}.txt").write_text(str(exc))
+    finally:
+        dist.destroy_process_group()
+
+
+def _gather_masks() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, K, (8, 16, 16)).astype(np.uint8), rng.integers(0, K, (8, 16, 16)).astype(np.uint8)
 
 
 def _free_port() -> int:
@@ -280,27 +282,26 @@ def _free_port() -> int:
 
 
 def test_all_gather_across_two_gloo_processes(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, str(script), str(r), "2", str(port), str(tmp_path)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(2)]
+    import time
+
+    import torch.multiprocessing as mp
+
+    ctx = mp.start_processes(_gather_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=False,
+                             start_method="spawn")
+    deadline = time.monotonic() + 120
     try:
-        outs = [p.communicate(timeout=120)[0].decode() for p in procs]
+        while not ctx.join(timeout=5):  # raises when a rank fails
+            assert time.monotonic() < deadline, "the 2-process gloo group did not finish in 120 s"
     finally:
-        for p in procs:
-            if p.poll() is None:
+        for p in ctx.processes:
+            if p.is_alive():
                 p.kill()
-    assert [p.returncode for p in procs] == [0, 0], outs
     runs = [segeval.Run.load(tmp_path / f"rank{r}.json") for r in range(2)]
     assert runs[0].to_dict() == runs[1].to_dict()
     # rank order: rank 0's images (0, 2, 4, 6), then rank 1's (1, 3, 5, 7)
-    assert runs[0].image_names == [f"im{i}" for i in (0, 2, 4, 6, 1, 3, 5, 7)]
-    rng = np.random.default_rng(0)
-    gt = rng.integers(0, 5, (8, 16, 16)).astype(np.uint8)
-    pred = rng.integers(0, 5, (8, 16, 16)).astype(np.uint8)
     order = [0, 2, 4, 6, 1, 3, 5, 7]
+    assert runs[0].image_names == [f"im{i}" for i in order]
+    gt, pred = _gather_masks()
     want = np.stack([bincount_cm(gt[i], pred[i]) for i in order])
     np.testing.assert_array_equal(runs[0].cm, want.sum(0))
     np.testing.assert_array_equal(runs[0].image_counts[:, 0], np.stack([np.diag(c[:, :K]) for c in want]))
