@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover - what type checkers and IDEs see
+    from .accumulate import Accumulator
     from .classes import PRESETS, ClassSet, load_classes
     from .errors import MaskError, PairingError, RunFileError, SegevalError
     from .evaluate import Run, score, score_pairs
@@ -28,11 +29,13 @@ _WHERE = {
     "SegevalError": "errors", "MaskError": "errors", "PairingError": "errors", "RunFileError": "errors",
     "Run": "evaluate", "score": "evaluate", "score_pairs": "evaluate",
     "pair_masks": "io", "read_mask": "io", "confusion_matrix": "kernels",
+    "Accumulator": "accumulate",
 }
 
 __all__ = [
     "__version__", "ClassSet", "PRESETS", "load_classes", "SegevalError", "MaskError", "PairingError",
     "RunFileError", "Run", "score", "score_pairs", "pair_masks", "read_mask", "confusion_matrix",
+    "Accumulator",
 ]
 
 

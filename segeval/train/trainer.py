@@ -2,7 +2,8 @@
 
 One model per loss spec, every one from the same seed: the same initial weights, the same crops
 and flips in the same order, so that runs differ only by their loss. After each epoch the
-validation images are predicted whole and counted with segeval's kernel into a :class:`Run`; at
+validation images are predicted whole and counted where they are predicted (on a CUDA device, on
+the device) by a :class:`segeval.Accumulator` into a :class:`Run`; at
 the end the predictions are written as PNG masks, the (label-mapped) validation ground truth
 beside them, and the run file is made from those files by :func:`score_pairs`, so
 ``segeval score OUT/pred OUT/gt -k K`` gives the same numbers.
@@ -29,12 +30,11 @@ try:
 except ImportError as exc:  # pragma: no cover - torch is the [train] extra
     raise ImportError("segeval's trainer needs PyTorch; pip install 'segeval-cli[train]'") from exc
 
-from .. import metrics
+from ..accumulate import Accumulator
 from ..classes import ClassSet
 from ..errors import SegevalError
 from ..evaluate import Run, make_temp_dir, score_pairs
 from ..io import pair_masks
-from ..kernels import confusion_matrix
 from . import data as D
 from . import losses as L
 from .models import build_model
@@ -219,27 +219,30 @@ def _seed_everything(seed: int) -> None:
 
 def score_arrays(names: list[str], gts: list[NDArray], preds: list[NDArray], classes: ClassSet, *,
                  ignore_index: int, settings: dict[str, Any]) -> Run:
-    """A :class:`Run` from in-memory masks, counted by segeval's kernel as ``score_pairs`` counts files."""
-    k = classes.n_classes
-    cms = np.stack([confusion_matrix(g, p, k, ignore_index) for g, p in zip(gts, preds, strict=True)])
-    total = cms.sum(0)
-    pixels = sum(g.size for g in gts)
-    return Run(classes=classes, cm=total, image_names=list(names), image_counts=np.stack(metrics.counts(cms), 1),
-               pixels=pixels, ignored=pixels - int(total.sum()),
-               settings={"ignore_index": ignore_index, "n_classes": k, **settings})
+    """A :class:`Run` from in-memory masks, counted by a :class:`segeval.Accumulator`."""
+    acc = Accumulator(None, ignore_index, classes=classes, baseline_class=settings.get("baseline_class"))
+    for name, g, p in zip(names, gts, preds, strict=True):
+        acc.update(g, p, name=name)
+    return acc.run(settings)
 
 
-def _predict(model: torch.nn.Module, samples: list[D.Sample], prep: Prepared, cfg: TrainConfig) -> list[NDArray]:
+def _predict(model: torch.nn.Module, samples: list[D.Sample], prep: Prepared, cfg: TrainConfig,
+             acc: Accumulator | None = None, gts: list[torch.Tensor] | None = None) -> list[NDArray]:
+    """Predict every sample whole; with ``acc``, count each prediction against ``gts`` (the samples'
+    masks as tensors on the model's device) there, before it is copied to the host."""
     mean = torch.as_tensor(prep.mean, device=prep.device)[:, None, None]
     std = torch.as_tensor(prep.std, device=prep.device)[:, None, None]
     model.eval()
     out = []
     with torch.no_grad(), _autocast(prep.device, cfg.amp):
-        for s in samples:
+        for i, s in enumerate(samples):
             x = (torch.from_numpy(s.image).to(prep.device) - mean) / std
             logits = model(x[None]).float()
             pred = (logits[0, 0] > 0) if cfg.binary else logits[0].argmax(0)
-            out.append(pred.to(torch.uint8 if prep.classes.n_classes <= 256 else torch.int32).cpu().numpy())
+            pred = pred.to(torch.uint8 if prep.classes.n_classes <= 256 else torch.int32)
+            if acc is not None and gts is not None:
+                acc.update(gts[i], pred, name=s.name)
+            out.append(pred.cpu().numpy())
     return out
 
 
@@ -271,9 +274,7 @@ def train_one(
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dev.type == "cuda")
     mean = torch.as_tensor(prep.mean, device=dev)[None, :, None, None]
     std = torch.as_tensor(prep.std, device=dev)[None, :, None, None]
-    names = [s.name for s in prep.val]
-    gts = [s.mask for s in prep.val]
-    settings = {"baseline_class": cfg.baseline_class}
+    gts = [torch.from_numpy(s.mask).to(dev) for s in prep.val]  # once: validation is counted on the device
     history: list[EpochLog] = []
     n_items = len(prep.train) * cfg.crops_per_image
     steps = -(-n_items // cfg.batch_size)
@@ -306,8 +307,9 @@ def train_one(
             total += v * len(batch)
             if on_step is not None:
                 on_step(step + 1, steps, v)
-        preds = _predict(model, prep.val, prep, cfg)
-        run = score_arrays(names, gts, preds, prep.classes, ignore_index=cfg.ignore_index, settings=settings)
+        acc = Accumulator(None, cfg.ignore_index, classes=prep.classes, baseline_class=cfg.baseline_class)
+        preds = _predict(model, prep.val, prep, cfg, acc, gts)
+        run = acc.run()
         top, share, flat = flatline(run)
         log = EpochLog(epoch, repr(loss_fn), prep.sides[epoch], total / n_items, run.miou, run.baseline_miou,
                        run.imagewise_miou, time.perf_counter() - start, top, share, flat)
