@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -497,20 +498,28 @@ def _plain_labels(pair: Pair) -> bool:
     return d is None or (d.map_for("gt") is None and d.map_for("pred") is None)
 
 
-def _ordered(fn: Callable[[Pair], Any], items: Iterable[Pair], workers: int) -> Iterator[Any]:
-    """``map`` over a thread pool that keeps at most 2 x workers items in flight, in order."""
+def _ordered(fn: Callable[[Pair], Any], items: Iterable[Pair], workers: int, chunk: int = 1) -> Iterator[Any]:
+    """``map`` over a thread pool that keeps at most 2 x workers tasks in flight, in order; each task
+    maps ``chunk`` consecutive items (many small files: fewer tasks to submit and hand over)."""
     if workers <= 1:
         yield from map(fn, items)
         return
+    tasks: Iterable[Any] = items
+    if chunk > 1:
+        it = iter(items)
+        tasks = iter(lambda: list(itertools.islice(it, chunk)), [])
     with ThreadPoolExecutor(workers, thread_name_prefix="segeval") as pool:
         pending: deque[Future] = deque()
+        run = (lambda batch: [fn(x) for x in batch]) if chunk > 1 else fn
         try:
-            for item in items:
-                pending.append(pool.submit(fn, item))
+            for task in tasks:
+                pending.append(pool.submit(run, task))
                 if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
+                    out = pending.popleft().result()
+                    yield from (out if chunk > 1 else (out,))
             while pending:
-                yield pending.popleft().result()
+                out = pending.popleft().result()
+                yield from (out if chunk > 1 else (out,))
         finally:
             for f in pending:
                 f.cancel()
@@ -545,7 +554,9 @@ def score_pairs(
     if measure:
         work = lambda p: _count_and_measure(p, k, ignore_index, boundary, surface)  # noqa: E731
     found: list[PairMeasures | None] = []
-    for i, out in enumerate(_ordered(work, pairs, workers or default_workers())):
+    workers = workers or default_workers()
+    chunk = max(1, min(16, len(pairs) // (64 * workers)))  # thousands of small files: 16 pairs a task
+    for i, out in enumerate(_ordered(work, pairs, workers, chunk)):
         if measure:
             out, m = out
             found.append(m)

@@ -259,7 +259,7 @@ def test_cli_binary_255_masks_need_a_label_map(tmp_path):
     (["--label-map", "0-1"], "cannot read '0-1'"),
     (["--crop-schedule", "0.5,2"], "fractions must be in (0, 1]"),
     (["--val-split", "1"], "--val-split must be between 0 and 1"),
-    (["--num-classes", "1"], "greater than or equal to 2"),
+    (["--num-classes", "1"], ("x>=2", "greater than or equal to 2")),  # typer < 0.29, typer 0.29's pydantic
     (["--losses", "ce,ce"], "name each loss once"),
     (["--seeds", "0,x"], "--seeds '0,x' is not a comma-separated list"),
     (["--seeds", "1,1"], "repeats a seed"),
@@ -270,7 +270,7 @@ def test_cli_bad_options_exit_2_before_training(tiny, tmp_path, extra, message):
     r = CliRunner().invoke(app, ["train", str(tiny), "--epochs", "2", "--out", str(tmp_path / "o"), "--no-progress",
                                  *extra], env={"COLUMNS": "200"})
     assert r.exit_code == 2, r.output
-    assert message in r.output
+    assert any(m in r.output for m in ((message,) if isinstance(message, str) else message)), r.output
     assert not (tmp_path / "o" / "run.json").exists()
 
 
