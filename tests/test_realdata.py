@@ -132,6 +132,22 @@ def test_pred_map_alone(tmp_path):
     np.testing.assert_array_equal(run.cm, bincount_cm(gt, pred // 10 - 1, 3, 255))
 
 
+@pytest.mark.parametrize("side", ["gt", "pred"])
+def test_one_sided_map_of_labels_already_in_range(tmp_path, side):
+    # plain 8-bit PNGs whose stored labels are all valid class ids: only the map tells them apart, so a
+    # counting path that skipped decoding would score the raw ids without a word
+    rng = np.random.default_rng(11)
+    gt = rng.integers(0, 3, (40, 50)).astype(np.uint8)
+    pred = rng.integers(0, 3, (40, 50)).astype(np.uint8)
+    png(tmp_path / "g" / "x.png", gt)
+    png(tmp_path / "p" / "x.png", pred)
+    swap = np.array([2, 1, 0], np.uint8)
+    opts = {"gt_map" if side == "gt" else "pred_map": "0:2,2:0"}
+    run = score(tmp_path / "p", tmp_path / "g", 3, workers=1, **opts)
+    want = bincount_cm(swap[gt], pred, 3, 255) if side == "gt" else bincount_cm(gt, swap[pred], 3, 255)
+    np.testing.assert_array_equal(run.cm, want)
+
+
 # ----------------------------------------------------------------------------- regions of interest
 
 
