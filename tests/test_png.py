@@ -322,3 +322,148 @@ def test_fused_path_label_equal_to_k_is_an_error(tmp_path, side):
     what = "ground truth" if side == "gt" else "prediction"
     with pytest.raises(MaskError, match=rf"{what} has labels outside 0..2: 3 \(16 px\)"):
         segeval.score(tmp_path / "p", tmp_path / "g", k)
+
+
+# ----------------------------------------------------------------------------- the fused path, adversarially
+
+
+def _bad_pixels(gt: np.ndarray, pred: np.ndarray, k: int, ignore: int) -> int:
+    """Pixels the kernels refuse, by their definition: a scored ground truth outside 0..K-1, or a
+    prediction outside 0..K-1 other than the ignore index on it."""
+    g, p = gt.astype(np.int64), pred.astype(np.int64)
+    valid = g != ignore
+    return int((valid & ((g >= k) | ((p >= k) & (p != ignore)))).sum())
+
+
+def _label_image(rng: np.random.Generator, h: int, w: int, values: np.ndarray, mode: int) -> np.ndarray:
+    """Labels drawn from values: 0 pixel noise, 1 one value everywhere (one run over all rows),
+    2 horizontal runs of random lengths (runs across word and row edges)."""
+    if mode == 1:
+        return np.full((h, w), rng.choice(values), np.uint8)
+    if mode == 0:
+        return rng.choice(values, (h, w)).astype(np.uint8)
+    flat = np.empty(h * w, np.uint8)
+    i = 0
+    while i < flat.size:
+        n = int(rng.integers(1, 30))
+        flat[i : i + n] = rng.choice(values)
+        i += n
+    return flat.reshape(h, w)
+
+
+@settings(max_examples=150, deadline=None)
+@given(h=st.integers(1, 9), w=st.integers(1, 70), k=st.integers(1, 256), ignore=st.integers(0, 400),
+       modes=st.tuples(st.integers(0, 2), st.integers(0, 2)), palette=st.booleans(),
+       filters=st.tuples(st.lists(st.integers(0, 4), min_size=1, max_size=9),
+                         st.lists(st.integers(0, 4), min_size=1, max_size=9)),
+       seed=st.integers(0, 2**31))
+def test_fused_count_any_width_classes_and_ignore_index(tmp_path_factory, h, w, k, ignore, modes, palette, filters,
+                                                        seed):
+    """The fused kernel against np.bincount on the arrays written, over widths that leave any tail
+    after the last 8-byte word, K up to 256, the ignore index inside the classes, at K, at 255 or
+    beyond a byte, and labels at the edges (0, K - 1, K, 255); a pair with a bad label goes to the
+    general path (None)."""
+    from reference import bincount_cm
+
+    from segeval.io import Pair, count_png_pair
+
+    rng = np.random.default_rng(seed)
+    values = np.unique(np.array([0, k - 1, min(k, 255), 255, min(ignore, 255), *rng.integers(0, k, 3),
+                                 *range(min(k, 5))]))  # small dense labels: Paeth ties such as (3, 0, 2)
+    if rng.random() < 0.5:  # mostly valid labels: the counting itself is checked on most examples
+        values = values[(values < k) | (values == ignore)]
+    gt = _label_image(rng, h, w, values, modes[0])
+    pred = _label_image(rng, h, w, values, modes[1])
+    d = tmp_path_factory.mktemp("fused")
+    write_png(d / "g.png", gt, filters[0], palette)
+    write_png(d / "p.png", pred, filters[1], not palette)
+    got = count_png_pair(Pair("x", d / "g.png", d / "p.png"), k, ignore)
+    if _bad_pixels(gt, pred, k, ignore):
+        assert got is None
+        return
+    assert got is not None
+    assert got[1] == h * w
+    assert np.array_equal(got[0], bincount_cm(gt, pred, k, ignore))
+    if k < 256:  # the general path on Pillow's decoding gives the same counts
+        with Image.open(d / "g.png") as a, Image.open(d / "p.png") as b:
+            cm = segeval.confusion_matrix(np.asarray(a), np.asarray(b), k, ignore)
+        assert np.array_equal(got[0], cm)
+
+
+def _pair_of(d, name: str, gt: np.ndarray, pred: np.ndarray, filters=(4, 1, 0, 2, 3)):
+    from segeval.io import Pair
+
+    write_png(d / f"{name}_g.png", gt, list(filters))
+    write_png(d / f"{name}_p.png", pred, list(filters[::-1]))
+    return Pair(name, d / f"{name}_g.png", d / f"{name}_p.png")
+
+
+def test_fused_buffers_grown_shrunk_and_regrown(tmp_path):
+    """One thread's inflate and row buffers reused from a wide pair to a narrow one and back: no
+    stale bytes of the previous file reach the counts."""
+    from reference import bincount_cm
+
+    from segeval.io import count_png_pair
+
+    rng = np.random.default_rng(5)
+    shapes = [(7, 61), (3, 5), (1, 1), (40, 2000), (2, 9), (1, 70), (70, 1), (5, 3000), (4, 13)]
+    for i, (h, w) in enumerate(shapes * 2):
+        gt = _label_image(rng, h, w, np.arange(4), i % 3)
+        pred = _label_image(rng, h, w, np.arange(4), (i + 1) % 3)
+        got = count_png_pair(_pair_of(tmp_path, f"s{i}", gt, pred), 4, 255)
+        assert got is not None
+        assert np.array_equal(got[0], bincount_cm(gt, pred, 4, 255)), (h, w)
+        assert np.array_equal(read_mask(tmp_path / f"s{i}_g.png"), gt)
+
+
+def test_fused_counts_in_parallel_threads(tmp_path):
+    """Threads counting pairs of different sizes at once each keep their own buffers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reference import bincount_cm
+
+    from segeval.io import count_png_pair
+
+    rng = np.random.default_rng(6)
+    cases = []
+    for i in range(24):
+        h, w = int(rng.integers(1, 60)), int(rng.integers(1, 900))
+        gt = _label_image(rng, h, w, np.arange(6), i % 3)
+        pred = _label_image(rng, h, w, np.arange(6), 2)
+        cases.append((_pair_of(tmp_path, f"t{i}", gt, pred), bincount_cm(gt, pred, 6, 255)))
+
+    def run(case):
+        pair, want = case
+        got = count_png_pair(pair, 6, 255)
+        return got is not None and np.array_equal(got[0], want)
+
+    with ThreadPoolExecutor(4) as ex:
+        assert all(ex.map(run, cases * 4))
+
+
+def _png_with_raw(path, w: int, h: int, raw: bytes) -> None:
+    body = _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("delta", [-1, -7, 1, 9])
+def test_image_data_longer_or_shorter_than_the_header_says(tmp_path, delta):
+    """Inflated image data one byte short or long of height * (width + 1) is a corrupt PNG, on the
+    general and the fused path, also right after a larger file filled the reused buffers."""
+    from segeval.io import Pair, count_png_pair
+
+    big = np.arange(64 * 50, dtype=np.uint32).reshape(64, 50).astype(np.uint8) % 3
+    write_png(tmp_path / "big.png", big, [0])
+    h, w = 4, 10
+    raw = b"".join(bytes([0]) + bytes([1] * w) for _ in range(h))
+    raw = raw[:delta] if delta < 0 else raw + bytes(delta)
+    _png_with_raw(tmp_path / "bad.png", w, h, raw)
+    write_png(tmp_path / "ok.png", np.ones((h, w), np.uint8), [0])
+    assert np.array_equal(read_mask(tmp_path / "big.png"), big)
+    with pytest.raises(MaskError, match=r"bad\.png.*corrupt PNG"):
+        read_mask(tmp_path / "bad.png")
+    count_png_pair(Pair("b", tmp_path / "big.png", tmp_path / "big.png"), 3, 255)
+    with pytest.raises(MaskError, match=r"bad\.png.*corrupt PNG"):
+        count_png_pair(Pair("x", tmp_path / "bad.png", tmp_path / "ok.png"), 3, 255)
+    with pytest.raises(MaskError, match=r"bad\.png.*corrupt PNG"):
+        count_png_pair(Pair("x", tmp_path / "ok.png", tmp_path / "bad.png"), 3, 255)
