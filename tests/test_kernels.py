@@ -185,3 +185,23 @@ def test_label_equal_to_k_is_an_error(k):
     pred[-3:] = k
     with pytest.raises(MaskError, match=rf"prediction has labels outside 0..{k - 1}: {k} \(3 px\)"):
         confusion_matrix(gt, pred, k)
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 100), offsets=st.tuples(st.integers(0, 7), st.integers(0, 7)), k=st.integers(1, 256),
+       ignore=st.integers(0, 400), run=st.integers(1, 40), seed=st.integers(0, 2**31))
+def test_pair_table_misaligned_views_any_length(n, offsets, k, ignore, run, seed):
+    """uint8 views starting at any byte (not 8-aligned, so not viewable as words in place), any length
+    around the 8-byte words, runs of equal pairs of any length, K up to 256, any ignore index."""
+    rng = np.random.default_rng(seed)
+    values = np.arange(min(k, 4))
+    if ignore < 256:
+        values = np.append(values, ignore)
+    gt_buf = np.zeros(n + 16, np.uint8)
+    pred_buf = np.zeros(n + 16, np.uint8)
+    gt = gt_buf[offsets[0] : offsets[0] + n]
+    pred = pred_buf[offsets[1] : offsets[1] + n]
+    gt[:] = np.repeat(rng.choice(values, -(-n // run)), run)[:n]
+    pred[:] = np.repeat(rng.choice(values, -(-n // run)), run)[:n]
+    pred[rng.random(n) < 0.05] = rng.choice(values)
+    assert np.array_equal(confusion_matrix(gt, pred, k, ignore), bincount_cm(gt, pred, k, ignore))
