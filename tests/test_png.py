@@ -472,3 +472,42 @@ def test_image_data_longer_or_shorter_than_the_header_says(tmp_path, monkeypatch
         count_png_pair(Pair("x", tmp_path / "bad.png", tmp_path / "ok.png"), 3, 255)
     with pytest.raises(MaskError, match=r"bad\.png.*corrupt PNG"):
         count_png_pair(Pair("x", tmp_path / "ok.png", tmp_path / "bad.png"), 3, 255)
+
+
+@pytest.mark.parametrize(("w", "h"), [(0, 3), (3, 0), (0, 0), (2**31, 1)])
+def test_zero_size_or_oversized_header_is_a_corrupt_png(tmp_path, w, h):
+    from segeval.io import Pair, count_png_pair
+
+    _png_with_raw(tmp_path / "z.png", w, h, b"\0")
+    write_png(tmp_path / "ok.png", np.zeros((1, 1), np.uint8), [0])
+    with pytest.raises(MaskError, match=rf"z\.png.*corrupt PNG \(header: {w} x {h}"):
+        read_mask(tmp_path / "z.png")
+    with pytest.raises(MaskError, match=rf"z\.png.*corrupt PNG \(header: {w} x {h}"):
+        count_png_pair(Pair("x", tmp_path / "ok.png", tmp_path / "z.png"), 2, 255)
+
+
+def test_pixel_limit_on_the_fused_path(tmp_path, monkeypatch):
+    from segeval.io import Pair, count_png_pair
+
+    write_png(tmp_path / "g.png", np.zeros((10, 11), np.uint8), [1])
+    write_png(tmp_path / "p.png", np.zeros((10, 11), np.uint8), [4])
+    monkeypatch.setenv("SEGEVAL_MAX_PIXELS", "109")
+    with pytest.raises(MaskError, match=r"g\.png.*110 pixels, more than the limit of 109"):
+        count_png_pair(Pair("x", tmp_path / "g.png", tmp_path / "p.png"), 2, 255)
+    monkeypatch.setenv("SEGEVAL_MAX_PIXELS", "110")
+    got = count_png_pair(Pair("x", tmp_path / "g.png", tmp_path / "p.png"), 2, 255)
+    assert got is not None and got[0][0, 0] == 110
+
+
+@pytest.mark.parametrize("shape", [(1, 100_003), (100_003, 1), (2, 65_541)])
+def test_fused_count_very_long_rows_and_columns(tmp_path, shape):
+    from reference import bincount_cm
+
+    from segeval.io import count_png_pair
+
+    rng = np.random.default_rng(7)
+    gt = _label_image(rng, *shape, np.array([0, 1, 2, 255]), 2)
+    pred = _label_image(rng, *shape, np.array([0, 1, 2]), 2)
+    got = count_png_pair(_pair_of(tmp_path, "long", gt, pred), 3, 255)
+    assert got is not None
+    assert np.array_equal(got[0], bincount_cm(gt, pred, 3, 255))
