@@ -744,6 +744,23 @@ def test_table_json_and_markdown(saved, tmp_path):
     assert "Monte Carlo over 10,000" in text and "percentile interval" in text
 
 
+@pytest.mark.parametrize("alpha, level", [("0.001", "99.9%"), ("0.025", "97.5%"), ("0.1", "90%")])
+def test_interval_level_is_labelled_with_its_own_digits(saved, tmp_path, alpha, level):
+    # 1 - 0.001 is a 99.9 % interval: rounding it to whole per cent would label it "100%", an interval that
+    # cannot miss; 0.975 would read "98%"
+    cms = random_cms(20, seed=17)
+    a, b = saved(make_run(cms), make_run(shifted(cms, [-3] * 20)))
+    md = tmp_path / f"level{alpha}.md"
+    r = invoke(a, b, "--alpha", alpha, "--bootstrap", "200", "--markdown", md)
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.stdout.split())
+    assert f"{level} CI" in out and f"CI = {level} paired-bootstrap percentile interval" in out
+    assert f"| {level} CI of Δ |" in md.read_text()
+    d = json.loads(invoke(a, b, "--alpha", alpha, "--bootstrap", "200", "--format", "json").stdout)
+    assert f"two-sided {level} paired-bootstrap" in d["conventions"]
+    assert "100%" not in out + md.read_text() + d["conventions"]
+
+
 def test_without_bootstrap(saved):
     cms = random_cms(10, seed=16)
     a, b = saved(make_run(cms), make_run(shifted(cms, [-5] * 10)))
