@@ -768,3 +768,28 @@ def test_names_are_escaped(tmp_path):
     assert "&lt;b&gt;bg&lt;/b&gt;" in page and "road &amp; rail" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     check_links(out)
+
+
+def _outside_references(page_text: str) -> list[str]:
+    """Everything in a page that a browser could fetch from outside its folder: URLs with a scheme or
+    protocol-relative, absolute paths, CSS url()/@import, <link>, <script src>, srcset, <base>, fetches."""
+    found = re.findall(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>)]*", page_text)
+    found += re.findall(r"""(?:src|href|data-src[\w-]*|action|poster)\s*=\s*["']?\s*(?:/|[a-zA-Z]+:)[^\s"'>]*""",
+                        page_text)
+    found += re.findall(r"url\s*\(|@import|<link\b|<script\b[^>]*\bsrc\b|srcset|<base\b|<iframe\b|fetch\s*\(|"
+                        r"XMLHttpRequest|import\s*\(", page_text, re.I)
+    return found
+
+
+def test_pages_fetch_nothing_from_outside_their_folder(built, compared):
+    """Both reports open from disk with no server and no network: no external URL anywhere in the page
+    (not only in the <img> and <a> that check_links follows: CSS, scripts, data attributes too)."""
+    for out in (built, compared):
+        page_text = (out / "index.html").read_text(encoding="utf-8")
+        assert "<script>" in page_text and "<style>" in page_text  # the page's own, inline
+        assert _outside_references(page_text) == [], out
+    # and the check sees what it is for
+    for bad in ('<link rel="stylesheet" href="https://cdn.example.org/x.css">', "<img src='/etc/x.png'>",
+                '<script src="vendor/sorttable.js"></script>', "<style>body{background:url(x.png)}</style>",
+                '<div data-src-gt="file:///tmp/a.png"></div>', "fetch('data.json')"):
+        assert _outside_references(bad), bad
