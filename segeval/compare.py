@@ -979,10 +979,14 @@ def _fmt(x: float | None, digits: int = 4, sign: bool = False) -> str:
 
 
 def _fmt_p(p: float | None, n: int) -> str:
-    """A p-value to 4 places (``< 1/n`` for 0, which the randomization test never gives)."""
+    """A p-value to 4 places, or to 2 significant digits below 0.0001 (``1.5e-05``: the exact test's
+    1/65,536 on 16 images must not read ``0.0000``); ``< 1/n`` for 0, which the randomization test
+    never gives."""
     if p is None or math.isnan(p):
         return "—"
-    return f"< {1 / n:.2g}" if p == 0 else f"{p:.4f}"
+    if p == 0:
+        return f"< {1 / n:.2g}"
+    return f"{p:.4f}" if p >= 0.0001 else f"{p:.2g}"
 
 
 def _p_phrase(p: float | None, n: int) -> str:

@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -759,6 +760,24 @@ def test_interval_level_is_labelled_with_its_own_digits(saved, tmp_path, alpha, 
     d = json.loads(invoke(a, b, "--alpha", alpha, "--bootstrap", "200", "--format", "json").stdout)
     assert f"two-sided {level} paired-bootstrap" in d["conventions"]
     assert "100%" not in out + md.read_text() + d["conventions"]
+
+
+def test_smallest_exact_p_on_16_images_is_not_printed_as_zero(saved, tmp_path):
+    # 16 images, every one losing 2 true positives: only the identity assignment is as bad, p = 1/65,536
+    # exactly; to 4 places that read "0.0000", a p the test cannot give
+    cms = random_cms(16, seed=18)
+    a, b = saved(make_run(cms), make_run(shifted(cms, [-2] * 16)))
+    md = tmp_path / "p16.md"
+    r = invoke(a, b, "--max-drop", "0", "--significant", "--markdown", md)
+    assert r.exit_code == 1, r.output
+    out = " ".join(r.stdout.split())
+    assert "p = 1.5e-05 (exact randomization test, all 65,536 assignments; significant at alpha 0.05)" in out
+    mi = next(line for line in r.stdout.splitlines() if line.startswith("mIoU "))
+    assert mi.split()[-1] == "1.5e-05", mi
+    assert " road " in out and "1.5e-05 6.1e-05" in out  # p and Holm's 4/65,536 of the class that fell
+    assert re.search(r"(?<![+\-\d.])0\.0000", out + md.read_text()) is None  # no p of 0.0000 anywhere
+    d = json.loads(invoke(a, b, "--format", "json").stdout)
+    assert d["comparisons"][0]["summary"]["miou"]["p"] == 1 / 65536
 
 
 def test_without_bootstrap(saved):
