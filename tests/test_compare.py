@@ -455,6 +455,36 @@ def test_holm_adjustment_by_hand():
     np.testing.assert_allclose(holm([0.6, 0.3]), [0.6, 0.6])  # capped at 1 and monotone
 
 
+def holm_step_down(p: list[float], alpha: float) -> set[int]:
+    """Holm's procedure itself (not the adjusted p): sort the m defined p-values ascending and reject
+    H(1), H(2), ... while p(j) <= alpha / (m - j + 1); stop at the first that is not. NaN: not tested."""
+    defined = sorted((v, i) for i, v in enumerate(p) if not math.isnan(v))
+    m, rejected = len(defined), set()
+    for j, (v, i) in enumerate(defined, 1):
+        if v > alpha / (m - j + 1):
+            break
+        rejected.add(i)
+    return rejected
+
+
+def test_holm_adjusted_p_rejects_what_the_step_down_procedure_rejects():
+    rng = np.random.default_rng(12)
+    for trial in range(300):
+        m = int(rng.integers(1, 9))
+        p = rng.choice([1 / 64, 2 / 64, 3 / 64, 0.01, 0.2, 0.5, 1.0], size=m) if trial % 2 else rng.random(m) ** 3
+        p = p.astype(float)
+        p[rng.random(m) < 0.2] = np.nan  # classes without a defined difference: outside the family
+        adj = holm(p)
+        assert np.array_equal(np.isnan(adj), np.isnan(p))
+        d = ~np.isnan(p)
+        assert (adj[d] >= p[d]).all() and (adj[d] <= 1).all()
+        order = np.argsort(p[d], kind="stable")
+        assert (np.diff(adj[d][order]) >= 0).all()  # monotone in p
+        for alpha in (0.01, 0.05, 0.1, 0.25, 3 / 64):
+            got = {int(i) for i in np.flatnonzero(d & (adj <= alpha + 1e-15))}
+            assert got == holm_step_down(list(p), alpha), (p, alpha)
+
+
 def test_class_gate_controls_the_family_wise_error_with_holm(saved):
     # 6 images, class 'car' loses true positives on every image: raw p = 1/64 = 0.0156 < 0.05, but with
     # 4 classes tested Holm makes it 4/64 = 0.0625, and the --significant class gate passes
