@@ -376,6 +376,27 @@ def test_randomization_is_chunked_seeded_and_order_free(monkeypatch, chunk):
     assert small.miou == randomization_test(base[:12][perm], new[:12][perm]).miou  # exact: order-free
 
 
+def test_monte_carlo_p_is_hits_plus_one_over_resamples_plus_one():
+    # one image, NEW worse on it: an assignment is as bad as observed exactly when it leaves the image
+    # unswapped, so hits ~ Binomial(R, 1/2) and p * (R + 1) - 1 must be a whole number of such draws
+    cms = random_cms(1, seed=19)
+    base, new = make_run(cms).image_counts, make_run(shifted(cms, [-4])).image_counts
+    for r in (1, 7, 1000, 4001):
+        got = [randomization_test(base, new, n=r, seed=s, exact_max=0) for s in range(3)]
+        for t in got:
+            assert t.method == "monte carlo" and t.assignments == r
+            hits = t.miou * (r + 1) - 1
+            assert hits == pytest.approx(round(hits), abs=1e-9) and 0 <= round(hits) <= r
+            assert abs(round(hits) - r / 2) <= 4 * math.sqrt(r / 4) + 1
+        assert got[0].miou == randomization_test(base, new, n=r, seed=0, exact_max=0).miou  # seeded
+    assert len({t.miou for t in (randomization_test(base, new, n=4001, seed=s, exact_max=0) for s in range(5))}) > 1
+    # identical runs: every assignment ties, p = (R + 1) / (R + 1) = 1; a NEW better on its one image:
+    # both the identity and the swap are at most the observed (positive) difference, p = 1 too
+    same = randomization_test(base, base.copy(), n=999, seed=0, exact_max=0)
+    assert same.miou == 1 and (same.classes[~np.isnan(same.classes)] == 1).all()
+    assert randomization_test(new, base, n=999, seed=0, exact_max=0).miou == 1
+
+
 def six_frames(k_fg_pixels: int, drop: int, binary: bool) -> tuple[Run, Run]:
     """Six frames of a DAVIS-like object (binary: background and object) or of 4 classes; NEW loses
     ``drop`` object pixels on every frame."""
