@@ -793,3 +793,31 @@ def test_pages_fetch_nothing_from_outside_their_folder(built, compared):
                 '<script src="vendor/sorttable.js"></script>', "<style>body{background:url(x.png)}</style>",
                 '<div data-src-gt="file:///tmp/a.png"></div>', "fetch('data.json')"):
         assert _outside_references(bad), bad
+
+
+def test_comparison_page_escapes_class_and_image_names(tmp_path):
+    """The comparison page shows class and image names only HTML-escaped (tables, viewer titles, alt
+    texts), and its files get safe names."""
+    rng = np.random.default_rng(2)
+    for d in ("gt", "base", "new"):
+        (tmp_path / d).mkdir()
+    for name in ("a&<i>x", "plain"):
+        gt = rng.integers(0, 3, (20, 20)).astype(np.uint8)
+        base = gt.copy()
+        base[rng.random(gt.shape) < 0.3] = 1
+        new = gt.copy()
+        new[rng.random(gt.shape) < 0.2] = 2
+        for d, a in (("gt", gt), ("base", base), ("new", new)):
+            Image.fromarray(a).save(tmp_path / d / f"{name}.png")
+    (tmp_path / "classes.txt").write_text("<b>bg</b>\n<img src=x onerror=alert(1)>\na & b\n")
+    out = tmp_path / "rep"
+    r = runner.invoke(app, ["report", str(tmp_path / "new"), str(tmp_path / "gt"), "--baseline-preds",
+                            str(tmp_path / "base"), "-c", str(tmp_path / "classes.txt"), "--out", str(out),
+                            "--worst", "2", "--bootstrap", "50"])
+    assert r.exit_code == 0, r.output
+    page_text = (out / "index.html").read_text(encoding="utf-8")
+    for raw in ("<b>bg</b>", "<img src=x", "<i>x", "a & b"):
+        assert raw not in page_text, raw
+    for escaped in ("&lt;b&gt;bg&lt;/b&gt;", "&lt;img src=x onerror=alert(1)&gt;", "a &amp; b", "a&amp;&lt;i&gt;x"):
+        assert escaped in page_text, escaped
+    check_links(out)
