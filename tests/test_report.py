@@ -821,3 +821,42 @@ def test_comparison_page_escapes_class_and_image_names(tmp_path):
     for escaped in ("&lt;b&gt;bg&lt;/b&gt;", "&lt;img src=x onerror=alert(1)&gt;", "a &amp; b", "a&amp;&lt;i&gt;x"):
         assert escaped in page_text, escaped
     check_links(out)
+
+
+def test_comparison_counts_leave_out_the_roi_and_the_ignored_pixels(tmp_path):
+    """With --roi, "fixed" and "broken" count only pixels inside the ROI whose ground truth is scored;
+    checked against a loop over pixels (a predicted ignore index is wrong)."""
+    rng = np.random.default_rng(1)
+    dirs = {d: tmp_path / d for d in ("gt", "base", "new", "roi")}
+    for d in dirs.values():
+        d.mkdir()
+    expect = {}
+    for i in range(3):
+        gt = rng.integers(0, 4, (30, 40)).astype(np.uint8)
+        gt[:, :3] = 255
+        base = gt.copy()
+        m = rng.random(gt.shape) < 0.3
+        base[m] = rng.integers(0, 4, int(m.sum()))
+        new = gt.copy()
+        m = rng.random(gt.shape) < 0.25
+        new[m] = rng.integers(0, 4, int(m.sum()))
+        new[rng.random(gt.shape) < 0.05] = 255
+        roi = (rng.random(gt.shape) < 0.6).astype(np.uint8) * 255
+        for d, a in zip(dirs, (gt, base, new, roi), strict=True):
+            Image.fromarray(a).save(dirs[d] / f"im{i}.png")
+        fixed = broken = 0
+        for g, b, n, r in zip(gt.ravel().tolist(), base.ravel().tolist(), new.ravel().tolist(), roi.ravel().tolist(),
+                              strict=True):
+            if g == 255 or r == 0:
+                continue
+            fixed += b != g and n == g
+            broken += b == g and n != g
+        expect[f"im{i}"] = (fixed, broken)
+    out = tmp_path / "rep"
+    r = runner.invoke(app, ["report", str(dirs["new"]), str(dirs["gt"]), "--baseline-preds", str(dirs["base"]),
+                            "-k", "4", "--roi", str(dirs["roi"]), "--out", str(out), "--worst", "1",
+                            "--bootstrap", "50"])
+    assert r.exit_code == 0, r.output
+    rows = table_rows(section((out / "index.html").read_text(encoding="utf-8"), "images"))
+    got = {row[0]: (int(row[2].replace(",", "")), int(row[1].replace(",", ""))) for row in rows}
+    assert got == expect
