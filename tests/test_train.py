@@ -221,6 +221,13 @@ def test_flatline_rule_on_hand_made_runs():
     assert (top, flat) == (0, True) and share == pytest.approx(0.999)
     # mixed predictions that are no better than the baseline: flat by the second rule
     assert flatline(run_of([[50, 40, 0], [9, 1, 0]]))[2] is True
+    # the share threshold is inclusive at 99 % exactly (990 of 1,000 pixels predicted 0, mIoU 0.66 above the
+    # baseline's 0.495), and 98.9 % is not flat
+    assert flatline(run_of([[985, 5, 0], [5, 5, 0]])) == (0, 0.99, True)
+    assert flatline(run_of([[984, 6, 0], [5, 5, 0]])) == (0, 0.989, False)
+    # misses (the ignore index predicted) are scored pixels but no class's predictions
+    top, share, flat = flatline(run_of([[400, 0, 590], [0, 10, 0]]))
+    assert (top, flat) == (0, False) and share == pytest.approx(0.4)
 
 
 def test_train_tables_are_120_columns_in_a_pipe(tiny, tmp_path):
