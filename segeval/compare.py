@@ -966,6 +966,12 @@ def validate_gates(
                            "and none is given", "add a drop gate")
 
 
+def _level(alpha: float) -> str:
+    """The interval's level ``1 - alpha`` as a percentage, to as many digits as it has: ``95%``, ``97.5%``,
+    ``99.9%`` (never rounded up to ``100%``)."""
+    return f"{100 * (1 - alpha):.4g}%"
+
+
 def _fmt(x: float | None, digits: int = 4, sign: bool = False) -> str:
     if x is None or math.isnan(x):
         return "—"
@@ -973,10 +979,14 @@ def _fmt(x: float | None, digits: int = 4, sign: bool = False) -> str:
 
 
 def _fmt_p(p: float | None, n: int) -> str:
-    """A p-value to 4 places (``< 1/n`` for 0, which the randomization test never gives)."""
+    """A p-value to 4 places, or to 2 significant digits below 0.0001 (``1.5e-05``: the exact test's
+    1/65,536 on 16 images must not read ``0.0000``); ``< 1/n`` for 0, which the randomization test
+    never gives."""
     if p is None or math.isnan(p):
         return "—"
-    return f"< {1 / n:.2g}" if p == 0 else f"{p:.4f}"
+    if p == 0:
+        return f"< {1 / n:.2g}"
+    return f"{p:.4f}" if p >= 0.0001 else f"{p:.2g}"
 
 
 def _p_phrase(p: float | None, n: int) -> str:
@@ -1152,8 +1162,8 @@ def _footer(cmp: Comparison, mark: str = "!") -> str:
     if boot is None:
         parts.append("no bootstrap (--bootstrap 0): no intervals")
     else:
-        parts.append(f"CI = {boot.level:.0%} paired-bootstrap percentile interval of NEW - BASE ({boot.n} resamples "
-                     f"of the {boot.n_images} images, seed {boot.seed})")
+        parts.append(f"CI = {_level(boot.alpha)} paired-bootstrap percentile interval of NEW - BASE ({boot.n} "
+                     f"resamples of the {boot.n_images} images, seed {boot.seed})")
     if test is None:
         parts.append("no randomization test (--permutations 0): no p-values")
     else:
@@ -1273,7 +1283,7 @@ def _boundary_class_table(cmp: Comparison) -> Table | None:
     if bd is not None:
         columns += [("BIoU BASE", "right"), ("BIoU NEW", "right"), ("Δ BIoU", "right")]
         if bd.bootstrap[0] is not None:
-            columns.append((f"{1 - cmp.alpha:.0%} CI", "right"))
+            columns.append((f"{_level(cmp.alpha)} CI", "right"))
         if bd.tests[0] is not None:
             columns.append(("p Holm", "right"))
     if sf is not None:
@@ -1302,7 +1312,7 @@ def _boundary_class_table(cmp: Comparison) -> Table | None:
 
 def _two_run_tables(cmp: Comparison, title: str) -> Group:
     boot, test = cmp.bootstrap[0], cmp.test(0)
-    ci = [(f"{1 - cmp.alpha:.0%} CI", "right")] if boot is not None else []
+    ci = [(f"{_level(cmp.alpha)} CI", "right")] if boot is not None else []
     ps = [("p", "right"), ("p Holm", "right")] if test is not None else []
     diff = cmp.class_diff[0]
     worse_classes = cmp.significantly_worse(0)
@@ -1353,7 +1363,7 @@ def _vs_line(cmp: Comparison, j: int) -> str:
     d = float(cmp.summary_diff("miou")[j])
     text = f"Δ mIoU {_fmt(d, sign=True)}"
     if boot is not None:
-        text += f", {boot.level:.0%} CI {_ci_cell(boot.miou)}"
+        text += f", {_level(boot.alpha)} CI {_ci_cell(boot.miou)}"
     if test is not None:
         text += f", {_p_phrase(test.miou, test.assignments)}"
     for x in _extra_rows(cmp, j):
@@ -1418,7 +1428,7 @@ def comparison_markdown(cmp: Comparison, gates: Sequence[GateResult] = ()) -> st
     if cmp.n_runs == 2:
         boot, test = cmp.bootstrap[0], cmp.test(0)
         worse_classes, holm_p = cmp.significantly_worse(0), cmp.class_p_holm(0)
-        head = (f" | {1 - cmp.alpha:.0%} CI of Δ" if boot is not None else "") + (" | p" if test is not None else "")
+        head = (f" | {_level(cmp.alpha)} CI of Δ" if boot is not None else "") + (" | p" if test is not None else "")
         rule = (" | :--:" if boot is not None else "") + (" | --:" if test is not None else "")
 
         def row(name: str, b: float, n: float, iv: Interval | None, p: float, worse: bool, extra: str = "",
@@ -1505,7 +1515,7 @@ def _markdown_boundary_classes(cmp: Comparison) -> list[str]:
         head += " | BIoU BASE | BIoU NEW | Δ BIoU"
         rule += " | --: | --: | --:"
         if bd.bootstrap[0] is not None:
-            head += f" | {1 - cmp.alpha:.0%} CI of Δ"
+            head += f" | {_level(cmp.alpha)} CI of Δ"
             rule += " | :--:"
         if bd.tests[0] is not None:
             head += " | p Holm"
@@ -1634,7 +1644,7 @@ def comparison_dict(cmp: Comparison, gates: Sequence[GateResult] = ()) -> dict[s
         "notes": list(cmp.notes),
         "conventions": ("diff = NEW - BASE (negative: NEW is worse); metrics are data-set level "
                         "(sum over images of tp, fp, fn per class, then IoU, then the mean over defined classes); "
-                        f"low/high: two-sided {1 - cmp.alpha:.0%} paired-bootstrap percentile interval of diff; "
+                        f"low/high: two-sided {_level(cmp.alpha)} paired-bootstrap percentile interval of diff; "
                         f"p: paired randomization test (see test), {P_DEFINITION}; p_holm: class p-values "
                         "Holm-adjusted over the classes with a defined difference; significantly_worse: diff < 0 "
                         "and p (classes: p_holm) < alpha; boundary_classes and mboundary_iou: the same on the "

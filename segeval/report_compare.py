@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import page
-from .compare import BootstrapResult, check_comparable, paired_bootstrap
+from .compare import BootstrapResult, _level, check_comparable, paired_bootstrap
 from .errors import MaskError, SegevalError
 from .evaluate import Run, write_atomic
 from .io import Pair, read_mask, read_pair
@@ -182,7 +182,7 @@ def plot_class_change(names: Sequence[str], base_iou: NDArray[np.float64], new_i
         high = np.array([boot.classes[c].high for c in shown])
         ok = ~np.isnan(low)
         ax.hlines(y[ok], low[ok], high[ok], color="0.55", linewidth=2.2, zorder=2,
-                  label=f"{boot.level:.0%} bootstrap interval")
+                  label=f"{_level(boot.alpha)} bootstrap interval")
     ax.scatter(d, y, c=list(colors), s=30, zorder=3)
     ax.axvline(0, color="0.2", linewidth=1)
     ax.set_yticks(y, [class_label(names, int(c)) for c in shown], fontsize=9)
@@ -340,7 +340,7 @@ def _comparison_page(base: Run, new: Run, boot: BootstrapResult | None, changes:
     if boot is None:
         how = "no bootstrap (--bootstrap 0): no intervals."
     else:
-        how = (f"Intervals: two-sided {boot.level:.0%} percentile intervals of NEW − BASE over {boot.n:,} paired "
+        how = (f"Intervals: two-sided {_level(boot.alpha)} percentile intervals of NEW − BASE over {boot.n:,} paired "
                f"bootstrap resamples of the {boot.n_images} images (seed {boot.seed}); \"excludes 0\" marks an "
                "interval that lies wholly on one side of 0. For a significance test use segeval compare.")
     summary_rows = []

@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -375,6 +376,27 @@ def test_randomization_is_chunked_seeded_and_order_free(monkeypatch, chunk):
     assert small.miou == randomization_test(base[:12][perm], new[:12][perm]).miou  # exact: order-free
 
 
+def test_monte_carlo_p_is_hits_plus_one_over_resamples_plus_one():
+    # one image, NEW worse on it: an assignment is as bad as observed exactly when it leaves the image
+    # unswapped, so hits ~ Binomial(R, 1/2) and p * (R + 1) - 1 must be a whole number of such draws
+    cms = random_cms(1, seed=19)
+    base, new = make_run(cms).image_counts, make_run(shifted(cms, [-4])).image_counts
+    for r in (1, 7, 1000, 4001):
+        got = [randomization_test(base, new, n=r, seed=s, exact_max=0) for s in range(3)]
+        for t in got:
+            assert t.method == "monte carlo" and t.assignments == r
+            hits = t.miou * (r + 1) - 1
+            assert hits == pytest.approx(round(hits), abs=1e-9) and 0 <= round(hits) <= r
+            assert abs(round(hits) - r / 2) <= 4 * math.sqrt(r / 4) + 1
+        assert got[0].miou == randomization_test(base, new, n=r, seed=0, exact_max=0).miou  # seeded
+    assert len({t.miou for t in (randomization_test(base, new, n=4001, seed=s, exact_max=0) for s in range(5))}) > 1
+    # identical runs: every assignment ties, p = (R + 1) / (R + 1) = 1; a NEW better on its one image:
+    # both the identity and the swap are at most the observed (positive) difference, p = 1 too
+    same = randomization_test(base, base.copy(), n=999, seed=0, exact_max=0)
+    assert same.miou == 1 and (same.classes[~np.isnan(same.classes)] == 1).all()
+    assert randomization_test(new, base, n=999, seed=0, exact_max=0).miou == 1
+
+
 def six_frames(k_fg_pixels: int, drop: int, binary: bool) -> tuple[Run, Run]:
     """Six frames of a DAVIS-like object (binary: background and object) or of 4 classes; NEW loses
     ``drop`` object pixels on every frame."""
@@ -452,6 +474,36 @@ def test_holm_adjustment_by_hand():
     np.testing.assert_allclose(got, [0.04, 0.09, 0.09, np.nan, 0.5])
     assert np.isnan(holm([np.nan])).all()
     np.testing.assert_allclose(holm([0.6, 0.3]), [0.6, 0.6])  # capped at 1 and monotone
+
+
+def holm_step_down(p: list[float], alpha: float) -> set[int]:
+    """Holm's procedure itself (not the adjusted p): sort the m defined p-values ascending and reject
+    H(1), H(2), ... while p(j) <= alpha / (m - j + 1); stop at the first that is not. NaN: not tested."""
+    defined = sorted((v, i) for i, v in enumerate(p) if not math.isnan(v))
+    m, rejected = len(defined), set()
+    for j, (v, i) in enumerate(defined, 1):
+        if v > alpha / (m - j + 1):
+            break
+        rejected.add(i)
+    return rejected
+
+
+def test_holm_adjusted_p_rejects_what_the_step_down_procedure_rejects():
+    rng = np.random.default_rng(12)
+    for trial in range(300):
+        m = int(rng.integers(1, 9))
+        p = rng.choice([1 / 64, 2 / 64, 3 / 64, 0.01, 0.2, 0.5, 1.0], size=m) if trial % 2 else rng.random(m) ** 3
+        p = p.astype(float)
+        p[rng.random(m) < 0.2] = np.nan  # classes without a defined difference: outside the family
+        adj = holm(p)
+        assert np.array_equal(np.isnan(adj), np.isnan(p))
+        d = ~np.isnan(p)
+        assert (adj[d] >= p[d]).all() and (adj[d] <= 1).all()
+        order = np.argsort(p[d], kind="stable")
+        assert (np.diff(adj[d][order]) >= 0).all()  # monotone in p
+        for alpha in (0.01, 0.05, 0.1, 0.25, 3 / 64):
+            got = {int(i) for i in np.flatnonzero(d & (adj <= alpha + 1e-15))}
+            assert got == holm_step_down(list(p), alpha), (p, alpha)
 
 
 def test_class_gate_controls_the_family_wise_error_with_holm(saved):
@@ -742,6 +794,41 @@ def test_table_json_and_markdown(saved, tmp_path):
     assert "Monte Carlo over 10,000 random swap assignments (seed 0)" in " ".join(r.stdout.split())
     assert "percentile interval" in r.stdout and "Holm" in r.stdout
     assert "Monte Carlo over 10,000" in text and "percentile interval" in text
+
+
+@pytest.mark.parametrize("alpha, level", [("0.001", "99.9%"), ("0.025", "97.5%"), ("0.1", "90%")])
+def test_interval_level_is_labelled_with_its_own_digits(saved, tmp_path, alpha, level):
+    # 1 - 0.001 is a 99.9 % interval: rounding it to whole per cent would label it "100%", an interval that
+    # cannot miss; 0.975 would read "98%"
+    cms = random_cms(20, seed=17)
+    a, b = saved(make_run(cms), make_run(shifted(cms, [-3] * 20)))
+    md = tmp_path / f"level{alpha}.md"
+    r = invoke(a, b, "--alpha", alpha, "--bootstrap", "200", "--markdown", md)
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.stdout.split())
+    assert f"{level} CI" in out and f"CI = {level} paired-bootstrap percentile interval" in out
+    assert f"| {level} CI of Δ |" in md.read_text()
+    d = json.loads(invoke(a, b, "--alpha", alpha, "--bootstrap", "200", "--format", "json").stdout)
+    assert f"two-sided {level} paired-bootstrap" in d["conventions"]
+    assert "100%" not in out + md.read_text() + d["conventions"]
+
+
+def test_smallest_exact_p_on_16_images_is_not_printed_as_zero(saved, tmp_path):
+    # 16 images, every one losing 2 true positives: only the identity assignment is as bad, p = 1/65,536
+    # exactly; to 4 places that read "0.0000", a p the test cannot give
+    cms = random_cms(16, seed=18)
+    a, b = saved(make_run(cms), make_run(shifted(cms, [-2] * 16)))
+    md = tmp_path / "p16.md"
+    r = invoke(a, b, "--max-drop", "0", "--significant", "--markdown", md)
+    assert r.exit_code == 1, r.output
+    out = " ".join(r.stdout.split())
+    assert "p = 1.5e-05 (exact randomization test, all 65,536 assignments; significant at alpha 0.05)" in out
+    mi = next(line for line in r.stdout.splitlines() if line.startswith("mIoU "))
+    assert mi.split()[-1] == "1.5e-05", mi
+    assert " road " in out and "1.5e-05 6.1e-05" in out  # p and Holm's 4/65,536 of the class that fell
+    assert re.search(r"(?<![+\-\d.])0\.0000", out + md.read_text()) is None  # no p of 0.0000 anywhere
+    d = json.loads(invoke(a, b, "--format", "json").stdout)
+    assert d["comparisons"][0]["summary"]["miou"]["p"] == 1 / 65536
 
 
 def test_without_bootstrap(saved):

@@ -768,3 +768,95 @@ def test_names_are_escaped(tmp_path):
     assert "&lt;b&gt;bg&lt;/b&gt;" in page and "road &amp; rail" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     check_links(out)
+
+
+def _outside_references(page_text: str) -> list[str]:
+    """Everything in a page that a browser could fetch from outside its folder: URLs with a scheme or
+    protocol-relative, absolute paths, CSS url()/@import, <link>, <script src>, srcset, <base>, fetches."""
+    found = re.findall(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>)]*", page_text)
+    found += re.findall(r"""(?:src|href|data-src[\w-]*|action|poster)\s*=\s*["']?\s*(?:/|[a-zA-Z]+:)[^\s"'>]*""",
+                        page_text)
+    found += re.findall(r"url\s*\(|@import|<link\b|<script\b[^>]*\bsrc\b|srcset|<base\b|<iframe\b|fetch\s*\(|"
+                        r"XMLHttpRequest|import\s*\(", page_text, re.I)
+    return found
+
+
+def test_pages_fetch_nothing_from_outside_their_folder(built, compared):
+    """Both reports open from disk with no server and no network: no external URL anywhere in the page
+    (not only in the <img> and <a> that check_links follows: CSS, scripts, data attributes too)."""
+    for out in (built, compared):
+        page_text = (out / "index.html").read_text(encoding="utf-8")
+        assert "<script>" in page_text and "<style>" in page_text  # the page's own, inline
+        assert _outside_references(page_text) == [], out
+    # and the check sees what it is for
+    for bad in ('<link rel="stylesheet" href="https://cdn.example.org/x.css">', "<img src='/etc/x.png'>",
+                '<script src="vendor/sorttable.js"></script>', "<style>body{background:url(x.png)}</style>",
+                '<div data-src-gt="file:///tmp/a.png"></div>', "fetch('data.json')"):
+        assert _outside_references(bad), bad
+
+
+def test_comparison_page_escapes_class_and_image_names(tmp_path):
+    """The comparison page shows class and image names only HTML-escaped (tables, viewer titles, alt
+    texts), and its files get safe names."""
+    rng = np.random.default_rng(2)
+    for d in ("gt", "base", "new"):
+        (tmp_path / d).mkdir()
+    for name in ("a&<i>x", "plain"):
+        gt = rng.integers(0, 3, (20, 20)).astype(np.uint8)
+        base = gt.copy()
+        base[rng.random(gt.shape) < 0.3] = 1
+        new = gt.copy()
+        new[rng.random(gt.shape) < 0.2] = 2
+        for d, a in (("gt", gt), ("base", base), ("new", new)):
+            Image.fromarray(a).save(tmp_path / d / f"{name}.png")
+    (tmp_path / "classes.txt").write_text("<b>bg</b>\n<img src=x onerror=alert(1)>\na & b\n")
+    out = tmp_path / "rep"
+    r = runner.invoke(app, ["report", str(tmp_path / "new"), str(tmp_path / "gt"), "--baseline-preds",
+                            str(tmp_path / "base"), "-c", str(tmp_path / "classes.txt"), "--out", str(out),
+                            "--worst", "2", "--bootstrap", "50"])
+    assert r.exit_code == 0, r.output
+    page_text = (out / "index.html").read_text(encoding="utf-8")
+    for raw in ("<b>bg</b>", "<img src=x", "<i>x", "a & b"):
+        assert raw not in page_text, raw
+    for escaped in ("&lt;b&gt;bg&lt;/b&gt;", "&lt;img src=x onerror=alert(1)&gt;", "a &amp; b", "a&amp;&lt;i&gt;x"):
+        assert escaped in page_text, escaped
+    check_links(out)
+
+
+def test_comparison_counts_leave_out_the_roi_and_the_ignored_pixels(tmp_path):
+    """With --roi, "fixed" and "broken" count only pixels inside the ROI whose ground truth is scored;
+    checked against a loop over pixels (a predicted ignore index is wrong)."""
+    rng = np.random.default_rng(1)
+    dirs = {d: tmp_path / d for d in ("gt", "base", "new", "roi")}
+    for d in dirs.values():
+        d.mkdir()
+    expect = {}
+    for i in range(3):
+        gt = rng.integers(0, 4, (30, 40)).astype(np.uint8)
+        gt[:, :3] = 255
+        base = gt.copy()
+        m = rng.random(gt.shape) < 0.3
+        base[m] = rng.integers(0, 4, int(m.sum()))
+        new = gt.copy()
+        m = rng.random(gt.shape) < 0.25
+        new[m] = rng.integers(0, 4, int(m.sum()))
+        new[rng.random(gt.shape) < 0.05] = 255
+        roi = (rng.random(gt.shape) < 0.6).astype(np.uint8) * 255
+        for d, a in zip(dirs, (gt, base, new, roi), strict=True):
+            Image.fromarray(a).save(dirs[d] / f"im{i}.png")
+        fixed = broken = 0
+        for g, b, n, r in zip(gt.ravel().tolist(), base.ravel().tolist(), new.ravel().tolist(), roi.ravel().tolist(),
+                              strict=True):
+            if g == 255 or r == 0:
+                continue
+            fixed += b != g and n == g
+            broken += b == g and n != g
+        expect[f"im{i}"] = (fixed, broken)
+    out = tmp_path / "rep"
+    r = runner.invoke(app, ["report", str(dirs["new"]), str(dirs["gt"]), "--baseline-preds", str(dirs["base"]),
+                            "-k", "4", "--roi", str(dirs["roi"]), "--out", str(out), "--worst", "1",
+                            "--bootstrap", "50"])
+    assert r.exit_code == 0, r.output
+    rows = table_rows(section((out / "index.html").read_text(encoding="utf-8"), "images"))
+    got = {row[0]: (int(row[2].replace(",", "")), int(row[1].replace(",", ""))) for row in rows}
+    assert got == expect

@@ -221,6 +221,13 @@ def test_flatline_rule_on_hand_made_runs():
     assert (top, flat) == (0, True) and share == pytest.approx(0.999)
     # mixed predictions that are no better than the baseline: flat by the second rule
     assert flatline(run_of([[50, 40, 0], [9, 1, 0]]))[2] is True
+    # the share threshold is inclusive at 99 % exactly (990 of 1,000 pixels predicted 0, mIoU 0.66 above the
+    # baseline's 0.495), and 98.9 % is not flat
+    assert flatline(run_of([[985, 5, 0], [5, 5, 0]])) == (0, 0.99, True)
+    assert flatline(run_of([[984, 6, 0], [5, 5, 0]])) == (0, 0.989, False)
+    # misses (the ignore index predicted) are scored pixels but no class's predictions
+    top, share, flat = flatline(run_of([[400, 0, 590], [0, 10, 0]]))
+    assert (top, flat) == (0, False) and share == pytest.approx(0.4)
 
 
 def test_train_tables_are_120_columns_in_a_pipe(tiny, tmp_path):
@@ -309,3 +316,47 @@ def test_models_keep_any_input_size(name):
         assert net(torch.randn(2, 3, h, w)).shape == (2, 5, h, w)
     feats = net.features(torch.randn(1, 3, 16, 16))
     assert not torch.equal(net.mc_logits(feats), net.mc_logits(feats))  # dropout: a fresh mask each pass
+
+
+def test_table_p_and_delta_against_brute_force_over_seeds_and_names():
+    """The loss table's p: each loss's validation counts summed over its seeds, image by image (paired
+    by name, whatever order a run lists them in), then the one-sided exact randomization p over all
+    2^N swaps, computed here in fractions; Δ: mean over seeds of the mIoU minus the first loss's."""
+    from rich.console import Console
+    from test_compare import brute_force_p, loop_miou, make_run, random_cms
+
+    from segeval.train.command import comparison_table
+    from segeval.train.trainer import TrainResult
+
+    n = 5
+    names = [f"v{i}" for i in range(n)]
+    gt_cms = random_cms(n, k=3, seed=60)
+
+    def worse(cms: np.ndarray, seed: int, loss: int) -> np.ndarray:
+        out = cms.copy()  # move some true positives of class 1 to class 2 (the same ground truth)
+        moved = np.random.default_rng([seed, loss]).integers(0, 6 + 4 * loss, n)
+        moved = np.minimum(moved, out[:, 1, 1])
+        out[:, 1, 1] -= moved
+        out[:, 1, 2] += moved
+        return out
+
+    results, counts = [], {}
+    for loss, spec in enumerate(("ce", "lovasz")):
+        for seed in (0, 1):
+            cms = worse(gt_cms, seed, loss)
+            order = np.arange(n) if loss == 0 else np.array([3, 0, 4, 1, 2])  # NEW lists its images shuffled
+            run = make_run(cms[order], names=("a", "b", "c"), image_names=[names[i] for i in order])
+            results.append(TrainResult(spec, Path(spec), run, [], seed))
+            counts[spec, seed] = make_run(cms, names=("a", "b", "c")).image_counts  # in name order
+    pooled = {s: counts[s, 0] + counts[s, 1] for s in ("ce", "lovasz")}
+    p, _ = brute_force_p(pooled["ce"], pooled["lovasz"])
+    delta = np.mean([loop_miou(counts["lovasz", s]) for s in (0, 1)]) - np.mean(
+        [loop_miou(counts["ce", s]) for s in (0, 1)])
+    assert delta < 0 and 1 / 32 <= p < 1
+
+    console = Console(width=200, record=True)
+    console.print(comparison_table(results))
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if line.strip().startswith("lovasz "))
+    assert f"{delta:+.4f}" in row and f"{float(p):.4f}" in row, (row, float(p))
+    assert "exact over all 2^5 = 32 swap assignments" in " ".join(text.split())
