@@ -565,3 +565,37 @@ def test_python_m_segeval_and_short_help():
     assert r.exit_code == 0 and "score" in r.output and "--install-completion" in r.output
     r = run_cli("score", "-h")
     assert r.exit_code == 0 and "--gt-map" in r.output and "--roi" in r.output
+
+
+def test_binary_guard_with_an_roi_fires_only_on_stored_0_and_255(tmp_path):
+    """Pixels outside the ROI count as ignored, but they are not {0, 255} ground truth: a data set
+    whose ground truth is all background inside the ROI scores; stored 0/255 inside it still stops."""
+    roi = np.zeros((6, 8), np.uint8)
+    roi[1:5, 2:7] = 1
+    pred = np.zeros((6, 8), np.uint8)
+    pred[2, 3:5] = 1
+    gt = np.zeros((6, 8), np.uint8)
+    gt[0, 0] = 1  # class 1 outside the ROI only: the stored ground truth is not binary {0, 255} either
+    for name, g in (("a", np.zeros((6, 8), np.uint8)), ("b", gt)):
+        png(tmp_path / "g" / f"{name}.png", g)
+        png(tmp_path / "p" / f"{name}.png", pred)
+        png(tmp_path / "roi" / f"{name}.png", roi)
+    run = score(tmp_path / "p", tmp_path / "g", 2, roi=tmp_path / "roi", workers=1)
+    want = 2 * bincount_cm(np.where(roi > 0, np.zeros_like(gt), 255), pred, 2, 255)
+    np.testing.assert_array_equal(run.cm, want)
+    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 2, "--roi", tmp_path / "roi", "--format", "json")
+    assert r.exit_code == 0, r.output
+    # ground truth stored as {0, 255} with foreground inside the ROI: still the clear error
+    g = np.zeros((6, 8), np.uint8)
+    g[2:4, 3:6] = 255
+    png(tmp_path / "g" / "a.png", g)
+    png(tmp_path / "g" / "b.png", g)
+    with pytest.raises(SegevalError, match="holds only 0 and 255"):
+        score(tmp_path / "p", tmp_path / "g", 2, roi=tmp_path / "roi", workers=1)
+    # ... but 255 only outside the ROI is never scored: no complaint
+    g = np.zeros((6, 8), np.uint8)
+    g[0, :] = 255
+    png(tmp_path / "g" / "a.png", g)
+    png(tmp_path / "g" / "b.png", g)
+    run = score(tmp_path / "p", tmp_path / "g", 2, roi=tmp_path / "roi", workers=1)
+    np.testing.assert_array_equal(run.cm, want)
