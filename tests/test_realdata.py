@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, shared
 from PIL import Image
-from reference import bincount_cm
+from reference import bincount_cm, boundary_counts_ref, surface_ref_metrics
 from typer.testing import CliRunner
 
 from segeval import load_classes, read_mask, score
@@ -599,3 +599,32 @@ def test_binary_guard_with_an_roi_fires_only_on_stored_0_and_255(tmp_path):
     png(tmp_path / "g" / "b.png", g)
     run = score(tmp_path / "p", tmp_path / "g", 2, roi=tmp_path / "roi", workers=1)
     np.testing.assert_array_equal(run.cm, want)
+
+
+def test_roi_with_boundary_surface_missing_prediction_and_a_bad_file(tmp_path):
+    """Outside the ROI the boundary bands and surfaces see ignored ground truth (brute-force
+    references on np.where(roi, gt, 255)); a missing prediction is all missed inside the ROI; a
+    pair skipped with --skip-bad leaves no row behind."""
+    from segeval.boundary import BoundaryOptions, SurfaceOptions
+
+    items = _roi_set(tmp_path, n=4)
+    (tmp_path / "p" / "im1.png").unlink()
+    (tmp_path / "p" / "im3.png").write_bytes(b"not a png")
+    run = score(tmp_path / "p", tmp_path / "g", 3, roi=tmp_path / "roi", roi_suffix="_fov", allow_missing=True,
+                skip_bad=True, boundary=BoundaryOptions(px=1), surface=SurfaceOptions(), workers=2)
+    assert run.image_names == ["im0", "im1", "im2"] and run.missing_predictions == ["im1"]
+    assert [s["name"] for s in run.skipped] == ["im3"]
+    cm = np.zeros((3, 4), np.int64)
+    for i, name in enumerate(run.image_names):
+        gt, pred, roi = items[name]
+        g = np.where(roi > 0, gt, 255).astype(np.uint8)
+        p = np.full_like(gt, 255) if name == "im1" else pred
+        cm += bincount_cm(g, p, 3, 255)
+        np.testing.assert_array_equal(run.image_boundary_counts[i], boundary_counts_ref(g, p, 3, 255, 1))
+        np.testing.assert_allclose(run.image_surface[i], surface_ref_metrics(g, p, 3, 255), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(run.cm, cm)
+    back = type(run).from_dict(json.loads(json.dumps(run.to_dict())))
+    np.testing.assert_array_equal(back.image_boundary_counts, run.image_boundary_counts)
+    np.testing.assert_allclose(back.image_surface, run.image_surface)
+    assert back.settings["roi_dir"] == str(tmp_path / "roi") and back.settings["boundary_px"] == 1
+    assert back.skipped == run.skipped and back.missing_predictions == ["im1"]
