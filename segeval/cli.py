@@ -115,7 +115,8 @@ RoiSuffix = Annotated[str, typer.Option(help="Suffix stripped from ROI mask name
                                              "_training_mask.")]
 Include = Annotated[list[str] | None, typer.Option(
     "--include", metavar="GLOB", show_default=False,
-    help="Only files matching this glob (relative path, or file name) in the mask directories; repeat for several.")]
+    help="Only files matching this glob (relative path, or file name) in the prediction and ground-truth "
+    "directories (ROI masks follow their ground truth); repeat for several.")]
 Exclude = Annotated[list[str] | None, typer.Option(
     "--exclude", metavar="GLOB", show_default=False,
     help="Pass over files matching this glob in the mask directories (e.g. '*.jpg'); repeat for several.")]

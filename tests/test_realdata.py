@@ -628,3 +628,26 @@ def test_roi_with_boundary_surface_missing_prediction_and_a_bad_file(tmp_path):
     np.testing.assert_allclose(back.image_surface, run.image_surface)
     assert back.settings["roi_dir"] == str(tmp_path / "roi") and back.settings["boundary_px"] == 1
     assert back.skipped == run.skipped and back.missing_predictions == ["im1"]
+
+
+def test_include_exclude_select_images_and_roi_masks_follow_their_ground_truth(tmp_path):
+    """Globs select prediction and ground-truth files; the ROI mask of each selected ground truth is
+    taken whatever the globs (GIF ROIs beside --include '*.png'), and other ROI files are passed over."""
+    items = _roi_set(tmp_path)
+    for name, (_, _, roi) in items.items():  # the ROI masks as GIF, beside a note
+        (tmp_path / "roi" / f"{name}_fov.png").unlink()
+        Image.fromarray(roi).save(tmp_path / "roi" / f"{name}_fov.gif")
+    (tmp_path / "roi" / "README.txt").write_text("field-of-view masks\n")
+    run = score(tmp_path / "p", tmp_path / "g", 3, roi=tmp_path / "roi", roi_suffix="_fov", include=["*.png"],
+                exclude=["im1.*"], workers=1)
+    assert run.image_names == ["im0", "im2"]
+    want = sum(bincount_cm(np.where(roi > 0, gt, 255), pred, 3, 255)
+               for name, (gt, pred, roi) in items.items() if name != "im1")
+    np.testing.assert_array_equal(run.cm, want)
+    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov",
+                "--include", "*.png", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n_images"] == 3
+    (tmp_path / "roi" / "im2_fov.gif").unlink()  # a selected ground truth without its ROI: still the error
+    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov")
+    assert r.exit_code == 2 and "have no ROI mask (im2)" in r.output, r.output
