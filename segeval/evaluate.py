@@ -470,7 +470,13 @@ def _count_and_measure(
     if counted[1] == 0:
         return counted, None
     gt, pred = read_pair(pair, ignore_index)
-    return counted, measure_pair(gt, pred, pair.gt, n_classes, ignore_index, boundary=boundary, surface=surface)
+    try:
+        return counted, measure_pair(gt, pred, pair.gt, n_classes, ignore_index, boundary=boundary, surface=surface)
+    except MaskError as exc:  # e.g. --spacing of another dimension than this mask: skipped like a bad file
+        if pair.skip_to is None:
+            raise
+        pair.skip_to.append(Skipped(pair.name, exc.path or os.fspath(pair.gt), exc.what))
+        return (np.zeros((n_classes, n_classes + 1), np.int64), 0, 0), None
 
 
 def _measures_to_run(run: Run, found: list[PairMeasures | None], boundary: bool, surface: bool) -> None:

@@ -651,3 +651,28 @@ def test_include_exclude_select_images_and_roi_masks_follow_their_ground_truth(t
     (tmp_path / "roi" / "im2_fov.gif").unlink()  # a selected ground truth without its ROI: still the error
     r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov")
     assert r.exit_code == 2 and "have no ROI mask (im2)" in r.output, r.output
+
+
+def test_skip_bad_skips_a_pair_whose_surface_measure_fails(tmp_path):
+    """--spacing with two values and one 3-D volume among 2-D masks: with --skip-bad the volume is
+    listed as skipped and the others are scored (no row, no count of it left behind)."""
+    from segeval.boundary import SurfaceOptions
+
+    rng = np.random.default_rng(3)
+    arrays = {}
+    for name in ("a", "b"):
+        g, p = rng.integers(0, 2, (2, 6, 7)).astype(np.uint8)
+        png(tmp_path / "g" / f"{name}.png", g)
+        png(tmp_path / "p" / f"{name}.png", p)
+        arrays[name] = (g, p)
+    np.save(tmp_path / "g" / "c.npy", rng.integers(0, 2, (3, 6, 7)).astype(np.uint8))
+    np.save(tmp_path / "p" / "c.npy", rng.integers(0, 2, (3, 6, 7)).astype(np.uint8))
+    opts = SurfaceOptions(spacing=(0.5, 2.0))
+    with pytest.raises(MaskError, match="is 3-D but --spacing has 2 values"):
+        score(tmp_path / "p", tmp_path / "g", 2, ignore_index=255, surface=opts, workers=1)
+    run = score(tmp_path / "p", tmp_path / "g", 2, ignore_index=255, surface=opts, skip_bad=True, workers=2)
+    assert run.image_names == ["a", "b"] and [s["name"] for s in run.skipped] == ["c"]
+    assert "3-D" in run.skipped[0]["reason"]
+    np.testing.assert_array_equal(run.cm, sum(bincount_cm(g, p, 2, 255) for g, p in arrays.values()))
+    for i, (g, p) in enumerate(arrays.values()):
+        np.testing.assert_allclose(run.image_surface[i], surface_ref_metrics(g, p, 2, 255, (0.5, 2.0)), atol=1e-12)
