@@ -676,3 +676,26 @@ def test_skip_bad_skips_a_pair_whose_surface_measure_fails(tmp_path):
     np.testing.assert_array_equal(run.cm, sum(bincount_cm(g, p, 2, 255) for g, p in arrays.values()))
     for i, (g, p) in enumerate(arrays.values()):
         np.testing.assert_allclose(run.image_surface[i], surface_ref_metrics(g, p, 2, 255, (0.5, 2.0)), atol=1e-12)
+
+
+def test_skip_bad_with_chunked_tasks_keeps_order_counts_and_the_skipped_list(tmp_path):
+    """300 pairs on 2 workers go to the pool 2 a task: bad files anywhere in a chunk are skipped, the
+    rest keep their order and counts (bincount), and the skipped list is sorted."""
+    rng = np.random.default_rng(5)
+    bad = {7, 8, 150, 299}
+    want, names = np.zeros((3, 4), np.int64), []
+    for i in range(300):
+        name = f"im{i:03d}"
+        g, p = rng.integers(0, 3, (2, 3, 4)).astype(np.uint8)
+        png(tmp_path / "g" / f"{name}.png", g)
+        if i in bad:
+            (tmp_path / "p" / f"{name}.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+            continue
+        png(tmp_path / "p" / f"{name}.png", p)
+        want += bincount_cm(g, p, 3, 255)
+        names.append(name)
+    run = score(tmp_path / "p", tmp_path / "g", 3, skip_bad=True, workers=2)
+    assert run.image_names == names
+    np.testing.assert_array_equal(run.cm, want)
+    np.testing.assert_array_equal(run.image_counts.sum(axis=0)[0], np.diag(want[:, :3]))
+    assert [s["name"] for s in run.skipped] == [f"im{i:03d}" for i in sorted(bad)]
