@@ -699,3 +699,34 @@ def test_skip_bad_with_chunked_tasks_keeps_order_counts_and_the_skipped_list(tmp
     np.testing.assert_array_equal(run.cm, want)
     np.testing.assert_array_equal(run.image_counts.sum(axis=0)[0], np.diag(want[:, :3]))
     assert [s["name"] for s in run.skipped] == [f"im{i:03d}" for i in sorted(bad)]
+
+
+def test_one_sided_map_and_roi_on_volumes(tmp_path):
+    """A 3-D label-id ground truth (NIfTI and .npy) remapped by --gt-map against train-id volumes,
+    inside a 3-D ROI: counted like bincount of the remapped, masked arrays; no map on the predictions."""
+    nib = pytest.importorskip("nibabel")
+    rng = np.random.default_rng(9)
+    lut = np.full(256, 255, np.uint8)
+    lut[[0, 7, 9]] = [0, 1, 2]
+    want = np.zeros((3, 4), np.int64)
+    for name, ext in (("v0", ".nii.gz"), ("v1", ".npy")):
+        g = rng.choice(np.array([0, 7, 9], np.uint8), (4, 5, 6))
+        p = rng.integers(0, 3, (4, 5, 6)).astype(np.uint8)
+        p[0, 0, :2] = 7  # a prediction 7 is not remapped: an out-of-range id must be an error
+        roi = (rng.random((4, 5, 6)) < 0.7).astype(np.uint8)
+        (tmp_path / "g").mkdir(exist_ok=True)
+        (tmp_path / "p").mkdir(exist_ok=True)
+        (tmp_path / "roi").mkdir(exist_ok=True)
+        if ext == ".nii.gz":
+            nib.save(nib.Nifti1Image(np.ascontiguousarray(g.T), np.eye(4)), tmp_path / "g" / f"{name}{ext}")
+        else:
+            np.save(tmp_path / "g" / f"{name}{ext}", g)
+        p_ok = np.where(p == 7, 1, p).astype(np.uint8)
+        np.save(tmp_path / "p" / f"{name}.npy", p_ok)
+        np.save(tmp_path / "roi" / f"{name}.npy", roi)
+        want += bincount_cm(np.where(roi > 0, lut[g], 255), p_ok, 3, 255)
+    run = score(tmp_path / "p", tmp_path / "g", 3, gt_map="0:0,7:1,9:2", roi=tmp_path / "roi", workers=1)
+    np.testing.assert_array_equal(run.cm, want)
+    np.save(tmp_path / "p" / "v1.npy", np.full((4, 5, 6), 7, np.uint8))
+    with pytest.raises(MaskError, match="v1.npy"):
+        score(tmp_path / "p", tmp_path / "g", 3, gt_map="0:0,7:1,9:2", roi=tmp_path / "roi", workers=1)
