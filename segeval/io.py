@@ -368,8 +368,13 @@ def pair_masks(
         else:
             # the ROI masks of the selected ground truths, whatever the globs (which select images by
             # their mask paths): other files of the ROI directory are passed over, not checked
+            # (ROI masks among the masks themselves, ``x_fov.png`` beside ``x.png``: those with the suffix)
+            shared = bool(roi_suffix) and any(_same_dir(roi_root, d) for d in (gt_root, pred_root))
+
             def wanted(rel: str) -> bool:
-                return (rel[: -len(roi_suffix)] if roi_suffix and rel.endswith(roi_suffix) else rel) in gts
+                if roi_suffix and rel.endswith(roi_suffix):
+                    return rel[: -len(roi_suffix)] in gts
+                return not shared and rel in gts
 
             rois = find_masks(roi_root, roi_suffix, skipped=skipped, belongs=wanted, empty_ok=True)
         lacking = [k for k in sorted(gts) if k not in rois]
@@ -386,6 +391,13 @@ def pair_masks(
                                    "check --roi-suffix")
     pairs = [Pair(k, gts[k], preds.get(k), decoding, skipped, rois.get(k)) for k in sorted(gts)]
     return pairs, only_pred
+
+
+def _same_dir(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return Path(a).is_dir() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _shared_dir_rule(pred_root: str | os.PathLike, gt_root: str | os.PathLike, pred_suffix: str,

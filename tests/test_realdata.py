@@ -730,3 +730,16 @@ def test_one_sided_map_and_roi_on_volumes(tmp_path):
     np.save(tmp_path / "p" / "v1.npy", np.full((4, 5, 6), 7, np.uint8))
     with pytest.raises(MaskError, match="v1.npy"):
         score(tmp_path / "p", tmp_path / "g", 3, gt_map="0:0,7:1,9:2", roi=tmp_path / "roi", workers=1)
+
+
+def test_roi_masks_beside_the_ground_truth_in_one_directory(tmp_path):
+    """``g/x.png`` beside its ROI ``g/x_fov.png``: --exclude keeps the ROI masks out of the ground
+    truth, and --roi g --roi-suffix _fov takes them (not the ground truth itself) as ROI masks."""
+    items = _roi_set(tmp_path)
+    for name, (_, _, roi) in items.items():
+        png(tmp_path / "g" / f"{name}_fov.png", roi)
+    run = score(tmp_path / "p", tmp_path / "g", 3, roi=tmp_path / "g", roi_suffix="_fov", exclude=["*_fov.png"],
+                workers=1)
+    assert run.image_names == ["im0", "im1", "im2"]
+    want = sum(bincount_cm(np.where(roi > 0, gt, 255), pred, 3, 255) for gt, pred, roi in items.values())
+    np.testing.assert_array_equal(run.cm, want)
