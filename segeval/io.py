@@ -872,6 +872,9 @@ def read_nifti(path: str | os.PathLike) -> tuple[NDArray, tuple[float, ...]]:
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
         zooms = zooms[:2]
+    elif a.ndim == 3 and a.shape[-1] == 1:  # one voxel along NIfTI's i: an image too, with its own spacing
+        a = a[..., 0]
+        zooms = zooms[1:]
     return a, zooms[::-1]
 
 

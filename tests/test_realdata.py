@@ -743,3 +743,25 @@ def test_roi_masks_beside_the_ground_truth_in_one_directory(tmp_path):
     assert run.image_names == ["im0", "im1", "im2"]
     want = sum(bincount_cm(np.where(roi > 0, gt, 255), pred, 3, 255) for gt, pred, roi in items.values())
     np.testing.assert_array_equal(run.cm, want)
+
+
+def test_nifti_of_one_voxel_along_i_is_an_image_with_its_spacing(tmp_path):
+    """A NIfTI of shape (1, J, K) reads as a (K, J) image (the (I, J, 1) case already did) with the
+    spacing of those two axes, so the surface distances use it (brute-force reference)."""
+    nib = pytest.importorskip("nibabel")
+    from segeval.boundary import SurfaceOptions
+
+    rng = np.random.default_rng(2)
+    g = rng.integers(0, 2, (7, 6)).astype(np.uint8)  # as read: (K, J)
+    p = rng.integers(0, 2, (7, 6)).astype(np.uint8)
+    for d, a in (("g", g), ("p", p)):
+        (tmp_path / d).mkdir()
+        img = nib.Nifti1Image(np.ascontiguousarray(a.T[None]), np.diag([0.5, 2.0, 3.0, 1.0]))
+        img.header.set_zooms((0.5, 2.0, 3.0))
+        nib.save(img, tmp_path / d / "x.nii.gz")
+    vol, spacing = read_nifti(tmp_path / "g" / "x.nii.gz")
+    np.testing.assert_array_equal(vol, g)
+    assert spacing == (3.0, 2.0) and voxel_spacing(tmp_path / "g" / "x.nii.gz") == (3.0, 2.0)
+    run = score(tmp_path / "p", tmp_path / "g", 2, ignore_index=255, surface=SurfaceOptions(), workers=1)
+    assert run.image_spacing == [[3.0, 2.0]]
+    np.testing.assert_allclose(run.image_surface[0], surface_ref_metrics(g, p, 2, 255, (3.0, 2.0)), atol=1e-12)
