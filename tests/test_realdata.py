@@ -765,3 +765,31 @@ def test_nifti_of_one_voxel_along_i_is_an_image_with_its_spacing(tmp_path):
     run = score(tmp_path / "p", tmp_path / "g", 2, ignore_index=255, surface=SurfaceOptions(), workers=1)
     assert run.image_spacing == [[3.0, 2.0]]
     np.testing.assert_allclose(run.image_surface[0], surface_ref_metrics(g, p, 2, 255, (3.0, 2.0)), atol=1e-12)
+
+
+def test_maps_and_report_threshold_score_maps_as_score_does(tmp_path):
+    """Float score maps of a binary task: maps and report take --threshold (and --channels-*) as
+    score does, so the error maps agree with the scored run (reference: p > t by hand)."""
+    rng = np.random.default_rng(4)
+    (tmp_path / "g").mkdir()
+    (tmp_path / "p").mkdir()
+    gt = rng.integers(0, 2, (6, 7)).astype(np.uint8)
+    scores = rng.random((6, 7)).astype(np.float32)
+    png(tmp_path / "g" / "x.png", gt)
+    np.save(tmp_path / "p" / "x.npy", scores)
+    labels = (scores > 0.3).astype(np.uint8)
+    common = [tmp_path / "p", tmp_path / "g", "-k", 2, "--threshold", 0.3]
+    r = run_cli("score", *common, "--ignore-index", 255, "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["confusion_matrix"] == bincount_cm(gt, labels, 2, 255)[:, :2].tolist()
+    r = run_cli("maps", *common, "--out", tmp_path / "maps")
+    assert r.exit_code == 0, r.output
+    codes = np.asarray(Image.open(tmp_path / "maps" / "x.png"))
+    np.testing.assert_array_equal(codes, np.where(gt == labels, 1, 2))
+    r = run_cli("report", *common, "--ignore-index", 255, "--out", tmp_path / "rep", "--worst", 1)
+    assert r.exit_code == 0, r.output
+    cm = bincount_cm(gt, labels, 2, 255)
+    want = np.mean([cm[c, c] / (cm[c, :2].sum() + cm[:, c].sum() - cm[c, c]) for c in range(2)])
+    page = (tmp_path / "rep" / "index.html").read_text()
+    got = re.search(r'mIoU \(data set\)</td><td class="num" data-v="([^"]+)"', page)
+    assert got is not None and float(got.group(1)) == pytest.approx(want)
