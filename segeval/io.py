@@ -946,7 +946,7 @@ def read_mask(path: str | os.PathLike, decoding: Decoding | None = None, *, role
 
 def read_roi(path: str | os.PathLike) -> NDArray[np.bool_]:
     """A region-of-interest mask as booleans: True where the pixel is scored (any non-zero value;
-    in a colour image, any non-zero channel)."""
+    in a colour image, any non-zero R, G or B: alpha is not looked at)."""
     a, color = read_array(path)
     if a.size == 0:
         raise MaskError(path, f"holds no pixels (shape {a.shape})", "re-export the ROI mask")
