@@ -793,3 +793,32 @@ def test_maps_and_report_threshold_score_maps_as_score_does(tmp_path):
     page = (tmp_path / "rep" / "index.html").read_text()
     got = re.search(r'mIoU \(data set\)</td><td class="num" data-v="([^"]+)"', page)
     assert got is not None and float(got.group(1)) == pytest.approx(want)
+
+
+def test_old_run_file_without_the_new_fields_loads_and_reports(tmp_path):
+    """A run file from before ROI, globs and boundary/surface metrics (those keys removed) loads
+    with no measures, the same counts, and report --run reads its masks as plain pairs."""
+    from segeval.boundary import BoundaryOptions, SurfaceOptions
+    from segeval.evaluate import Run
+
+    items = _roi_set(tmp_path)
+    run = score(tmp_path / "p", tmp_path / "g", 3, boundary=BoundaryOptions(px=2), surface=SurfaceOptions(),
+                workers=1)
+    d = json.loads(json.dumps(run.to_dict()))
+    new_keys = ("boundary_", "band_px", "hd95", "assd", "nsd", "spacing")
+    for entry in d["images"] + d["classes"]:
+        for key in [k for k in entry if k.startswith(new_keys)]:
+            del entry[key]
+    for key in ("roi_dir", "roi_suffix", "include", "exclude", "boundary_px", "spacing", "nsd_tolerance",
+                "gt_map", "pred_map", "skip_bad"):
+        d["settings"].pop(key)
+    for key in ("mboundary_iou", "mhd95", "massd", "mnsd", "skipped"):
+        d.pop(key)
+    old = Run.from_dict(d)
+    assert old.image_boundary_counts is None and old.image_surface is None and old.skipped == []
+    np.testing.assert_array_equal(old.cm, sum(bincount_cm(g, p, 3, 255) for g, p, _ in items.values()))
+    assert old.miou == run.miou and "mboundary_iou" not in old.summary()
+    (tmp_path / "old.json").write_text(json.dumps(d))
+    r = run_cli("report", tmp_path / "p", tmp_path / "g", "--run", tmp_path / "old.json", "--out", tmp_path / "rep",
+                "--worst", 1)
+    assert r.exit_code == 0, r.output
