@@ -115,10 +115,16 @@ RoiSuffix = Annotated[str, typer.Option(help="Suffix stripped from ROI mask name
                                              "_training_mask.")]
 Include = Annotated[list[str] | None, typer.Option(
     "--include", metavar="GLOB", show_default=False,
-    help="Only files matching this glob (relative path, or file name) in the mask directories; repeat for several.")]
+    help="Only files matching this glob (relative path, or file name) in the prediction and ground-truth "
+    "directories (ROI masks follow their ground truth); repeat for several.")]
 Exclude = Annotated[list[str] | None, typer.Option(
     "--exclude", metavar="GLOB", show_default=False,
     help="Pass over files matching this glob in the mask directories (e.g. '*.jpg'); repeat for several.")]
+ChannelsLast = Annotated[bool | None, typer.Option(
+    "--channels-last/--channels-first", help="Class axis of one-hot masks and score maps, as for score.",
+    show_default=False)]
+Threshold = Annotated[float, typer.Option(help="A single-channel float map of a binary task (K=2) is class 1 where "
+                                               "score > threshold, as for score.")]
 SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Use the files that can be read, list the others and "
                                                           "why, and exit 1 after writing outputs.")]
 AllowSkipped = Annotated[bool, typer.Option("--allow-skipped", help="With --skip-bad, exit 0 even when files "
@@ -185,6 +191,10 @@ def _print_skipped(skipped: list[dict[str, str]], allow_skipped: bool) -> None:
                    "pass --allow-skipped to exit 0 all the same", 1)
 
 
+def _channels(channels_last: bool | None) -> str:
+    return "auto" if channels_last is None else "last" if channels_last else "first"
+
+
 def _check_workers(workers: int | None) -> None:
     if workers is not None and workers < 1:
         raise SegevalError(None, f"--workers must be at least 1, got {workers}", "")
@@ -244,7 +254,7 @@ def score(
                                                             "units of --spacing) and NSD.")] = False,
     spacing: Annotated[str | None, typer.Option(
         help="Pixel size per axis in array order (rows,columns or slices,rows,columns), or one value for all; "
-        "default: a TIFF ground truth's resolution tags, else 1.", show_default=False)] = None,
+        "default: a TIFF ground truth's resolution tags or a NIfTI's pixdim, else 1.", show_default=False)] = None,
     nsd_tolerance: Annotated[float | None, typer.Option(help="NSD tolerance t in spacing units; default 1.0.",
                                                         show_default=False)] = None,
 ) -> None:
@@ -417,6 +427,8 @@ def maps(
     exclude: Exclude = None,
     skip_bad: SkipBad = False,
     allow_skipped: AllowSkipped = False,
+    channels_last: ChannelsLast = None,
+    threshold: Threshold = 0.5,
 ) -> None:
     """Write FP/FN maps: per pair, a uint8 PNG coding each pixel's kind of error."""
     from .evaluate import resolve_classes
@@ -432,7 +444,8 @@ def maps(
     m = _maps(label_map, gt_map, pred_map)
     decoding = decoding_for(cs, ignore_index, {"unknown_color": unknown_color, "void_colors": void_color or None,
                                                "map": m["label_map"], "gt_map": m["gt_map"],
-                                               "pred_map": m["pred_map"]})  # checked before anything is written
+                                               "pred_map": m["pred_map"], "threshold": threshold,
+                                               "channels": _channels(channels_last)})  # checked before writing
     for path, option in ((out, "--out"), (pairs_out, "--pairs")):
         if path is not None and path.is_dir() and any(path.iterdir()) and not overwrite:
             raise SegevalError(path, f"{option} is not empty", "pass --overwrite to write into it, or choose another")
@@ -507,6 +520,8 @@ def report(
     exclude: Exclude = None,
     skip_bad: SkipBad = False,
     allow_skipped: AllowSkipped = False,
+    channels_last: ChannelsLast = None,
+    threshold: Threshold = 0.5,
 ) -> None:
     """Write a static HTML report: summary and per-class tables, plots, a viewer of the worst images; with
     --baseline-preds, what changed against a baseline."""
@@ -538,11 +553,12 @@ def report(
             preds, gts, num_classes, classes=classes, ignore_index=ignore_index, baseline_class=baseline_class,
             pred_suffix=pred_suffix or "", gt_suffix=gt_suffix or "", allow_missing=allow_missing, workers=workers,
             unknown_color=unknown_color, void_colors=void_color or None, **_maps(label_map, gt_map, pred_map),
-            roi=roi, roi_suffix=roi_suffix, include=include or (), exclude=exclude or (), skip_bad=skip_bad)
+            roi=roi, roi_suffix=roi_suffix, include=include or (), exclude=exclude or (), skip_bad=skip_bad,
+            channels=_channels(channels_last), threshold=threshold)
         num_classes = classes = None  # the run holds them
     options = {"unknown_color": unknown_color, "void_colors": void_color or None, **_maps(label_map, gt_map, pred_map),
                "roi": roi, "roi_suffix": roi_suffix, "include": include or (), "exclude": exclude or (),
-               "skip_bad": skip_bad}
+               "skip_bad": skip_bad, "channels": _channels(channels_last), "threshold": threshold}
     prepare_out_dir(out, overwrite=True)
     path = write_report(
         preds, gts, out, run=run, num_classes=num_classes, classes=classes, ignore_index=ignore_index,

@@ -470,7 +470,13 @@ def _count_and_measure(
     if counted[1] == 0:
         return counted, None
     gt, pred = read_pair(pair, ignore_index)
-    return counted, measure_pair(gt, pred, pair.gt, n_classes, ignore_index, boundary=boundary, surface=surface)
+    try:
+        return counted, measure_pair(gt, pred, pair.gt, n_classes, ignore_index, boundary=boundary, surface=surface)
+    except MaskError as exc:  # e.g. --spacing of another dimension than this mask: skipped like a bad file
+        if pair.skip_to is None:
+            raise
+        pair.skip_to.append(Skipped(pair.name, exc.path or os.fspath(pair.gt), exc.what))
+        return (np.zeros((n_classes, n_classes + 1), np.int64), 0, 0), None
 
 
 def _measures_to_run(run: Run, found: list[PairMeasures | None], boundary: bool, surface: bool) -> None:
@@ -688,7 +694,8 @@ def score(
             run.missing_predictions = [n for n in run.missing_predictions if n not in unread]
         # workers append in the order they finish: sort, so that a run file is the same every time
         run.skipped = [s.to_dict() for s in sorted(skipped, key=lambda s: (s.name, s.file))]
-    if guard_binary and ignore_index == 255 and cs.n_classes >= 2 and binary_255(run):
+    if guard_binary and ignore_index == 255 and cs.n_classes >= 2 and binary_255(run) \
+            and (roi is None or _stored_binary_255(pairs, set(run.image_names))):
         raise SegevalError(
             gt_dir, f"the ground truth of all {len(run.image_names)} images holds only 0 and 255, and 255 is the "
             "ignore index, so every foreground pixel would be left out (binary masks stored as {0, 255}?)",
@@ -712,8 +719,26 @@ def _keep_measures(run: Run, keep: NDArray[np.bool_]) -> None:
 def binary_255(run: Run) -> bool:
     """Whether the ground truth scored held only class 0 and the ignore index, some of it ignored:
     no valid ground-truth pixel of a class other than 0 and at least one ignored pixel (read from
-    the summed counts, at no cost). With an ROI the pixels outside it count as ignored."""
+    the summed counts, at no cost). With an ROI the pixels outside it count as ignored too, so
+    :func:`score` then confirms it from the stored ground truth (:func:`_stored_binary_255`)."""
     return run.ignored > 0 and int(run.cm[1:].sum()) == 0
+
+
+def _stored_binary_255(pairs: list[Pair], scored: set[str]) -> bool:
+    """With an ROI, :func:`binary_255` also counts the pixels outside it as ignored: confirm (read
+    again, only when the guard would fire) that the stored ground truth holds only 0 and 255 and
+    that some 255 lies inside the ROI, so that an ROI over all-background ground truth passes."""
+    from .io import read_mask, read_roi
+
+    found = False
+    for p in pairs:
+        if p.name not in scored or p.roi is None:
+            continue
+        gt = read_mask(p.gt, p.decoding, role="gt")
+        if ((gt != 0) & (gt != 255)).any():
+            return False
+        found = found or bool((gt[read_roi(p.roi)] == 255).any())
+    return found
 
 
 def resolve_classes(num_classes: int | None, classes: ClassSet | str | None) -> ClassSet:

@@ -203,6 +203,7 @@ def find_masks(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     belongs: Callable[[str], bool] | None = None,
+    empty_ok: bool = False,
 ) -> dict[str, Path]:
     """Map each mask under ``root`` (recursively) to its key: relative path, no extension.
 
@@ -215,6 +216,7 @@ def find_masks(
     (``/`` separators; a pattern without ``/`` may match the file name alone): with ``include``
     only matching files are looked at, and files matching ``exclude`` never are. ``belongs``
     (a test of the relative path without extension) passes over other files the same way.
+    ``empty_ok``: a directory with no (selected) mask gives ``{}`` instead of an error.
     """
     root = Path(root)
     if root.is_file():
@@ -257,7 +259,7 @@ def find_masks(
         for path in same:
             _skip_or_raise(skipped, key, path, f"{names} have the same name once extension and suffix are removed",
                            "keep one of them")
-    if not n_seen and not problems:
+    if not n_seen and not problems and not empty_ok:
         what = "holds no mask files" + (f" among its {len(paths)} files that --include/--exclude (and the suffix, "
                                         "in a directory shared by both sides) select" if paths else "")
         raise PairingError(root, what, f"point to a directory of {', '.join(MASK_EXTENSIONS)} masks")
@@ -314,8 +316,10 @@ def pair_masks(
 
     ``roi_root`` (a directory of region-of-interest masks, paired with the ground truths by key
     after ``roi_suffix`` is stripped, or one file for every pair) gives each pair its ``roi``; a
-    ground truth without one is an error (or skipped). ``include`` / ``exclude`` select files in
-    every directory (see :func:`find_masks`). When predictions and ground truths share one
+    ground truth without one is an error (or skipped). ``include`` / ``exclude`` select the
+    prediction and ground-truth files (see :func:`find_masks`); each selected ground truth then
+    takes its ROI mask by name, whatever the globs, and other files of the ROI directory are
+    passed over. When predictions and ground truths share one
     directory and a suffix is given, each side takes the files whose name ends with its suffix.
     """
     pred_sel, gt_sel = _shared_dir_rule(pred_root, gt_root, pred_suffix, gt_suffix)
@@ -362,7 +366,17 @@ def pair_masks(
         if Path(roi_root).is_file():
             rois = dict.fromkeys(gts, Path(roi_root))
         else:
-            rois = find_masks(roi_root, roi_suffix, skipped=skipped, include=include, exclude=exclude)
+            # the ROI masks of the selected ground truths, whatever the globs (which select images by
+            # their mask paths): other files of the ROI directory are passed over, not checked
+            # (ROI masks among the masks themselves, ``x_fov.png`` beside ``x.png``: those with the suffix)
+            shared = bool(roi_suffix) and any(_same_dir(roi_root, d) for d in (gt_root, pred_root))
+
+            def wanted(rel: str) -> bool:
+                if roi_suffix and rel.endswith(roi_suffix):
+                    return rel[: -len(roi_suffix)] in gts
+                return not shared and rel in gts
+
+            rois = find_masks(roi_root, roi_suffix, skipped=skipped, belongs=wanted, empty_ok=True)
         lacking = [k for k in sorted(gts) if k not in rois]
         if lacking:
             if skipped is None:
@@ -377,6 +391,13 @@ def pair_masks(
                                    "check --roi-suffix")
     pairs = [Pair(k, gts[k], preds.get(k), decoding, skipped, rois.get(k)) for k in sorted(gts)]
     return pairs, only_pred
+
+
+def _same_dir(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return Path(a).is_dir() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _shared_dir_rule(pred_root: str | os.PathLike, gt_root: str | os.PathLike, pred_suffix: str,
@@ -851,6 +872,9 @@ def read_nifti(path: str | os.PathLike) -> tuple[NDArray, tuple[float, ...]]:
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
         zooms = zooms[:2]
+    elif a.ndim == 3 and a.shape[-1] == 1:  # one voxel along NIfTI's i: an image too, with its own spacing
+        a = a[..., 0]
+        zooms = zooms[1:]
     return a, zooms[::-1]
 
 
@@ -922,7 +946,7 @@ def read_mask(path: str | os.PathLike, decoding: Decoding | None = None, *, role
 
 def read_roi(path: str | os.PathLike) -> NDArray[np.bool_]:
     """A region-of-interest mask as booleans: True where the pixel is scored (any non-zero value;
-    in a colour image, any non-zero channel)."""
+    in a colour image, any non-zero R, G or B: alpha is not looked at)."""
     a, color = read_array(path)
     if a.size == 0:
         raise MaskError(path, f"holds no pixels (shape {a.shape})", "re-export the ROI mask")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, shared
 from PIL import Image
-from reference import bincount_cm
+from reference import bincount_cm, boundary_counts_ref, surface_ref_metrics
 from typer.testing import CliRunner
 
 from segeval import load_classes, read_mask, score
@@ -565,3 +565,260 @@ def test_python_m_segeval_and_short_help():
     assert r.exit_code == 0 and "score" in r.output and "--install-completion" in r.output
     r = run_cli("score", "-h")
     assert r.exit_code == 0 and "--gt-map" in r.output and "--roi" in r.output
+
+
+def test_binary_guard_with_an_roi_fires_only_on_stored_0_and_255(tmp_path):
+    """Pixels outside the ROI count as ignored, but they are not {0, 255} ground truth: a data set
+    whose ground truth is all background inside the ROI scores; stored 0/255 inside it still stops."""
+    roi = np.zeros((6, 8), np.uint8)
+    roi[1:5, 2:7] = 1
+    pred = np.zeros((6, 8), np.uint8)
+    pred[2, 3:5] = 1
+    gt = np.zeros((6, 8), np.uint8)
+    gt[0, 0] = 1  # class 1 outside the ROI only: the stored ground truth is not binary {0, 255} either
+    for name, g in (("a", np.zeros((6, 8), np.uint8)), ("b", gt)):
+        png(tmp_path / "g" / f"{name}.png", g)
+        png(tmp_path / "p" / f"{name}.png", pred)
+        png(tmp_path / "roi" / f"{name}.png", roi)
+    run = score(tmp_path / "p", tmp_path / "g", 2, roi=tmp_path / "roi", workers=1)
+    want = 2 * bincount_cm(np.where(roi > 0, np.zeros_like(gt), 255), pred, 2, 255)
+    np.testing.assert_array_equal(run.cm, want)
+    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 2, "--roi", tmp_path / "roi", "--format", "json")
+    assert r.exit_code == 0, r.output
+    # ground truth stored as {0, 255} with foreground inside the ROI: still the clear error
+    g = np.zeros((6, 8), np.uint8)
+    g[2:4, 3:6] = 255
+    png(tmp_path / "g" / "a.png", g)
+    png(tmp_path / "g" / "b.png", g)
+    with pytest.raises(SegevalError, match="holds only 0 and 255"):
+        score(tmp_path / "p", tmp_path / "g", 2, roi=tmp_path / "roi", workers=1)
+    # ... but 255 only outside the ROI is never scored: no complaint
+    g = np.zeros((6, 8), np.uint8)
+    g[0, :] = 255
+    png(tmp_path / "g" / "a.png", g)
+    png(tmp_path / "g" / "b.png", g)
+    run = score(tmp_path / "p", tmp_path / "g", 2, roi=tmp_path / "roi", workers=1)
+    np.testing.assert_array_equal(run.cm, want)
+
+
+def test_roi_with_boundary_surface_missing_prediction_and_a_bad_file(tmp_path):
+    """Outside the ROI the boundary bands and surfaces see ignored ground truth (brute-force
+    references on np.where(roi, gt, 255)); a missing prediction is all missed inside the ROI; a
+    pair skipped with --skip-bad leaves no row behind."""
+    from segeval.boundary import BoundaryOptions, SurfaceOptions
+
+    items = _roi_set(tmp_path, n=4)
+    (tmp_path / "p" / "im1.png").unlink()
+    (tmp_path / "p" / "im3.png").write_bytes(b"not a png")
+    run = score(tmp_path / "p", tmp_path / "g", 3, roi=tmp_path / "roi", roi_suffix="_fov", allow_missing=True,
+                skip_bad=True, boundary=BoundaryOptions(px=1), surface=SurfaceOptions(), workers=2)
+    assert run.image_names == ["im0", "im1", "im2"] and run.missing_predictions == ["im1"]
+    assert [s["name"] for s in run.skipped] == ["im3"]
+    cm = np.zeros((3, 4), np.int64)
+    for i, name in enumerate(run.image_names):
+        gt, pred, roi = items[name]
+        g = np.where(roi > 0, gt, 255).astype(np.uint8)
+        p = np.full_like(gt, 255) if name == "im1" else pred
+        cm += bincount_cm(g, p, 3, 255)
+        np.testing.assert_array_equal(run.image_boundary_counts[i], boundary_counts_ref(g, p, 3, 255, 1))
+        np.testing.assert_allclose(run.image_surface[i], surface_ref_metrics(g, p, 3, 255), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(run.cm, cm)
+    back = type(run).from_dict(json.loads(json.dumps(run.to_dict())))
+    np.testing.assert_array_equal(back.image_boundary_counts, run.image_boundary_counts)
+    np.testing.assert_allclose(back.image_surface, run.image_surface)
+    assert back.settings["roi_dir"] == str(tmp_path / "roi") and back.settings["boundary_px"] == 1
+    assert back.skipped == run.skipped and back.missing_predictions == ["im1"]
+
+
+def test_include_exclude_select_images_and_roi_masks_follow_their_ground_truth(tmp_path):
+    """Globs select prediction and ground-truth files; the ROI mask of each selected ground truth is
+    taken whatever the globs (GIF ROIs beside --include '*.png'), and other ROI files are passed over."""
+    items = _roi_set(tmp_path)
+    for name, (_, _, roi) in items.items():  # the ROI masks as GIF, beside a note
+        (tmp_path / "roi" / f"{name}_fov.png").unlink()
+        Image.fromarray(roi).save(tmp_path / "roi" / f"{name}_fov.gif")
+    (tmp_path / "roi" / "README.txt").write_text("field-of-view masks\n")
+    run = score(tmp_path / "p", tmp_path / "g", 3, roi=tmp_path / "roi", roi_suffix="_fov", include=["*.png"],
+                exclude=["im1.*"], workers=1)
+    assert run.image_names == ["im0", "im2"]
+    want = sum(bincount_cm(np.where(roi > 0, gt, 255), pred, 3, 255)
+               for name, (gt, pred, roi) in items.items() if name != "im1")
+    np.testing.assert_array_equal(run.cm, want)
+    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov",
+                "--include", "*.png", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["n_images"] == 3
+    (tmp_path / "roi" / "im2_fov.gif").unlink()  # a selected ground truth without its ROI: still the error
+    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov")
+    assert r.exit_code == 2 and "have no ROI mask (im2)" in r.output, r.output
+
+
+def test_skip_bad_skips_a_pair_whose_surface_measure_fails(tmp_path):
+    """--spacing with two values and one 3-D volume among 2-D masks: with --skip-bad the volume is
+    listed as skipped and the others are scored (no row, no count of it left behind)."""
+    from segeval.boundary import SurfaceOptions
+
+    rng = np.random.default_rng(3)
+    arrays = {}
+    for name in ("a", "b"):
+        g, p = rng.integers(0, 2, (2, 6, 7)).astype(np.uint8)
+        png(tmp_path / "g" / f"{name}.png", g)
+        png(tmp_path / "p" / f"{name}.png", p)
+        arrays[name] = (g, p)
+    np.save(tmp_path / "g" / "c.npy", rng.integers(0, 2, (3, 6, 7)).astype(np.uint8))
+    np.save(tmp_path / "p" / "c.npy", rng.integers(0, 2, (3, 6, 7)).astype(np.uint8))
+    opts = SurfaceOptions(spacing=(0.5, 2.0))
+    with pytest.raises(MaskError, match="is 3-D but --spacing has 2 values"):
+        score(tmp_path / "p", tmp_path / "g", 2, ignore_index=255, surface=opts, workers=1)
+    run = score(tmp_path / "p", tmp_path / "g", 2, ignore_index=255, surface=opts, skip_bad=True, workers=2)
+    assert run.image_names == ["a", "b"] and [s["name"] for s in run.skipped] == ["c"]
+    assert "3-D" in run.skipped[0]["reason"]
+    np.testing.assert_array_equal(run.cm, sum(bincount_cm(g, p, 2, 255) for g, p in arrays.values()))
+    for i, (g, p) in enumerate(arrays.values()):
+        np.testing.assert_allclose(run.image_surface[i], surface_ref_metrics(g, p, 2, 255, (0.5, 2.0)), atol=1e-12)
+
+
+def test_skip_bad_with_chunked_tasks_keeps_order_counts_and_the_skipped_list(tmp_path):
+    """300 pairs on 2 workers go to the pool 2 a task: bad files anywhere in a chunk are skipped, the
+    rest keep their order and counts (bincount), and the skipped list is sorted."""
+    rng = np.random.default_rng(5)
+    bad = {7, 8, 150, 299}
+    want, names = np.zeros((3, 4), np.int64), []
+    for i in range(300):
+        name = f"im{i:03d}"
+        g, p = rng.integers(0, 3, (2, 3, 4)).astype(np.uint8)
+        png(tmp_path / "g" / f"{name}.png", g)
+        if i in bad:
+            (tmp_path / "p" / f"{name}.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+            continue
+        png(tmp_path / "p" / f"{name}.png", p)
+        want += bincount_cm(g, p, 3, 255)
+        names.append(name)
+    run = score(tmp_path / "p", tmp_path / "g", 3, skip_bad=True, workers=2)
+    assert run.image_names == names
+    np.testing.assert_array_equal(run.cm, want)
+    np.testing.assert_array_equal(run.image_counts.sum(axis=0)[0], np.diag(want[:, :3]))
+    assert [s["name"] for s in run.skipped] == [f"im{i:03d}" for i in sorted(bad)]
+
+
+def test_one_sided_map_and_roi_on_volumes(tmp_path):
+    """A 3-D label-id ground truth (NIfTI and .npy) remapped by --gt-map against train-id volumes,
+    inside a 3-D ROI: counted like bincount of the remapped, masked arrays; no map on the predictions."""
+    nib = pytest.importorskip("nibabel")
+    rng = np.random.default_rng(9)
+    lut = np.full(256, 255, np.uint8)
+    lut[[0, 7, 9]] = [0, 1, 2]
+    want = np.zeros((3, 4), np.int64)
+    for name, ext in (("v0", ".nii.gz"), ("v1", ".npy")):
+        g = rng.choice(np.array([0, 7, 9], np.uint8), (4, 5, 6))
+        p = rng.integers(0, 3, (4, 5, 6)).astype(np.uint8)
+        p[0, 0, :2] = 7  # a prediction 7 is not remapped: an out-of-range id must be an error
+        roi = (rng.random((4, 5, 6)) < 0.7).astype(np.uint8)
+        (tmp_path / "g").mkdir(exist_ok=True)
+        (tmp_path / "p").mkdir(exist_ok=True)
+        (tmp_path / "roi").mkdir(exist_ok=True)
+        if ext == ".nii.gz":
+            nib.save(nib.Nifti1Image(np.ascontiguousarray(g.T), np.eye(4)), tmp_path / "g" / f"{name}{ext}")
+        else:
+            np.save(tmp_path / "g" / f"{name}{ext}", g)
+        p_ok = np.where(p == 7, 1, p).astype(np.uint8)
+        np.save(tmp_path / "p" / f"{name}.npy", p_ok)
+        np.save(tmp_path / "roi" / f"{name}.npy", roi)
+        want += bincount_cm(np.where(roi > 0, lut[g], 255), p_ok, 3, 255)
+    run = score(tmp_path / "p", tmp_path / "g", 3, gt_map="0:0,7:1,9:2", roi=tmp_path / "roi", workers=1)
+    np.testing.assert_array_equal(run.cm, want)
+    np.save(tmp_path / "p" / "v1.npy", np.full((4, 5, 6), 7, np.uint8))
+    with pytest.raises(MaskError, match="v1.npy"):
+        score(tmp_path / "p", tmp_path / "g", 3, gt_map="0:0,7:1,9:2", roi=tmp_path / "roi", workers=1)
+
+
+def test_roi_masks_beside_the_ground_truth_in_one_directory(tmp_path):
+    """``g/x.png`` beside its ROI ``g/x_fov.png``: --exclude keeps the ROI masks out of the ground
+    truth, and --roi g --roi-suffix _fov takes them (not the ground truth itself) as ROI masks."""
+    items = _roi_set(tmp_path)
+    for name, (_, _, roi) in items.items():
+        png(tmp_path / "g" / f"{name}_fov.png", roi)
+    run = score(tmp_path / "p", tmp_path / "g", 3, roi=tmp_path / "g", roi_suffix="_fov", exclude=["*_fov.png"],
+                workers=1)
+    assert run.image_names == ["im0", "im1", "im2"]
+    want = sum(bincount_cm(np.where(roi > 0, gt, 255), pred, 3, 255) for gt, pred, roi in items.values())
+    np.testing.assert_array_equal(run.cm, want)
+
+
+def test_nifti_of_one_voxel_along_i_is_an_image_with_its_spacing(tmp_path):
+    """A NIfTI of shape (1, J, K) reads as a (K, J) image (the (I, J, 1) case already did) with the
+    spacing of those two axes, so the surface distances use it (brute-force reference)."""
+    nib = pytest.importorskip("nibabel")
+    from segeval.boundary import SurfaceOptions
+
+    rng = np.random.default_rng(2)
+    g = rng.integers(0, 2, (7, 6)).astype(np.uint8)  # as read: (K, J)
+    p = rng.integers(0, 2, (7, 6)).astype(np.uint8)
+    for d, a in (("g", g), ("p", p)):
+        (tmp_path / d).mkdir()
+        img = nib.Nifti1Image(np.ascontiguousarray(a.T[None]), np.diag([0.5, 2.0, 3.0, 1.0]))
+        img.header.set_zooms((0.5, 2.0, 3.0))
+        nib.save(img, tmp_path / d / "x.nii.gz")
+    vol, spacing = read_nifti(tmp_path / "g" / "x.nii.gz")
+    np.testing.assert_array_equal(vol, g)
+    assert spacing == (3.0, 2.0) and voxel_spacing(tmp_path / "g" / "x.nii.gz") == (3.0, 2.0)
+    run = score(tmp_path / "p", tmp_path / "g", 2, ignore_index=255, surface=SurfaceOptions(), workers=1)
+    assert run.image_spacing == [[3.0, 2.0]]
+    np.testing.assert_allclose(run.image_surface[0], surface_ref_metrics(g, p, 2, 255, (3.0, 2.0)), atol=1e-12)
+
+
+def test_maps_and_report_threshold_score_maps_as_score_does(tmp_path):
+    """Float score maps of a binary task: maps and report take --threshold (and --channels-*) as
+    score does, so the error maps agree with the scored run (reference: p > t by hand)."""
+    rng = np.random.default_rng(4)
+    (tmp_path / "g").mkdir()
+    (tmp_path / "p").mkdir()
+    gt = rng.integers(0, 2, (6, 7)).astype(np.uint8)
+    scores = rng.random((6, 7)).astype(np.float32)
+    png(tmp_path / "g" / "x.png", gt)
+    np.save(tmp_path / "p" / "x.npy", scores)
+    labels = (scores > 0.3).astype(np.uint8)
+    common = [tmp_path / "p", tmp_path / "g", "-k", 2, "--threshold", 0.3]
+    r = run_cli("score", *common, "--ignore-index", 255, "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["confusion_matrix"] == bincount_cm(gt, labels, 2, 255)[:, :2].tolist()
+    r = run_cli("maps", *common, "--out", tmp_path / "maps")
+    assert r.exit_code == 0, r.output
+    codes = np.asarray(Image.open(tmp_path / "maps" / "x.png"))
+    np.testing.assert_array_equal(codes, np.where(gt == labels, 1, 2))
+    r = run_cli("report", *common, "--ignore-index", 255, "--out", tmp_path / "rep", "--worst", 1)
+    assert r.exit_code == 0, r.output
+    cm = bincount_cm(gt, labels, 2, 255)
+    want = np.mean([cm[c, c] / (cm[c, :2].sum() + cm[:, c].sum() - cm[c, c]) for c in range(2)])
+    page = (tmp_path / "rep" / "index.html").read_text()
+    got = re.search(r'mIoU \(data set\)</td><td class="num" data-v="([^"]+)"', page)
+    assert got is not None and float(got.group(1)) == pytest.approx(want)
+
+
+def test_old_run_file_without_the_new_fields_loads_and_reports(tmp_path):
+    """A run file from before ROI, globs and boundary/surface metrics (those keys removed) loads
+    with no measures, the same counts, and report --run reads its masks as plain pairs."""
+    from segeval.boundary import BoundaryOptions, SurfaceOptions
+    from segeval.evaluate import Run
+
+    items = _roi_set(tmp_path)
+    run = score(tmp_path / "p", tmp_path / "g", 3, boundary=BoundaryOptions(px=2), surface=SurfaceOptions(),
+                workers=1)
+    d = json.loads(json.dumps(run.to_dict()))
+    new_keys = ("boundary_", "band_px", "hd95", "assd", "nsd", "spacing")
+    for entry in d["images"] + d["classes"]:
+        for key in [k for k in entry if k.startswith(new_keys)]:
+            del entry[key]
+    for key in ("roi_dir", "roi_suffix", "include", "exclude", "boundary_px", "spacing", "nsd_tolerance",
+                "gt_map", "pred_map", "skip_bad"):
+        d["settings"].pop(key)
+    for key in ("mboundary_iou", "mhd95", "massd", "mnsd", "skipped"):
+        d.pop(key)
+    old = Run.from_dict(d)
+    assert old.image_boundary_counts is None and old.image_surface is None and old.skipped == []
+    np.testing.assert_array_equal(old.cm, sum(bincount_cm(g, p, 3, 255) for g, p, _ in items.values()))
+    assert old.miou == run.miou and "mboundary_iou" not in old.summary()
+    (tmp_path / "old.json").write_text(json.dumps(d))
+    r = run_cli("report", tmp_path / "p", tmp_path / "g", "--run", tmp_path / "old.json", "--out", tmp_path / "rep",
+                "--worst", 1)
+    assert r.exit_code == 0, r.output
