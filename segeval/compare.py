@@ -364,6 +364,30 @@ def _assignment_chunks(n_images: int, exact: bool, resamples: int, rng: np.rando
             yield np.unpackbits(packed, axis=1, count=n_images).astype(np.float64)
 
 
+def _check_paired(base: NDArray[Any], new: NDArray[Any], n: int, what: str) -> int:
+    """Check two runs' per-image arrays of shape (N, 3, K) and the number of random assignments;
+    return N."""
+    if base.ndim != 3 or base.shape[1] != 3 or base.shape != new.shape:
+        raise ValueError(f"{what} must both have shape (N, 3, K), got {base.shape} and {new.shape}")
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise SegevalError(None, f"the number of random assignments must be at least 1, got {n}", "")
+    if base.shape[0] == 0:
+        raise SegevalError(None, "the runs hold no images", "nothing to test")
+    return int(base.shape[0])
+
+
+def _assignment_plan(n_images: int, n: int, seed: int, exact_max: int) -> tuple[bool, int, np.random.Generator | None]:
+    """Whether all ``2**N`` assignments are enumerated, how many are drawn, and the generator of
+    the random ones (None when exact)."""
+    exact = n_images <= exact_max
+    return exact, (1 << n_images) if exact else int(n), None if exact else np.random.default_rng(seed)
+
+
+def _p_value(hits: Any, total: int, exact: bool) -> F:
+    """The share of assignments at least as extreme: exact, or ``(hits + 1) / (n + 1)``, capped at 1."""
+    return np.minimum(np.asarray(hits / total if exact else (hits + 1) / (total + 1), np.float64), 1.0)
+
+
 def randomization_test(
     base_counts: ArrayLike,
     new_counts: ArrayLike,
@@ -412,13 +436,8 @@ def randomization_test(
     """
     base = np.asarray(base_counts)
     new = np.asarray(new_counts)
-    if base.ndim != 3 or base.shape[1] != 3 or base.shape != new.shape:
-        raise ValueError(f"counts must both have shape (N, 3, K), got {base.shape} and {new.shape}")
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise SegevalError(None, f"the number of random assignments must be at least 1, got {n}", "")
-    n_images, _, k = base.shape
-    if n_images == 0:
-        raise SegevalError(None, "the runs hold no images", "nothing to test")
+    n_images = _check_paired(base, new, n, "counts")
+    k = base.shape[2]
     if base.min(initial=0) < 0 or new.min(initial=0) < 0:
         raise ValueError("counts must be non-negative")
     b = base.reshape(n_images, 3 * k).astype(np.int64)
@@ -436,9 +455,7 @@ def randomization_test(
         return {name: sn[name] - sb[name] for name in sb}, _class_iou(ns) - _class_iou(bs)
 
     obs_summary, obs_class = differences(np.zeros((1, 3 * k), dtype))
-    exact = n_images <= exact_max
-    total = (1 << n_images) if exact else int(n)
-    rng = None if exact else np.random.default_rng(seed)
+    exact, total, rng = _assignment_plan(n_images, n, seed, exact_max)
     hits = {name: 0 for name in obs_summary}
     class_hits = np.zeros(k, np.int64)
     rows = max(1, _CHUNK // max(n_images, 3 * k))
@@ -450,8 +467,7 @@ def randomization_test(
         class_hits += np.count_nonzero(~(cls > obs_class[0] + _TIE), axis=0)
 
     def p_of(h: int | NDArray[np.int64], observed: F) -> F:
-        p = np.asarray(h / total if exact else (h + 1) / (total + 1), np.float64)
-        return np.where(np.isnan(observed), np.nan, np.minimum(p, 1.0))
+        return np.where(np.isnan(observed), np.nan, _p_value(h, total, exact))
 
     p_summary = {name: float(p_of(hits[name], obs_summary[name][0])) for name in hits}
     return RandomizationResult(
@@ -511,13 +527,8 @@ def surface_randomization_test(
     """
     base = np.asarray(base_values, np.float64)
     new = np.asarray(new_values, np.float64)
-    if base.ndim != 3 or base.shape[1] != 3 or base.shape != new.shape:
-        raise ValueError(f"values must both have shape (N, 3, K), got {base.shape} and {new.shape}")
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise SegevalError(None, f"the number of random assignments must be at least 1, got {n}", "")
-    n_images, _, k = base.shape
-    if n_images == 0:
-        raise SegevalError(None, "the runs hold no images", "nothing to test")
+    n_images = _check_paired(base, new, n, "values")
+    k = base.shape[2]
     b = np.concatenate([np.nan_to_num(base, nan=0.0).reshape(n_images, -1),
                         (~np.isnan(base)).reshape(n_images, -1).astype(np.float64)], axis=1)
     nw = np.concatenate([np.nan_to_num(new, nan=0.0).reshape(n_images, -1),
@@ -532,9 +543,7 @@ def surface_randomization_test(
     observed = differences(np.zeros((1, 2 * m)))[0]
     lower_better = np.array([lower for _, _, lower in SURFACE_METRICS])
     margin = _SURFACE_TIE * np.maximum(1.0, np.abs(np.nan_to_num(observed)))
-    exact = n_images <= exact_max
-    total = (1 << n_images) if exact else int(n)
-    rng = None if exact else np.random.default_rng(seed)
+    exact, total, rng = _assignment_plan(n_images, n, seed, exact_max)
     hits = np.zeros(3, np.int64)
     rows = max(1, _CHUNK // max(n_images, 2 * m))
     for s_chunk in _assignment_chunks(n_images, exact, total, rng, rows):
@@ -542,8 +551,8 @@ def surface_randomization_test(
         # "at least as bad as observed": higher for distances, lower for NSD; NaN counts as a hit
         not_hit = np.where(lower_better, d < observed - margin, d > observed + margin)
         hits += np.count_nonzero(~not_hit, axis=0)
-    p = hits / total if exact else (hits + 1) / (total + 1)
-    return np.where(np.isnan(observed), np.nan, np.minimum(p, 1.0)), "exact" if exact else "monte carlo", total
+    p = np.where(np.isnan(observed), np.nan, _p_value(hits, total, exact))
+    return p, "exact" if exact else "monte carlo", total
 
 
 @dataclass(frozen=True)
