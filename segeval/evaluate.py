@@ -431,6 +431,26 @@ def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
 # ----------------------------------------------------------------------------- scoring
 
 
+def _count_decoded(pair: Pair, gt: NDArray, pred: NDArray, n_classes: int, ignore_index: int) -> NDArray[np.int64]:
+    """The (K, K + 1) matrix of a decoded pair; labels outside 0..K-1 raise :class:`MaskError`
+    naming the pair's files."""
+    cm = np.zeros((n_classes, n_classes + 1), np.int64)
+    try:
+        accumulate(gt, pred, n_classes, ignore_index, cm)
+    except MaskError as exc:
+        where = pair.gt if pair.pred is None else f"{pair.pred} (ground truth {pair.gt})"
+        raise MaskError(where, exc.what, exc.todo) from None
+    return cm
+
+
+def _skip(pair: Pair, exc: MaskError, n_classes: int) -> tuple[NDArray[np.int64], int, int]:
+    """Record the pair in ``pair.skip_to`` (``--skip-bad``) and count nothing; re-raise without one."""
+    if pair.skip_to is None:
+        raise exc
+    pair.skip_to.append(Skipped(pair.name, exc.path or os.fspath(pair.gt), exc.what))
+    return np.zeros((n_classes, n_classes + 1), np.int64), 0, 0
+
+
 def _count_pair(pair: Pair, n_classes: int, ignore_index: int) -> tuple[NDArray[np.int64], int, int]:
     """Read and count one pair: its (K, K + 1) matrix, its pixels and its ignored pixels.
 
@@ -444,39 +464,27 @@ def _count_pair(pair: Pair, n_classes: int, ignore_index: int) -> tuple[NDArray[
             cm, pixels = np.ascontiguousarray(fast[0]), fast[1]
         else:
             gt, pred = read_pair(pair, ignore_index)  # no prediction: all the ignore index, every pixel missed
-            cm = np.zeros((n_classes, n_classes + 1), np.int64)
-            try:
-                accumulate(gt, pred, n_classes, ignore_index, cm)
-            except MaskError as exc:
-                where = pair.gt if pair.pred is None else f"{pair.pred} (ground truth {pair.gt})"
-                raise MaskError(where, exc.what, exc.todo) from None
-            pixels = gt.size
+            cm, pixels = _count_decoded(pair, gt, pred, n_classes, ignore_index), gt.size
     except MaskError as exc:
-        if pair.skip_to is None:
-            raise
-        pair.skip_to.append(Skipped(pair.name, exc.path or os.fspath(pair.gt), exc.what))
-        return np.zeros((n_classes, n_classes + 1), np.int64), 0, 0
+        return _skip(pair, exc, n_classes)
     return cm, pixels, pixels - int(cm.sum())
 
 
 def _count_and_measure(
     pair: Pair, n_classes: int, ignore_index: int, boundary: BoundaryOptions | None, surface: SurfaceOptions | None
 ) -> tuple[tuple[NDArray[np.int64], int, int], PairMeasures | None]:
-    """``_count_pair``, then (when the pair was scored) the boundary/surface measures of the same
-    pair, decoded once more: the plain path stays untouched and exactly as fast."""
+    """What :func:`_count_pair` gives, and the boundary/surface measures, from one decoding of the
+    pair (the plain path, without these measures, is untouched). A pair whose labels or measures
+    fail is skipped whole with ``--skip-bad``."""
     from .boundary import measure_pair
 
-    counted = _count_pair(pair, n_classes, ignore_index)  # checks the labels, or skips the pair
-    if counted[1] == 0:
-        return counted, None
-    gt, pred = read_pair(pair, ignore_index)
     try:
-        return counted, measure_pair(gt, pred, pair.gt, n_classes, ignore_index, boundary=boundary, surface=surface)
+        gt, pred = read_pair(pair, ignore_index)
+        cm = _count_decoded(pair, gt, pred, n_classes, ignore_index)  # the labels are checked before measuring
+        measures = measure_pair(gt, pred, pair.gt, n_classes, ignore_index, boundary=boundary, surface=surface)
     except MaskError as exc:  # e.g. --spacing of another dimension than this mask: skipped like a bad file
-        if pair.skip_to is None:
-            raise
-        pair.skip_to.append(Skipped(pair.name, exc.path or os.fspath(pair.gt), exc.what))
-        return (np.zeros((n_classes, n_classes + 1), np.int64), 0, 0), None
+        return _skip(pair, exc, n_classes), None
+    return (cm, gt.size, gt.size - int(cm.sum())), measures
 
 
 def _measures_to_run(run: Run, found: list[PairMeasures | None], boundary: bool, surface: bool) -> None:
