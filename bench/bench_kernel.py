@@ -24,7 +24,7 @@ import numba
 import numpy as np
 
 from segeval import confusion_matrix, read_mask
-from segeval.io import Pair, count_png_pair
+from segeval.reading.io import Pair, count_png_pair
 
 
 @numba.njit(nogil=True)

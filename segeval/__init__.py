@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover - what type checkers and IDEs see
-    from .accumulate import Accumulator
-    from .classes import PRESETS, ClassSet, load_classes
+    from .core.classes import PRESETS, ClassSet, load_classes
+    from .core.kernels import confusion_matrix
     from .errors import MaskError, PairingError, RunFileError, SegevalError
-    from .evaluate import Run, score, score_pairs
-    from .io import pair_masks, read_mask
-    from .kernels import confusion_matrix
+    from .reading.io import pair_masks, read_mask
+    from .scoring.accumulate import Accumulator
+    from .scoring.evaluate import Run, score, score_pairs
 
 _WHERE = {
-    "ClassSet": "classes", "PRESETS": "classes", "load_classes": "classes",
+    "ClassSet": "core.classes", "PRESETS": "core.classes", "load_classes": "core.classes",
     "SegevalError": "errors", "MaskError": "errors", "PairingError": "errors", "RunFileError": "errors",
-    "Run": "evaluate", "score": "evaluate", "score_pairs": "evaluate",
-    "pair_masks": "io", "read_mask": "io", "confusion_matrix": "kernels",
-    "Accumulator": "accumulate",
+    "Run": "scoring.evaluate", "score": "scoring.evaluate", "score_pairs": "scoring.evaluate",
+    "pair_masks": "reading.io", "read_mask": "reading.io", "confusion_matrix": "core.kernels",
+    "Accumulator": "scoring.accumulate",
 }
 
 __all__ = [

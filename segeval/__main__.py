@@ -1,5 +1,5 @@
 """``python -m segeval``: the same command line as ``segeval``."""
 
-from .cli import main
+from segeval.cli import main
 
 main()

@@ -16,8 +16,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from . import __version__
-from .errors import SegevalError
+from segeval import __version__
+from segeval.errors import SegevalError
 
 app = typer.Typer(
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
@@ -144,7 +144,7 @@ def _boundary_options(boundary: bool, ratio: float | None, px: int | None) -> An
         if given:
             raise SegevalError(None, f"{' and '.join(given)} apply only with --boundary", "add --boundary")
         return None
-    from .boundary import BoundaryOptions
+    from segeval.core.boundary import BoundaryOptions
 
     if ratio is not None and px is not None:
         raise SegevalError(None, "--boundary-ratio and --boundary-px both set the band width", "give one of them")
@@ -259,9 +259,9 @@ def score(
                                                         show_default=False)] = None,
 ) -> None:
     """Score predicted masks against ground truth: per-class IoU, Dice, precision, recall, mIoU."""
-    from .evaluate import resolve_classes
-    from .evaluate import score as score_dirs
-    from .render import class_frame, image_frame, print_score, write_csv
+    from segeval.presenting.render import class_frame, image_frame, print_score, write_csv
+    from segeval.scoring.evaluate import resolve_classes
+    from segeval.scoring.evaluate import score as score_dirs
 
     for path, option in ((json_out, "--json"), (csv_out, "--csv"), (per_image, "--per-image")):
         _check_output(path, option)
@@ -317,7 +317,7 @@ def _surface_options(surface: bool, spacing: str | None, nsd_tolerance: float | 
         if given:
             raise SegevalError(None, f"{' and '.join(given)} apply only with --surface", "add --surface")
         return None
-    from .boundary import SurfaceOptions, parse_spacing
+    from segeval.core.boundary import SurfaceOptions, parse_spacing
 
     return SurfaceOptions(spacing=parse_spacing(spacing), nsd_tolerance=1.0 if nsd_tolerance is None else nsd_tolerance)
 
@@ -353,8 +353,8 @@ def compare(
     p (one-sided, a small p means NEW is worse) is from a paired randomization test: the images' BASE
     and NEW counts swapped at random; class p-values are Holm-adjusted for the gates.
     """
-    from . import compare as cmp_lib
-    from .evaluate import Run, write_atomic
+    from segeval.comparing import compare as cmp_lib
+    from segeval.scoring.evaluate import Run, write_atomic
 
     if len(runs) < 2:
         raise SegevalError(None, f"compare needs at least two run files, got {len(runs)}", "give BASE NEW [NEW ...]")
@@ -431,9 +431,9 @@ def maps(
     threshold: Threshold = 0.5,
 ) -> None:
     """Write FP/FN maps: per pair, a uint8 PNG coding each pixel's kind of error."""
-    from .evaluate import resolve_classes
-    from .io import Skipped
-    from .maps import decoding_for, prepare_out_dir, resolve_class, write_maps
+    from segeval.reading.io import Skipped
+    from segeval.scoring.evaluate import resolve_classes
+    from segeval.scoring.maps import decoding_for, prepare_out_dir, resolve_class, write_maps
 
     _check_workers(workers)
     cs = resolve_classes(num_classes, classes)
@@ -525,9 +525,9 @@ def report(
 ) -> None:
     """Write a static HTML report: summary and per-class tables, plots, a viewer of the worst images; with
     --baseline-preds, what changed against a baseline."""
-    from .evaluate import Run
-    from .maps import prepare_out_dir
-    from .report import report as write_report
+    from segeval.presenting.report import report as write_report
+    from segeval.scoring.evaluate import Run
+    from segeval.scoring.maps import prepare_out_dir
 
     _check_workers(workers)
     if worst < 0:
@@ -547,7 +547,7 @@ def report(
     run = Run.load(run_file) if run_file is not None else None
     base_run = Run.load(baseline_run) if baseline_run is not None else None
     if run is None and not plots_only:  # score first, so that bad input (or {0, 255} masks) writes nothing
-        from .evaluate import score as score_dirs
+        from segeval.scoring.evaluate import score as score_dirs
 
         run = score_dirs(
             preds, gts, num_classes, classes=classes, ignore_index=ignore_index, baseline_class=baseline_class,
@@ -574,7 +574,7 @@ def report(
         _print_skipped(run.skipped, allow_skipped)
 
 
-from .train.command import train as _train  # noqa: E402 - the command's options only; torch loads when it runs
+from segeval.train.command import train as _train  # noqa: E402 - the command's options only; torch loads when it runs
 
 app.command("train")(_user_errors(_train))
 

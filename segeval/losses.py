@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from .train.losses import (
+from segeval.train.losses import (
     Combination,
     Loss,
     Phase,

@@ -147,7 +147,7 @@ def png_samples(data: bytes) -> tuple[np.ndarray, int, int]:
 
 
 def stored_values(ext: str, data: bytes) -> np.ndarray:
-    """What ``segeval.io.read_array`` must return for a file, by a decoder independent of segeval's readers:
+    """What ``segeval.reading.io.read_array`` must return for a file, by a decoder independent of segeval's readers:
     pypng for PNG (grey, palette index, and grey+alpha as its grey plane: (H, W); RGB(A): (H, W, 3 or 4)),
     tifffile for TIFF (colour samples on the last axis), numpy for NPY/NPZ. Raises whatever that decoder
     raises on a file it refuses."""

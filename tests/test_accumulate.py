@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 import segeval
-from segeval.accumulate import Accumulator, all_gather_accumulators
+from segeval.core.kernels import confusion_matrix
 from segeval.errors import MaskError, SegevalError
-from segeval.kernels import confusion_matrix
+from segeval.scoring.accumulate import Accumulator, all_gather_accumulators
 
 K = 5
 IGNORE = 255
@@ -73,7 +73,7 @@ def test_against_score_on_the_same_masks_as_png(tmp_path):
     run.save(tmp_path / "acc.json")
     back = segeval.Run.load(tmp_path / "acc.json")
     np.testing.assert_array_equal(back.image_counts, ref.image_counts)
-    from segeval.compare import compare_runs
+    from segeval.comparing.compare import compare_runs
 
     cmp = compare_runs([ref, back], n_bootstrap=50, n_permutations=50)  # pairs image by image, no difference
     assert cmp is not None
@@ -170,7 +170,7 @@ def test_report_takes_the_run_with_the_masks_directories(tmp_path):
     preds, gts = write_pngs(tmp_path, gt, pred, names)
     acc = Accumulator(K)
     acc.update(gt, pred, name=names)
-    from segeval.report import report
+    from segeval.presenting.report import report
 
     index = report(preds, gts, tmp_path / "rep", run=acc.run(), worst=2)
     assert index.is_file() and "000000" not in index.read_text()

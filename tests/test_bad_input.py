@@ -28,12 +28,13 @@ from PIL import Image
 from reference import stored_values
 from typer.testing import CliRunner
 
-from segeval import evaluate, read_mask, score
-from segeval.classes import PRESETS
+from segeval import read_mask, score
 from segeval.cli import app
-from segeval.decode import Decoding, Palette
+from segeval.core.classes import PRESETS
 from segeval.errors import MaskError, SegevalError
-from segeval.io import read_array
+from segeval.reading.decode import Decoding, Palette
+from segeval.reading.io import read_array
+from segeval.scoring import evaluate
 
 K = 3
 GOOD = np.random.default_rng(0).integers(0, K, (20, 30)).astype(np.uint8)

@@ -1,4 +1,4 @@
-"""Boundary IoU and surface distances (segeval.boundary) against slow references, hand-computed
+"""Boundary IoU and surface distances (segeval.core.boundary) against slow references, hand-computed
 cases, a peer (monai, when installed), and end to end through score and maps."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from reference import (
 from typer.testing import CliRunner
 
 import segeval
-from segeval import boundary as B
 from segeval.cli import app
+from segeval.core import boundary as B
 from segeval.errors import MaskError, SegevalError
-from segeval.evaluate import Run
+from segeval.scoring.evaluate import Run
 
 runner = CliRunner()
 
@@ -354,7 +354,7 @@ def test_plain_score_has_no_boundary_fields_and_loads_none_of_it(tmp_path):
     pd_, gd = write_masks(tmp_path, gts, preds)
     code = ("import sys, segeval; r = segeval.score(sys.argv[1], sys.argv[2], 3); "
             "d = r.to_dict(); assert 'mboundary_iou' not in d and 'hd95' not in d['images'][0]; "
-            "loaded = [m for m in ('segeval.boundary', 'scipy.ndimage', 'scipy.spatial') if m in sys.modules]; "
+            "loaded = [m for m in ('segeval.core.boundary', 'scipy.ndimage', 'scipy.spatial') if m in sys.modules]; "
             "assert not loaded, loaded")
     p = subprocess.run([sys.executable, "-c", code, str(pd_), str(gd)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
@@ -480,7 +480,7 @@ def test_nearest_distances_reference_by_hand():
 def test_dilate_square_matches_a_loop_and_its_python_body(seed):
     """kernels.dilate_square: every pixel within chessboard distance r of a set pixel, outside unset;
     the compiled kernel and its Python body (what coverage sees) agree."""
-    from segeval.kernels import _dilate_line, _dilate_rows, dilate_square
+    from segeval.core.kernels import _dilate_line, _dilate_rows, dilate_square
 
     rng = np.random.default_rng(400 + seed)
     shape = (9, 13) if seed % 2 else (4, 6, 7)
@@ -503,7 +503,7 @@ def test_dilate_square_matches_a_loop_and_its_python_body(seed):
 
 
 def test_csv_outputs_gain_the_columns(tmp_path):
-    from segeval.render import class_frame, image_frame
+    from segeval.presenting.render import class_frame, image_frame
 
     rng = np.random.default_rng(19)
     gts, preds = zip(*[random_pair(rng, (16, 18), 3, 255) for _ in range(2)], strict=True)

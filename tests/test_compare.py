@@ -1,4 +1,4 @@
-"""Tests of segeval.compare and ``segeval compare``.
+"""Tests of segeval.comparing.compare and ``segeval compare``.
 
 Runs are built by construction from per-image confusion matrices (no masks). Expected values
 come from plain loops in this file, from exact enumeration of the bootstrap distribution, or
@@ -22,12 +22,19 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from segeval import compare
-from segeval.classes import ClassSet
 from segeval.cli import app
-from segeval.compare import check_gates, compare_runs, comparison_dict, holm, paired_bootstrap, randomization_test
+from segeval.comparing import compare
+from segeval.comparing.compare import (
+    check_gates,
+    compare_runs,
+    comparison_dict,
+    holm,
+    paired_bootstrap,
+    randomization_test,
+)
+from segeval.core.classes import ClassSet
 from segeval.errors import RunFileError, SegevalError
-from segeval.evaluate import Run
+from segeval.scoring.evaluate import Run
 
 NAMES = ("road", "car", "sky", "tree")
 

@@ -17,19 +17,19 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import segeval
-from segeval import boundary as B
-from segeval.classes import ClassSet
 from segeval.cli import app
-from segeval.compare import (
+from segeval.comparing.compare import (
     check_gates,
     compare_runs,
     comparison_dict,
     comparison_markdown,
     surface_randomization_test,
 )
+from segeval.core import boundary as B
+from segeval.core.classes import ClassSet
 from segeval.errors import SegevalError
-from segeval.evaluate import Run
-from segeval.report import summary_rows
+from segeval.presenting.report import summary_rows
+from segeval.scoring.evaluate import Run
 
 NAMES = ("road", "car", "sky")
 runner = CliRunner()

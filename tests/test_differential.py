@@ -30,10 +30,10 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference import png_samples, stored_values  # noqa: E402
 
-from segeval.classes import PRESETS  # noqa: E402
-from segeval.decode import Decoding, Palette  # noqa: E402
+from segeval.core.classes import PRESETS  # noqa: E402
 from segeval.errors import MaskError  # noqa: E402
-from segeval.io import read_array, read_mask  # noqa: E402
+from segeval.reading.decode import Decoding, Palette  # noqa: E402
+from segeval.reading.io import read_array, read_mask  # noqa: E402
 
 # ----------------------------------------------------------------------------- a controllable PNG encoder
 

@@ -13,12 +13,13 @@ import tifffile
 from PIL import Image
 from typer.testing import CliRunner
 
-from segeval import decode, load_classes, read_mask, score
-from segeval.classes import PRESETS, voc_colors
+from segeval import load_classes, read_mask, score
 from segeval.cli import app
-from segeval.decode import CITYSCAPES_LABEL_TO_TRAIN, Decoding, Palette, load_label_map
+from segeval.core.classes import PRESETS, voc_colors
 from segeval.errors import MaskError, SegevalError
-from segeval.io import read_array
+from segeval.reading import decode
+from segeval.reading.decode import CITYSCAPES_LABEL_TO_TRAIN, Decoding, Palette, load_label_map
+from segeval.reading.io import read_array
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

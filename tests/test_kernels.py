@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from reference import bincount_cm, loop_cm
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-from segeval import MaskError, confusion_matrix, kernels
-from segeval.kernels import _accumulate, _pair_table, _unfilter, _words, accumulate
+from segeval import MaskError, confusion_matrix
+from segeval.core import kernels
+from segeval.core.kernels import _accumulate, _pair_table, _unfilter, _words, accumulate
 
 
 @st.composite

@@ -12,10 +12,10 @@ from reference import bincount_cm
 from typer.testing import CliRunner
 
 from segeval import MaskError, read_mask
-from segeval.classes import ClassSet
 from segeval.cli import app
-from segeval.kernels import _error_codes, error_map
-from segeval.maps import resolve_class
+from segeval.core.classes import ClassSet
+from segeval.core.kernels import _error_codes, error_map
+from segeval.scoring.maps import resolve_class
 
 runner = CliRunner()
 CLASSES = str(FIXTURES / "classes.json")

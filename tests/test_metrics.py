@@ -9,7 +9,8 @@ import pytest
 from reference import bincount_cm, loop_iou
 from sklearn.metrics import f1_score, jaccard_score
 
-from segeval import confusion_matrix, metrics
+from segeval import confusion_matrix
+from segeval.core import metrics
 
 NAN = float("nan")
 

@@ -17,12 +17,13 @@ from PIL import Image
 from reference import bincount_cm
 from typer.testing import CliRunner
 
-from segeval import evaluate, score
+from segeval import score
 from segeval.cli import app
+from segeval.core.kernels import accumulate, confusion_matrix
 from segeval.errors import MaskError
-from segeval.evaluate import Run, make_temp_dir, write_atomic
-from segeval.io import read_mask
-from segeval.kernels import accumulate, confusion_matrix
+from segeval.reading.io import read_mask
+from segeval.scoring import evaluate
+from segeval.scoring.evaluate import Run, make_temp_dir, write_atomic
 
 runner = CliRunner()
 
@@ -113,7 +114,7 @@ def test_max_drop_gate_passes_at_exact_equality(tmp_path: Path, gate: str, code:
 
 
 def test_min_miou_gate_result_at_equality(tmp_path: Path) -> None:
-    from segeval.compare import check_gates, compare_runs
+    from segeval.comparing.compare import check_gates, compare_runs
 
     base, new = _runs(tmp_path)
     cmp = compare_runs([Run.load(base), Run.load(new)], n_bootstrap=0)

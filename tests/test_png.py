@@ -181,7 +181,7 @@ def test_grey_alpha_16_bit_scores_its_grey_labels(tmp_path):
 
 @pytest.mark.parametrize("interlace", [False, True])
 def test_rgb_and_rgba_8_bit_as_stored(tmp_path, interlace):
-    from segeval.io import read_array
+    from segeval.reading.io import read_array
 
     rng = np.random.default_rng(6)
     for channels, kw in ((3, {}), (4, {"alpha": True})):
@@ -213,12 +213,12 @@ def test_two_bit_ground_truth_scored_as_stored(tmp_path):
 
 
 def _no_inflating(monkeypatch):
-    import segeval.io
+    import segeval.reading.io
 
     def refuse(*args, **kwargs):
         raise AssertionError("image data inflated")
 
-    monkeypatch.setattr(segeval.io, "_inflate", refuse)
+    monkeypatch.setattr(segeval.reading.io, "_inflate", refuse)
 
 
 def test_pixel_limit_from_the_header(tmp_path, monkeypatch):
@@ -274,7 +274,7 @@ def test_shape_mismatch_reported_from_the_headers(tmp_path, monkeypatch, label_m
 def test_fused_count_matches_bincount(tmp_path_factory, h, w, k, palette, filters, seed):
     from reference import bincount_cm
 
-    from segeval.io import Pair, count_png_pair
+    from segeval.reading.io import Pair, count_png_pair
 
     rng = np.random.default_rng(seed)
     gt = rng.integers(0, k, (h, w)).astype(np.uint8)
@@ -365,7 +365,7 @@ def test_fused_count_any_width_classes_and_ignore_index(tmp_path_factory, h, w, 
     general path (None)."""
     from reference import bincount_cm
 
-    from segeval.io import Pair, count_png_pair
+    from segeval.reading.io import Pair, count_png_pair
 
     rng = np.random.default_rng(seed)
     values = np.unique(np.array([0, k - 1, min(k, 255), 255, min(ignore, 255), *rng.integers(0, k, 3),
@@ -391,7 +391,7 @@ def test_fused_count_any_width_classes_and_ignore_index(tmp_path_factory, h, w, 
 
 
 def _pair_of(d, name: str, gt: np.ndarray, pred: np.ndarray, filters=(4, 1, 0, 2, 3)):
-    from segeval.io import Pair
+    from segeval.reading.io import Pair
 
     write_png(d / f"{name}_g.png", gt, list(filters))
     write_png(d / f"{name}_p.png", pred, list(filters[::-1]))
@@ -403,7 +403,7 @@ def test_fused_buffers_grown_shrunk_and_regrown(tmp_path):
     stale bytes of the previous file reach the counts."""
     from reference import bincount_cm
 
-    from segeval.io import count_png_pair
+    from segeval.reading.io import count_png_pair
 
     rng = np.random.default_rng(5)
     shapes = [(7, 61), (3, 5), (1, 1), (40, 2000), (2, 9), (1, 70), (70, 1), (5, 3000), (4, 13)]
@@ -422,7 +422,7 @@ def test_fused_counts_in_parallel_threads(tmp_path):
 
     from reference import bincount_cm
 
-    from segeval.io import count_png_pair
+    from segeval.reading.io import count_png_pair
 
     rng = np.random.default_rng(6)
     cases = []
@@ -451,8 +451,8 @@ def _png_with_raw(path, w: int, h: int, raw: bytes) -> None:
 def test_image_data_longer_or_shorter_than_the_header_says(tmp_path, monkeypatch, delta, inflater):
     """Inflated image data one byte short or long of height * (width + 1) is a corrupt PNG, on the
     general and the fused path, also right after a larger file filled the reused buffers."""
-    from segeval import io
-    from segeval.io import Pair, count_png_pair
+    from segeval.reading import io
+    from segeval.reading.io import Pair, count_png_pair
 
     if inflater == "zlib":
         monkeypatch.setattr(io, "_inflate_fast", None)
@@ -476,7 +476,7 @@ def test_image_data_longer_or_shorter_than_the_header_says(tmp_path, monkeypatch
 
 @pytest.mark.parametrize(("w", "h"), [(0, 3), (3, 0), (0, 0), (2**31, 1)])
 def test_zero_size_or_oversized_header_is_a_corrupt_png(tmp_path, w, h):
-    from segeval.io import Pair, count_png_pair
+    from segeval.reading.io import Pair, count_png_pair
 
     _png_with_raw(tmp_path / "z.png", w, h, b"\0")
     write_png(tmp_path / "ok.png", np.zeros((1, 1), np.uint8), [0])
@@ -487,7 +487,7 @@ def test_zero_size_or_oversized_header_is_a_corrupt_png(tmp_path, w, h):
 
 
 def test_pixel_limit_on_the_fused_path(tmp_path, monkeypatch):
-    from segeval.io import Pair, count_png_pair
+    from segeval.reading.io import Pair, count_png_pair
 
     write_png(tmp_path / "g.png", np.zeros((10, 11), np.uint8), [1])
     write_png(tmp_path / "p.png", np.zeros((10, 11), np.uint8), [4])
@@ -503,7 +503,7 @@ def test_pixel_limit_on_the_fused_path(tmp_path, monkeypatch):
 def test_fused_count_very_long_rows_and_columns(tmp_path, shape):
     from reference import bincount_cm
 
-    from segeval.io import count_png_pair
+    from segeval.reading.io import count_png_pair
 
     rng = np.random.default_rng(7)
     gt = _label_image(rng, *shape, np.array([0, 1, 2, 255]), 2)

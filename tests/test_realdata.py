@@ -21,12 +21,12 @@ from reference import bincount_cm, boundary_counts_ref, surface_ref_metrics
 from typer.testing import CliRunner
 
 from segeval import load_classes, read_mask, score
-from segeval.classes import voc_colors
 from segeval.cli import app
-from segeval.decode import load_label_map
+from segeval.core.classes import voc_colors
 from segeval.errors import MaskError, SegevalError
-from segeval.io import find_masks, read_nifti, voxel_spacing
-from segeval.render import score_table, shown_classes
+from segeval.presenting.render import score_table, shown_classes
+from segeval.reading.decode import load_label_map
+from segeval.reading.io import find_masks, read_nifti, voxel_spacing
 
 _spec = importlib.util.spec_from_file_location("make_layouts", ROOT / "fixtures" / "make_layouts.py")
 assert _spec is not None and _spec.loader is not None
@@ -305,7 +305,7 @@ def test_nifti_volumes_scored_as_volumes_with_their_spacing(tmp_path):
 def test_nifti_spacing_feeds_the_surface_distances(tmp_path):
     from reference import surface_ref_metrics
 
-    from segeval.boundary import SurfaceOptions
+    from segeval.core.boundary import SurfaceOptions
 
     gt = np.zeros((9, 8, 6), np.uint8)  # NIfTI (i, j, k) order; read back as (k, j, i)
     gt[2:7, 2:6, 1:5] = 1
@@ -336,7 +336,7 @@ def test_nifti_errors(tmp_path, monkeypatch):
 
 
 def test_nibabel_is_imported_only_when_a_nifti_file_is_met():
-    code = ("import sys, numpy as np; from PIL import Image; import segeval, segeval.cli, segeval.io;"
+    code = ("import sys, numpy as np; from PIL import Image; import segeval, segeval.cli, segeval.reading.io;"
             "assert 'nibabel' not in sys.modules, 'imported'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
@@ -525,8 +525,8 @@ def test_ade20k_table_lists_the_classes_that_occur():
 
 
 def test_shown_classes_rule():
-    from segeval.classes import ClassSet
-    from segeval.evaluate import Run
+    from segeval.core.classes import ClassSet
+    from segeval.scoring.evaluate import Run
 
     cm = np.zeros((4, 5), np.int64)
     cm[0, 0], cm[2, 1] = 5, 3  # class 3 absent from both; class 1 only predicted
@@ -605,7 +605,7 @@ def test_roi_with_boundary_surface_missing_prediction_and_a_bad_file(tmp_path):
     """Outside the ROI the boundary bands and surfaces see ignored ground truth (brute-force
     references on np.where(roi, gt, 255)); a missing prediction is all missed inside the ROI; a
     pair skipped with --skip-bad leaves no row behind."""
-    from segeval.boundary import BoundaryOptions, SurfaceOptions
+    from segeval.core.boundary import BoundaryOptions, SurfaceOptions
 
     items = _roi_set(tmp_path, n=4)
     (tmp_path / "p" / "im1.png").unlink()
@@ -656,7 +656,7 @@ def test_include_exclude_select_images_and_roi_masks_follow_their_ground_truth(t
 def test_skip_bad_skips_a_pair_whose_surface_measure_fails(tmp_path):
     """--spacing with two values and one 3-D volume among 2-D masks: with --skip-bad the volume is
     listed as skipped and the others are scored (no row, no count of it left behind)."""
-    from segeval.boundary import SurfaceOptions
+    from segeval.core.boundary import SurfaceOptions
 
     rng = np.random.default_rng(3)
     arrays = {}
@@ -749,7 +749,7 @@ def test_nifti_of_one_voxel_along_i_is_an_image_with_its_spacing(tmp_path):
     """A NIfTI of shape (1, J, K) reads as a (K, J) image (the (I, J, 1) case already did) with the
     spacing of those two axes, so the surface distances use it (brute-force reference)."""
     nib = pytest.importorskip("nibabel")
-    from segeval.boundary import SurfaceOptions
+    from segeval.core.boundary import SurfaceOptions
 
     rng = np.random.default_rng(2)
     g = rng.integers(0, 2, (7, 6)).astype(np.uint8)  # as read: (K, J)
@@ -798,8 +798,8 @@ def test_maps_and_report_threshold_score_maps_as_score_does(tmp_path):
 def test_old_run_file_without_the_new_fields_loads_and_reports(tmp_path):
     """A run file from before ROI, globs and boundary/surface metrics (those keys removed) loads
     with no measures, the same counts, and report --run reads its masks as plain pairs."""
-    from segeval.boundary import BoundaryOptions, SurfaceOptions
-    from segeval.evaluate import Run
+    from segeval.core.boundary import BoundaryOptions, SurfaceOptions
+    from segeval.scoring.evaluate import Run
 
     items = _roi_set(tmp_path)
     run = score(tmp_path / "p", tmp_path / "g", 3, boundary=BoundaryOptions(px=2), surface=SurfaceOptions(),

@@ -21,11 +21,11 @@ from reference import bincount_cm
 from typer.testing import CliRunner
 
 import segeval
-import segeval.evaluate
-import segeval.io
-import segeval.maps
-from segeval import report as rep
+import segeval.reading.io
+import segeval.scoring.evaluate
+import segeval.scoring.maps
 from segeval.cli import app
+from segeval.presenting import report as rep
 
 runner = CliRunner()
 CLASSES = str(FIXTURES / "classes.json")
@@ -250,7 +250,7 @@ def test_run_file_reads_only_the_worst_masks(tmp_path, monkeypatch):
     run_file = tmp_path / "run.json"
     segeval.score(FIXTURES / "pred", FIXTURES / "gt", classes=CLASSES).save(run_file)
     reads: list[str] = []
-    real = segeval.io.read_mask
+    real = segeval.reading.io.read_mask
 
     def counting(path, *args, **kwargs):
         reads.append(Path(path).name)
@@ -259,8 +259,8 @@ def test_run_file_reads_only_the_worst_masks(tmp_path, monkeypatch):
     def no_scoring(*args, **kwargs):
         raise AssertionError("report --run scored again")
 
-    monkeypatch.setattr(segeval.io, "read_mask", counting)  # every mask is read through io.read_pair
-    monkeypatch.setattr(segeval.evaluate, "score", no_scoring)
+    monkeypatch.setattr(segeval.reading.io, "read_mask", counting)  # every mask is read through io.read_pair
+    monkeypatch.setattr(segeval.scoring.evaluate, "score", no_scoring)
     out = tmp_path / "r"
     r = runner.invoke(app, ["report", "--run", str(run_file), str(FIXTURES / "pred"), str(FIXTURES / "gt"),
                             "--out", str(out), "--worst", "2"])
@@ -637,7 +637,7 @@ def test_comparison_layer_pixels(compared, many):
 def test_comparison_class_change_and_interval(compared, many):
     from reference import loop_iou
 
-    from segeval.compare import paired_bootstrap
+    from segeval.comparing.compare import paired_bootstrap
 
     gt_dir, base_dir, new_dir = many
     files = sorted(gt_dir.glob("*.png"))
@@ -661,7 +661,7 @@ def test_comparison_class_change_and_interval(compared, many):
 
 
 def test_pixel_changes_codes():
-    from segeval.report_compare import BROKEN, CHANGE_IGNORED, FIXED, SAME_RIGHT, SAME_WRONG, pixel_changes
+    from segeval.presenting.report_compare import BROKEN, CHANGE_IGNORED, FIXED, SAME_RIGHT, SAME_WRONG, pixel_changes
 
     gt = np.array([[0, 1, 2, 255], [1, 1, 0, 2]], np.uint8)
     base = np.array([[0, 0, 2, 1], [1, 255, 1, 0]], np.uint8)

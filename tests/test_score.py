@@ -266,7 +266,7 @@ def test_labelme_palette_png_against_int32_npy():
     ("gts/x_gt_gt.png", "gts", "_gt", "x_gt"),  # only one suffix is stripped
 ])
 def test_pair_key(path, root, suffix, key):
-    from segeval.io import pair_key
+    from segeval.reading.io import pair_key
 
     assert pair_key(path, root, suffix) == key
 

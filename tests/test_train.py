@@ -42,8 +42,8 @@ def test_import_and_help_do_not_load_torch():
 
 torch = pytest.importorskip("torch")
 
-from segeval.classes import ClassSet  # noqa: E402
-from segeval.compare import randomization_test  # noqa: E402
+from segeval.comparing.compare import randomization_test  # noqa: E402
+from segeval.core.classes import ClassSet  # noqa: E402
 from segeval.train import data as D  # noqa: E402
 from segeval.train.models import build_model  # noqa: E402
 from segeval.train.trainer import TrainConfig, flatline, train  # noqa: E402

@@ -13,10 +13,10 @@ from numpy.typing import NDArray
 from rich.console import Console, Group
 from rich.text import Text
 
-from ..errors import SegevalError
+from segeval.errors import SegevalError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .trainer import EpochLog, Prepared, TrainResult
+    from segeval.train.trainer import EpochLog, Prepared, TrainResult
 
 __all__ = ["train", "comparison_table"]
 
@@ -72,14 +72,14 @@ def comparison_table(results: list[TrainResult], *, resamples: int = 10000, seed
     randomization test's p, flatlined runs, seconds per run.
 
     p: the validation images' counts of each loss are summed over its seeds (the seeds are shared by
-    all losses), and :func:`segeval.compare.randomization_test` swaps, image by image, the two losses'
+    all losses), and :func:`segeval.comparing.compare.randomization_test` swaps, image by image, the two losses'
     summed counts; small p is evidence that the loss is worse than the first.
     """
     from rich import box
     from rich.table import Table
 
-    from ..compare import check_comparable, randomization_test
-    from .trainer import FLAT_SHARE
+    from segeval.comparing.compare import check_comparable, randomization_test
+    from segeval.train.trainer import FLAT_SHARE
 
     specs = list(dict.fromkeys(r.spec for r in results))
     by_spec = {s: [r for r in results if r.spec == s] for s in specs}
@@ -204,22 +204,22 @@ def train(
     progress: Annotated[bool, typer.Option(help="Show a progress bar (on stderr, when it is a terminal).")] = True,
 ) -> None:
     """Train a small model with a loss (or several, to compare them), scored by segeval after each epoch."""
-    from ..classes import load_classes
-    from ..render import print_score
+    from segeval.core.classes import load_classes
+    from segeval.presenting.render import print_score
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     specs = list(loss or [])
     if losses:
         try:
-            from .losses import _split_top
+            from segeval.train.losses import _split_top
         except ImportError as exc:
             raise SegevalError(None, f"segeval train needs PyTorch ({exc})",
                                "pip install 'segeval-cli[train]'") from None
         specs += [s.strip() for s in _split_top(losses, ",") if s.strip()]
     try:
-        from .data import locate, parse_label_map
-        from .trainer import TrainConfig
-        from .trainer import train as run_training
+        from segeval.train.data import locate, parse_label_map
+        from segeval.train.trainer import TrainConfig
+        from segeval.train.trainer import train as run_training
     except ImportError as exc:
         raise SegevalError(None, f"segeval train needs PyTorch ({exc})", "pip install 'segeval-cli[train]'") from None
     img_dir, mask_dir = locate(data, images, masks)
@@ -281,7 +281,7 @@ def train(
     else:
         results = run_training(cfg, on_start=on_start, on_epoch=on_epoch)
 
-    from ..cli import _out
+    from segeval.cli import _out
 
     console = _out()  # 120 columns into a file or pipe, as the other commands
     if len(results) == 1:
@@ -294,7 +294,7 @@ def train(
     else:
         import pandas as pd
 
-        from ..render import write_csv
+        from segeval.presenting.render import write_csv
 
         console.print(comparison_table(results))
         rows = [{"loss": r.spec, "seed": r.seed, "dir": r.out.relative_to(cfg.out).as_posix(),

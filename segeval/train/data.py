@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import MaskError, PairingError, SegevalError
-from ..io import find_images, find_masks, read_mask
+from segeval.errors import MaskError, PairingError, SegevalError
+from segeval.reading.io import find_images, find_masks, read_mask
 
 __all__ = ["IMAGE_EXTENSIONS", "Sample", "Dataset", "locate", "pair_images", "parse_label_map", "load", "split",
            "crop_batch", "crop_sides"]
@@ -113,7 +113,7 @@ def parse_label_map(spec: str, ignore_index: int = 255) -> dict[int, int]:
     too; ``ignore`` is the ignore index."""
     text = spec.strip()
     if text.startswith("{") or text.lower().endswith(".json"):
-        from ..decode import load_label_map
+        from segeval.reading.decode import load_label_map
 
         lm = load_label_map(text, "--label-map")
         return {k: ignore_index if v == "ignore" else int(v) for k, v in lm.pairs}

@@ -47,7 +47,7 @@ try:
 except ImportError as exc:  # pragma: no cover - torch is the [train] extra
     raise ImportError("segeval's losses and trainer need PyTorch; pip install 'segeval-cli[train]'") from exc
 
-from ..errors import SegevalError
+from segeval.errors import SegevalError
 
 __all__ = [
     "ce", "bce", "soft_iou", "log_iou", "dice", "focal", "lovasz", "boundary_ce", "boundary_weights",

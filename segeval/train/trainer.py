@@ -30,14 +30,14 @@ try:
 except ImportError as exc:  # pragma: no cover - torch is the [train] extra
     raise ImportError("segeval's trainer needs PyTorch; pip install 'segeval-cli[train]'") from exc
 
-from ..accumulate import Accumulator
-from ..classes import ClassSet
-from ..errors import SegevalError
-from ..evaluate import Run, make_temp_dir, score_pairs
-from ..io import pair_masks
-from . import data as D
-from . import losses as L
-from .models import build_model
+from segeval.core.classes import ClassSet
+from segeval.errors import SegevalError
+from segeval.reading.io import pair_masks
+from segeval.scoring.accumulate import Accumulator
+from segeval.scoring.evaluate import Run, make_temp_dir, score_pairs
+from segeval.train import data as D
+from segeval.train import losses as L
+from segeval.train.models import build_model
 
 __all__ = ["FLAT_SHARE", "TrainConfig", "EpochLog", "TrainResult", "train", "prepare", "train_one", "score_arrays",
            "flatline", "seeds_of"]

@@ -6,7 +6,7 @@ as :func:`segeval.score` keeps them for files: the (K, K + 1) confusion matrix (
 truth, columns prediction, column K the misses: a prediction equal to the ignore index on valid
 ground truth), the per-image ``tp``/``fp``/``fn``, the pixels and the ignored pixels.
 
-NumPy arrays and CPU tensors are counted by segeval's numba kernel (:func:`segeval.kernels.accumulate`),
+NumPy arrays and CPU tensors are counted by segeval's numba kernel (:func:`segeval.core.kernels.accumulate`),
 CPU tensors through ``.numpy()`` (no copy). CUDA tensors are counted where they are, with one
 ``bincount`` of ``image * K (K + 1) + gt * (K + 1) + pred`` over the valid pixels of a batch; only
 the (N, K, K + 1) counts come to the host. torch is imported only when a tensor is passed.
@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import metrics
-from .classes import ClassSet
-from .errors import MaskError, SegevalError
-from .kernels import accumulate, confusion_matrix
+from segeval.core import metrics
+from segeval.core.classes import ClassSet
+from segeval.core.kernels import accumulate, confusion_matrix
+from segeval.errors import MaskError, SegevalError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .evaluate import Run
+    from segeval.scoring.evaluate import Run
 
 __all__ = ["Accumulator", "all_gather_accumulators"]
 
@@ -265,7 +265,7 @@ class Accumulator:
     def run(self, settings: dict[str, Any] | None = None) -> Run:
         """The :class:`~segeval.Run` of everything counted (what :func:`segeval.score` gives for the
         same masks as files; its settings hold no directories). ``settings`` are added to it."""
-        from .evaluate import Run
+        from segeval.scoring.evaluate import Run
 
         return Run(
             classes=self.classes,
@@ -321,7 +321,7 @@ def _where(name: str | Sequence[str] | None) -> str | None:
 
 
 def _classes(num_classes: int | None, classes: ClassSet | str | None) -> ClassSet:
-    from .classes import load_classes
+    from segeval.core.classes import load_classes
 
     cs = load_classes(classes) if isinstance(classes, str) else classes
     if cs is None:

@@ -7,7 +7,7 @@ palette index, or the grey value, is the label), NIfTI ``.nii`` / ``.nii.gz`` vo
 nibabel, the ``[nifti]`` extra, imported only when such a file is met; :func:`read_nifti` also
 returns the voxel spacing). JPEG masks are refused: lossy compression changes the label values
 along every edge. :func:`read_mask` returns class ids; how colours, one-hot masks, score maps and
-label maps become ids is :mod:`segeval.decode`'s part.
+label maps become ids is :mod:`segeval.reading.decode`'s part.
 
 PNGs are decoded here, every kind the format allows (Adam7 too), as the values stored (a 2-bit
 value 3 is 3, never Pillow's 255): the zlib stream is inflated by libdeflate (through imagecodecs,
@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .decode import Decoding, Role, memory_bytes, to_labels
-from .errors import MaskError, PairingError, SegevalError
-from .kernels import PngScratch, png_pair_counts, unfilter_png
+from segeval.core.kernels import PngScratch, png_pair_counts, unfilter_png
+from segeval.errors import MaskError, PairingError, SegevalError
+from segeval.reading.decode import Decoding, Role, memory_bytes, to_labels
 
 try:  # libdeflate inflates mask PNGs several times faster than zlib
     from imagecodecs import deflate_decode as _inflate_fast
@@ -312,7 +312,7 @@ def pair_masks(
     and are only allowed with ``allow_missing``), and the names of predictions that have no
     ground truth (never scored). Without ``allow_missing`` any unpaired file is an error, or,
     given a ``skipped`` list, is appended to it. The pairs carry ``decoding`` and ``skipped``
-    (as ``skip_to``) for :func:`segeval.evaluate.score_pairs`.
+    (as ``skip_to``) for :func:`segeval.scoring.evaluate.score_pairs`.
 
     ``roi_root`` (a directory of region-of-interest masks, paired with the ground truths by key
     after ``roi_suffix`` is stripped, or one file for every pair) gives each pair its ``roi``; a
@@ -655,7 +655,7 @@ def count_png_pair(pair: Pair, n_classes: int, ignore_index: int) -> tuple[NDArr
     decoded and counted row by row, so that neither mask is written out whole.
 
     Returns None when the pair needs the general path (:func:`read_pair`, then
-    :func:`segeval.kernels.accumulate`): other files or PNG kinds, a decoding beyond plain labels
+    :func:`segeval.core.kernels.accumulate`): other files or PNG kinds, a decoding beyond plain labels
     (a label map), more than 256 classes, or labels outside the classes (whose message the general
     path writes). The caller decides that the pair is plain labels; files that cannot be read raise
     :class:`MaskError` as :func:`read_pair` would, a shape mismatch from the headers alone.
@@ -931,7 +931,7 @@ def read_mask(path: str | os.PathLike, decoding: Decoding | None = None, *, role
         A .png, .tif/.tiff, .npy, .npz, .gif, .nii or .nii.gz file.
     decoding : Decoding, optional
         How colours, one-hot masks, score maps and label maps become class ids; without it only
-        label images and volumes are read (see :func:`segeval.decode.to_labels`).
+        label images and volumes are read (see :func:`segeval.reading.decode.to_labels`).
     role : {"gt", "pred", None}
         ``"gt"`` refuses float maps (ground truth must hold class ids).
 

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SegevalError
+from segeval.errors import SegevalError
 
 __all__ = ["ClassSet", "PRESETS", "load_classes", "voc_colors"]
 

@@ -13,8 +13,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from . import metrics
-from .evaluate import Run, write_atomic
+from segeval.core import metrics
+from segeval.scoring.evaluate import Run, write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover - pandas loads only for the CSV files (--csv, --per-image)
     import pandas as pd

@@ -37,7 +37,7 @@ distance d of a pixel outside its class exactly when it is within d - 1 of an *e
 pixel with an 8-neighbour, 26 in 3-D, of another label or outside the image), whatever that
 edge pixel's label (the nearest pixel outside c lies next to a pixel of c that is an edge, and an
 edge pixel of another label is itself outside c); so the band is the edge set dilated by a
-(2d - 1)-wide square (:func:`segeval.kernels.dilate_square`, one line pass per axis), restricted
+(2d - 1)-wide square (:func:`segeval.core.kernels.dilate_square`, one line pass per axis), restricted
 to class pixels. Surface pixels likewise come from one comparison of each pixel with its 4 (6)
 neighbours. Surface distances are exact Euclidean nearest-point distances between the two
 surfaces of each class, found with a k-d tree over the surface pixels (scipy.spatial.cKDTree;
@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import MaskError, SegevalError
+from segeval.errors import MaskError, SegevalError
 
 __all__ = [
     "BoundaryOptions", "SurfaceOptions", "band_width", "label_bands", "label_surfaces", "boundary_counts",
@@ -216,7 +216,7 @@ def label_bands(labels: NDArray, width: int) -> NDArray[np.bool_]:
     edges = _edges(labels, full=True)
     if width == 1 or labels.size == 0:
         return edges
-    from .kernels import dilate_square
+    from segeval.core.kernels import dilate_square
 
     # within chessboard distance d - 1 of an edge pixel: a square dilation, one line pass per axis
     return dilate_square(edges, width - 1)
@@ -230,7 +230,7 @@ def label_surfaces(labels: NDArray) -> NDArray[np.bool_]:
 
 def _check_labels(gt: NDArray, pred: NDArray, n_classes: int, ignore_index: int,
                   path: str | os.PathLike | None) -> None:
-    from .kernels import confusion_matrix
+    from segeval.core.kernels import confusion_matrix
 
     if gt.shape != pred.shape:
         raise MaskError(path, f"prediction shape {pred.shape} differs from ground truth {gt.shape}", "")
@@ -282,7 +282,7 @@ def boundary_counts(
 
 
 def _boundary_counts(gt: NDArray, pred: NDArray, n_classes: int, ignore_index: int, width: int) -> NDArray[np.int64]:
-    from .kernels import confusion_matrix
+    from segeval.core.kernels import confusion_matrix
 
     g, p, gb, pb, _ = _band_codes(gt, pred, n_classes, ignore_index, width)
     k = n_classes
@@ -488,7 +488,7 @@ def pair_spacing(gt_path: str | os.PathLike, ndim: int, options: SurfaceOptions)
         if found is not None:
             return found
     elif name.endswith((".nii", ".nii.gz")):
-        from .io import voxel_spacing
+        from segeval.reading.io import voxel_spacing
 
         zooms = voxel_spacing(gt_path)
         if zooms is not None and len(zooms) == ndim:

@@ -17,7 +17,7 @@ ignore index predicted), 255 ignored. The optional pair map (uint16) holds ``g *
 each pixel (``p = K`` for a miss, 65535 where the ground truth is ignored): which class was confused
 for which; a bincount of its other values is the image's (K, K + 1) confusion matrix.
 
-The per-pixel work is the numba kernel :func:`segeval.kernels.error_map`.
+The per-pixel work is the numba kernel :func:`segeval.core.kernels.error_map`.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .classes import ClassSet
-from .decode import Decoding
-from .errors import MaskError, SegevalError
-from .io import Pair, Skipped, pair_masks, read_pair
-from .kernels import ERROR_IGNORED, PAIR_IGNORED, error_map
+from segeval.core.classes import ClassSet
+from segeval.core.kernels import ERROR_IGNORED, PAIR_IGNORED, error_map
+from segeval.errors import MaskError, SegevalError
+from segeval.reading.decode import Decoding
+from segeval.reading.io import Pair, Skipped, pair_masks, read_pair
 
 if TYPE_CHECKING:
-    from .boundary import BoundaryOptions
+    from segeval.core.boundary import BoundaryOptions
 
 __all__ = [
     "TN", "TP", "FP", "FN", "CORRECT", "WRONG", "MISSED", "IGNORED", "PAIR_IGNORED",
@@ -82,7 +82,7 @@ def prepare_out_dir(path: str | os.PathLike, *, overwrite: bool = False, option:
 
 
 def decoding_for(classes: ClassSet, ignore_index: int = 255, settings: dict[str, Any] | None = None) -> Decoding:
-    """How masks become class ids, as :func:`segeval.evaluate.score` decodes them: the class colours
+    """How masks become class ids, as :func:`segeval.scoring.evaluate.score` decodes them: the class colours
     (colour masks), and the ``unknown_color``, ``void_colors``, ``map``, ``gt_map``, ``pred_map``,
     ``channels`` and ``threshold`` of ``settings`` (a run's settings, or options), each defaulted
     when absent."""
@@ -155,15 +155,15 @@ def write_maps(
     been prepared (:func:`prepare_out_dir`). ``decoding`` says how colour masks, label maps and
     score maps become class ids (default: :func:`decoding_for` the classes). Returns the names
     written, in order; a 3-D (volume) mask's maps are written as ``<name>.tif``. With ``boundary``
-    (:class:`segeval.boundary.BoundaryOptions`), the maps are boundary error maps instead
-    (:func:`segeval.boundary.boundary_error_map`: codes 0 outside the bands, TP 1, FP 2, FN 3, and
+    (:class:`segeval.core.boundary.BoundaryOptions`), the maps are boundary error maps instead
+    (:func:`segeval.core.boundary.boundary_error_map`: codes 0 outside the bands, TP 1, FP 2, FN 3, and
     for all classes 4 = FP of the predicted class and FN of the true one; 255 ignored).
 
     ``roi``, ``roi_suffix``, ``include`` and ``exclude`` select and mask as in
-    :func:`segeval.evaluate.score` (ignored pixels are coded 255). Given a ``skipped`` list, files
+    :func:`segeval.scoring.evaluate.score` (ignored pixels are coded 255). Given a ``skipped`` list, files
     that cannot be read are appended to it (and get no map) instead of raising.
     """
-    from .evaluate import _ordered, default_workers
+    from segeval.scoring.evaluate import _ordered, default_workers
 
     if class_id is not None and not (0 <= class_id < classes.n_classes and class_id != ignore_index):
         raise SegevalError(None, f"class {class_id} is not a scored class", "choose another --class")
@@ -176,7 +176,7 @@ def write_maps(
     def work(pair: Pair) -> str | None:
         try:
             if boundary is not None:
-                from .boundary import boundary_error_map
+                from segeval.core.boundary import boundary_error_map
 
                 gt, pred = read_pair(pair, ignore_index)
                 codes = boundary_error_map(gt, pred, k, ignore_index, width=boundary.width(gt.shape),

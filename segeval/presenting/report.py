@@ -1,9 +1,9 @@
 """The visual report: plots (matplotlib, Agg), mask layers and error overlays (NumPy, Pillow), one
-static HTML page that opens from disk (HTML from :mod:`segeval.page`).
+static HTML page that opens from disk (HTML from :mod:`segeval.presenting.page`).
 
-Draws from a :class:`~segeval.evaluate.Run`'s counts and never re-scores; only the worst images'
+Draws from a :class:`~segeval.scoring.evaluate.Run`'s counts and never re-scores; only the worst images'
 masks are read again, to draw them, and their error codes come from the kernel
-:func:`segeval.kernels.error_map`. matplotlib is imported inside the plotting functions.
+:func:`segeval.core.kernels.error_map`. matplotlib is imported inside the plotting functions.
 
 Layout of a report directory::
 
@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import page
-from .classes import ClassSet, voc_colors
-from .errors import SegevalError
-from .evaluate import Run, write_atomic
-from .io import Pair, pair_masks, read_pair
-from .io import find_images as _find_image_files
-from .kernels import error_map
-from .maps import FN, FP, IGNORED, MISSED, TP, WRONG
+from segeval.core.classes import ClassSet, voc_colors
+from segeval.core.kernels import error_map
+from segeval.errors import SegevalError
+from segeval.presenting import page
+from segeval.reading.io import Pair, pair_masks, read_pair
+from segeval.reading.io import find_images as _find_image_files
+from segeval.scoring.evaluate import Run, write_atomic
+from segeval.scoring.maps import FN, FP, IGNORED, MISSED, TP, WRONG
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -416,7 +416,7 @@ def write_plots(run: Run, out_dir: str | os.PathLike) -> dict[str, tuple[str, in
     Also writes ``plots/confusion.csv`` (the counts) and, when the confusion plot shows only the
     top confusions, ``plots/confusion_full.png`` (key ``confusion_full``).
     """
-    from .render import write_csv
+    from segeval.presenting.render import write_csv
 
     out: dict[str, tuple[str, int, int]] = {}
     n_pages = len(class_pages(run))
@@ -634,8 +634,8 @@ def frame_table(df: pd.DataFrame, colors: NDArray[np.uint8] | None = None, *, ab
 
 
 def class_table(run: Run) -> str:
-    """The per-class metrics (:func:`segeval.render.class_frame`, every column of it) as a sortable table."""
-    from .render import class_frame
+    """The per-class metrics (:func:`segeval.presenting.render.class_frame`, every column of it) as a sortable table."""
+    from segeval.presenting.render import class_frame
 
     return frame_table(class_frame(run), palette(run.classes), absent=list(np.isnan(run.iou)))
 
@@ -796,7 +796,7 @@ def build_report(
     settings : dict, optional
         Shown in the report, after the run's own settings.
     """
-    from .evaluate import _ordered, default_workers
+    from segeval.scoring.evaluate import _ordered, default_workers
 
     out = Path(out_dir)
     by_name = {p.name: p for p in pairs}
@@ -828,7 +828,7 @@ def _prepared_run(run: Run | None, pred_dir: str | os.PathLike, gt_dir: str | os
                   baseline_class: int | None, pred_suffix: str | None, gt_suffix: str | None,
                   allow_missing: bool | None, workers: int | None, score_options: dict[str, Any] | None) -> Run:
     """Score the masks (no ``run``), or take the run's counts with the classes given (same number)."""
-    from .evaluate import resolve_classes, score
+    from segeval.scoring.evaluate import resolve_classes, score
 
     if run is None:
         return score(pred_dir, gt_dir, num_classes, classes=classes, ignore_index=ignore_index,
@@ -847,7 +847,7 @@ def _prepared_run(run: Run | None, pred_dir: str | os.PathLike, gt_dir: str | os
 def _pairs(run: Run, pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, pred_suffix: str | None,
            gt_suffix: str | None, allow_missing: bool | None) -> list[Pair]:
     """The mask pairs of a run's directories, decoded and paired as the run was (its settings)."""
-    from .maps import decoding_for
+    from segeval.scoring.maps import decoding_for
 
     s = run.settings
     ignore = int(s.get("ignore_index", 255))
@@ -892,17 +892,17 @@ def report(
 
     With ``run`` (e.g. :meth:`Run.load`), its counts are used and its settings supply the suffixes,
     ``allow_missing`` and the mask decoding; only the worst images' masks are read. Without it,
-    :func:`segeval.evaluate.score` scores first, with ``score_options`` (``unknown_color``,
+    :func:`segeval.scoring.evaluate.score` scores first, with ``score_options`` (``unknown_color``,
     ``void_colors``, ``label_map``, ``gt_map``, ``roi``, ``include``, ``skip_bad``, ...; the
     masks are then read again as the run's settings say). With ``plots_only``, only the three plots are written
     (no mask is read) and ``out_dir/plots`` is returned.
 
     With ``baseline_preds`` (a second directory of predictions of the same ground truth; its run
     ``baseline_run`` when scored already), the comparison report of ``pred_dir`` (NEW) against it
-    (BASE) is written instead (:func:`segeval.report_compare.build_comparison_report`), with a paired
+    (BASE) is written instead (:func:`segeval.presenting.report_compare.build_comparison_report`), with a paired
     bootstrap of ``n_bootstrap`` resamples (``seed``, level ``1 - alpha``).
     """
-    from .maps import resolve_class
+    from segeval.scoring.maps import resolve_class
 
     if worst < 0:
         raise SegevalError(None, f"--worst must be 0 or more, got {worst}", "")
@@ -916,7 +916,7 @@ def report(
     run = _prepared_run(run, pred_dir, gt_dir, **opts)
     if baseline_preds is not None:
         opts.update(num_classes=None, classes=run.classes)  # the baseline is scored with the run's classes
-        from .report_compare import build_comparison_report
+        from segeval.presenting.report_compare import build_comparison_report
 
         base = _prepared_run(baseline_run, baseline_preds, gt_dir, **opts)
         imgs = None if images_dir is None else find_images(images_dir, image_suffix)

@@ -51,9 +51,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from . import metrics
-from .errors import RunFileError, SegevalError
-from .evaluate import Run
+from segeval.core import metrics
+from segeval.errors import RunFileError, SegevalError
+from segeval.scoring.evaluate import Run
 
 __all__ = [
     "COMPARE_FORMAT", "P_DEFINITION", "SUMMARY_METRICS", "EXACT_MAX_IMAGES", "Interval", "BootstrapResult",

@@ -30,7 +30,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from .errors import MaskError
+from segeval.errors import MaskError
 
 __all__ = ["confusion_matrix", "accumulate", "unfilter_png"]
 
@@ -508,7 +508,7 @@ def confusion_matrix(
 
 
 # ----------------------------------------------------------------------------- error maps
-# Codes of an error map (segeval.maps documents them). With a class c: TN 0, TP 1, FP 2 (predicted c,
+# Codes of an error map (segeval.scoring.maps documents them). With a class c: TN 0, TP 1, FP 2 (predicted c,
 # ground truth another class), FN 3 (ground truth c, predicted another class or the ignore index).
 # For all classes: correct 1, wrong 2 (another class predicted), missed 3 (the ignore index predicted).
 # Pixels whose ground truth is the ignore index are 255 in both.
@@ -612,7 +612,7 @@ def error_map(
 
 
 # ----------------------------------------------------------------------------- boundary bands
-# (segeval.boundary; a section of its own, appended: nothing above depends on it)
+# (segeval.core.boundary; a section of its own, appended: nothing above depends on it)
 
 
 @_jit

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import metrics
-from .classes import ClassSet
-from .errors import MaskError, RunFileError, SegevalError
-from .io import Pair, Skipped, count_png_pair, pair_masks, read_pair
-from .kernels import accumulate
+from segeval.core import metrics
+from segeval.core.classes import ClassSet
+from segeval.core.kernels import accumulate
+from segeval.errors import MaskError, RunFileError, SegevalError
+from segeval.reading.io import Pair, Skipped, count_png_pair, pair_masks, read_pair
 
-if TYPE_CHECKING:  # segeval.boundary (and scipy) load only when boundary/surface metrics are asked for
-    from .boundary import BoundaryOptions, PairMeasures, SurfaceOptions
+if TYPE_CHECKING:  # segeval.core.boundary (and scipy) load only when boundary/surface metrics are asked for
+    from segeval.core.boundary import BoundaryOptions, PairMeasures, SurfaceOptions
 
 __all__ = ["Run", "score", "score_pairs", "RUN_FORMAT"]
 
@@ -62,7 +62,7 @@ class Run:
         Files left out with ``skip_bad``: ``{"name", "file", "reason"}`` each.
     image_boundary_counts : ndarray of shape (N, 3, K), int64, or None
         With ``boundary``: per-image boundary-band ``tp`` = |Gb ∩ Pb|, ``fp`` = |Pb \\ Gb|,
-        ``fn`` = |Gb \\ Pb| of each class (:mod:`segeval.boundary`); None when not computed.
+        ``fn`` = |Gb \\ Pb| of each class (:mod:`segeval.core.boundary`); None when not computed.
     image_band_width : ndarray of shape (N,), int64, or None
         Each image's band width d in pixels.
     image_surface : ndarray of shape (N, 3, K), float64, or None
@@ -251,7 +251,7 @@ class Run:
 
     def to_dict(self) -> dict[str, Any]:
         """The versioned run-file object (JSON-ready; undefined values are ``null``)."""
-        from . import __version__
+        from segeval import __version__
 
         tp, fp, fn = metrics.counts(self.cm)
         per_class = zip(self.iou, self.dice, self.precision, self.recall, self.gt_share, strict=True)
@@ -476,7 +476,7 @@ def _count_and_measure(
     """What :func:`_count_pair` gives, and the boundary/surface measures, from one decoding of the
     pair (the plain path, without these measures, is untouched). A pair whose labels or measures
     fail is skipped whole with ``--skip-bad``."""
-    from .boundary import measure_pair
+    from segeval.core.boundary import measure_pair
 
     try:
         gt, pred = read_pair(pair, ignore_index)
@@ -556,7 +556,7 @@ def score_pairs(
 ) -> Run:
     """Score paired mask files; ``progress(done, total)`` is called after each image.
 
-    ``boundary`` / ``surface`` (:mod:`segeval.boundary`) also measure boundary IoU counts and
+    ``boundary`` / ``surface`` (:mod:`segeval.core.boundary`) also measure boundary IoU counts and
     HD95 / ASSD / NSD of every image; without them nothing else is done.
     """
     k = classes.n_classes
@@ -640,7 +640,7 @@ def score(
     labels by argmax over the class axis (``channels``: ``"auto"``, ``"first"``, ``"last"``), a
     single-channel float map of a binary task by ``score > threshold``. With ``skip_bad``, files
     that cannot be scored are left out and listed in ``run.skipped``. ``boundary`` and
-    ``surface`` (:class:`segeval.boundary.BoundaryOptions`, :class:`~segeval.boundary.SurfaceOptions`)
+    ``surface`` (:class:`segeval.core.boundary.BoundaryOptions`, :class:`~segeval.core.boundary.SurfaceOptions`)
     add boundary IoU and HD95 / ASSD / NSD (``run.boundary_iou``, ``run.hd95``, ...).
 
     ``roi`` is a directory of region-of-interest masks paired with the ground truths (after
@@ -665,7 +665,7 @@ def score(
     if not 0 <= baseline_class < cs.n_classes or baseline_class == ignore_index:
         raise SegevalError(None, f"baseline class {baseline_class} is not a scored class "
                            f"(0..{cs.n_classes - 1}, other than the ignore index)", "choose another --baseline-class")
-    from .decode import Decoding, check_matrix_memory
+    from segeval.reading.decode import Decoding, check_matrix_memory
 
     decoding = Decoding.from_options(
         cs, ignore_index, unknown_color=unknown_color, void_colors=void_colors, label_map=label_map,
@@ -736,7 +736,7 @@ def _stored_binary_255(pairs: list[Pair], scored: set[str]) -> bool:
     """With an ROI, :func:`binary_255` also counts the pixels outside it as ignored: confirm (read
     again, only when the guard would fire) that the stored ground truth holds only 0 and 255 and
     that some 255 lies inside the ROI, so that an ROI over all-background ground truth passes."""
-    from .io import read_mask, read_roi
+    from segeval.reading.io import read_mask, read_roi
 
     found = False
     for p in pairs:
@@ -751,8 +751,8 @@ def _stored_binary_255(pairs: list[Pair], scored: set[str]) -> bool:
 
 def resolve_classes(num_classes: int | None, classes: ClassSet | str | None) -> ClassSet:
     """One ClassSet from ``--num-classes`` and/or ``--classes`` (which must agree)."""
-    from .classes import load_classes
-    from .errors import SegevalError
+    from segeval.core.classes import load_classes
+    from segeval.errors import SegevalError
 
     cs = load_classes(classes) if isinstance(classes, str) else classes
     if cs is None:

@@ -3,10 +3,10 @@ ground truth.
 
 ``segeval report NEW_PREDS GTS --baseline-preds BASE_PREDS --out DIR`` writes one static page:
 the summary differences and the per-class IoU change, each with its paired-bootstrap interval
-(:func:`segeval.compare.paired_bootstrap`), and the images ranked by how many pixels went from
+(:func:`segeval.comparing.compare.paired_bootstrap`), and the images ranked by how many pixels went from
 right to wrong ("broken") and from wrong to right ("fixed"), each drawn with a green (fixed) /
 red (broken) layer. Right and wrong per pixel come from the kernel
-:func:`segeval.kernels.error_map` (code ``CORRECT``) of each prediction against the ground truth.
+:func:`segeval.core.kernels.error_map` (code ``CORRECT``) of each prediction against the ground truth.
 
 Layout of the directory::
 
@@ -26,14 +26,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import page
-from .compare import BootstrapResult, _level, check_comparable, paired_bootstrap
-from .errors import MaskError, SegevalError
-from .evaluate import Run, write_atomic
-from .io import Pair, read_mask, read_pair
-from .kernels import error_map
-from .maps import CORRECT, IGNORED
-from .report import (
+from segeval.comparing.compare import BootstrapResult, _level, check_comparable, paired_bootstrap
+from segeval.core.kernels import error_map
+from segeval.errors import MaskError, SegevalError
+from segeval.presenting import page
+from segeval.presenting.report import (
     FP_COLOR,
     IGNORED_ALPHA,
     SHADE_ALPHA,
@@ -51,6 +48,9 @@ from .report import (
     save_layer,
     settings_html,
 )
+from segeval.reading.io import Pair, read_mask, read_pair
+from segeval.scoring.evaluate import Run, write_atomic
+from segeval.scoring.maps import CORRECT, IGNORED
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -101,7 +101,7 @@ def _change_lut() -> NDArray[np.uint8]:
 def change_layer(codes: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """The changes as a transparent RGBA layer (H, W, 4): fixed green and broken red, opaque; wrong
     in both amber at alpha 150; right in both darkened (black at ``SHADE_ALPHA``); ignored darker.
-    Saved as a palette PNG (:func:`segeval.report.save_layer`)."""
+    Saved as a palette PNG (:func:`segeval.presenting.report.save_layer`)."""
     return _change_lut()[codes]
 
 
@@ -135,7 +135,7 @@ def _read_base(base_pair: Pair, gt: NDArray, like: NDArray, ignore: int) -> NDAr
 def count_changes(run: Run, new_pairs: Sequence[Pair], base_pairs: Sequence[Pair],
                   workers: int | None = None) -> list[ImageChange]:
     """Read every image's ground truth and both predictions and count its pixel changes."""
-    from .evaluate import _ordered, default_workers
+    from segeval.scoring.evaluate import _ordered, default_workers
 
     ignore = int(run.settings.get("ignore_index", 255))
     new_by, base_by = {p.name: p for p in new_pairs}, {p.name: p for p in base_pairs}
@@ -263,7 +263,7 @@ def build_comparison_report(
     Every image's masks are read once to count its changes; the ``worst`` images with the most
     broken and the most fixed pixels are read again to draw them.
     """
-    from .evaluate import _ordered, default_workers
+    from segeval.scoring.evaluate import _ordered, default_workers
 
     out = Path(out_dir)
     order = check_comparable(base, new, *labels)

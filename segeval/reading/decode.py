@@ -1,6 +1,6 @@
 """Turning what a mask file holds into class ids: colours, label maps, one-hot and score maps.
 
-:func:`to_labels` takes the array a file decoded to (see :mod:`segeval.io`) and returns an
+:func:`to_labels` takes the array a file decoded to (see :mod:`segeval.reading.io`) and returns an
 integer label array of the same spatial shape:
 
 - colour images (RGB/RGBA PNG or TIFF): each colour is looked up in a :class:`Palette` (the class
@@ -27,8 +27,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from .classes import ClassSet, Color
-from .errors import MaskError, SegevalError
+from segeval.core.classes import ClassSet, Color
+from segeval.errors import MaskError, SegevalError
 
 __all__ = [
     "CITYSCAPES_LABEL_TO_TRAIN", "Decoding", "LabelMap", "MAP_PRESETS", "Palette", "check_matrix_memory",
