@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
+from segeval.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -15,3 +19,8 @@ def shared(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (the shared real data sets are beside the project only in CI)")
     return path
+
+
+def cli(*args: object) -> Any:
+    """Run ``segeval ARGS...`` in this process (typer's runner); every argument is passed as ``str``."""
+    return CliRunner().invoke(app, [str(a) for a in args])

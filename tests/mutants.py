@@ -33,14 +33,23 @@ class Mutant:
     tests: tuple[str, ...]  # test files (or node ids) that should catch it
 
 
-KERNEL_TESTS = ("tests/test_kernels.py", "tests/test_pinned.py", "tests/test_score.py")
-PNG_TESTS = ("tests/test_differential.py", "tests/test_png.py", "tests/test_formats.py")
-DECODE_TESTS = ("tests/test_differential.py", "tests/test_formats.py", "tests/test_bad_input.py",
-                "tests/test_pinned.py")
-METRIC_TESTS = ("tests/test_metrics.py", "tests/test_score.py")
-COMPARE_TESTS = ("tests/test_compare.py", "tests/test_pinned.py")
-RUN_TESTS = ("tests/test_score.py", "tests/test_compare.py", "tests/test_pinned.py", "tests/test_bad_input.py")
-LOSS_TESTS = ("tests/test_losses.py",)
+KERNEL_TESTS = ("tests/core/test_kernels.py", "tests/scoring/test_pinned.py", "tests/scoring/test_score.py")
+PNG_TESTS = ("tests/reading/test_differential.py", "tests/reading/test_png.py", "tests/reading/test_formats.py")
+DECODE_TESTS = (
+    "tests/reading/test_differential.py",
+    "tests/reading/test_formats.py",
+    "tests/reading/test_bad_input.py",
+    "tests/scoring/test_pinned.py",
+)
+METRIC_TESTS = ("tests/core/test_metrics.py", "tests/scoring/test_score.py")
+COMPARE_TESTS = ("tests/comparing/test_compare.py", "tests/scoring/test_pinned.py")
+RUN_TESTS = (
+    "tests/scoring/test_score.py",
+    "tests/comparing/test_compare.py",
+    "tests/scoring/test_pinned.py",
+    "tests/reading/test_bad_input.py",
+)
+LOSS_TESTS = ("tests/train/test_losses.py",)
 
 MUTANTS = [
     # kernels

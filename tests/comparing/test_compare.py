@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -20,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from conftest import cli
 
-from segeval.cli import app
 from segeval.comparing import compare
 from segeval.comparing.compare import (
     check_gates,
@@ -117,10 +115,6 @@ def shifted(cms: np.ndarray, deltas: list[int]) -> np.ndarray:
         out[i, 0, k] -= d
     assert (out >= 0).all()
     return out
-
-
-def invoke(*args: str | os.PathLike):
-    return CliRunner().invoke(app, ["compare", *map(str, args)])
 
 
 @pytest.fixture()
@@ -434,14 +428,14 @@ def test_six_images_consistent_small_drop_is_not_significant_at_001(saved, binar
     boot = paired_bootstrap(base.image_counts, new.image_counts, n=2000)
     assert boot.miou.p == 0
     a, b = saved(base, new)
-    r = invoke(a, b, "--max-drop", "0", "--significant", "--alpha", "0.01")
+    r = cli("compare", a, b, "--max-drop", "0", "--significant", "--alpha", "0.01")
     assert r.exit_code == 0, r.output  # p = 1/64 > 0.01: six images cannot show it
     out = " ".join(r.stdout.split())
     assert "p = 0.0156 (exact randomization test, all 64 assignments; not significant at alpha 0.01)" in out
     assert "exact over all 2^6 = 64 swap assignments" in out
-    r = invoke(a, b, "--max-drop", "0", "--significant", "--alpha", "0.05")
+    r = cli("compare", a, b, "--max-drop", "0", "--significant", "--alpha", "0.05")
     assert r.exit_code == 1, r.output  # at 0.05 the best possible p, 1/64, is enough
-    d = json.loads(invoke(a, b, "--format", "json").stdout)
+    d = json.loads(cli("compare", a, b, "--format", "json").stdout)
     assert d["comparisons"][0]["summary"]["miou"]["p"] == 1 / 64
     assert d["comparisons"][0]["test"]["method"] == "exact" and d["comparisons"][0]["test"]["assignments"] == 64
 
@@ -530,12 +524,12 @@ def test_class_gate_controls_the_family_wise_error_with_holm(saved):
     [gate] = check_gates(cmp, class_max_drop=0.0)
     assert not gate.passed  # without --significant a drop is a drop
     a, b = saved(make_run(cms), make_run(bad))
-    r = invoke(a, b, "--class-max-drop", "0", "--significant")
+    r = cli("compare", a, b, "--class-max-drop", "0", "--significant")
     assert r.exit_code == 0, r.output
     out = " ".join(r.stdout.split())
     assert "class p Holm-adjusted over the 4 classes" in out
     assert " car " in out and "0.0156 0.0625" in out  # the p and p Holm columns
-    d = json.loads(invoke(a, b, "--format", "json").stdout)
+    d = json.loads(cli("compare", a, b, "--format", "json").stdout)
     car = d["comparisons"][0]["classes"][1]
     assert (car["p"], car["p_holm"], car["significantly_worse"]) == (1 / 64, 4 / 64, False)
     # on 7 images the same loss is significant after Holm too: 4/128 = 0.03125
@@ -635,7 +629,7 @@ def test_runs_that_do_not_pair_exit_2_with_one_line(saved, case, message):
         gt_changed[4, 0, 0] += 1
         other = make_run(gt_changed)
     a, b = saved(base, other)
-    r = invoke(a, b)
+    r = cli("compare", a, b)
     assert r.exit_code == 2, r.output
     assert r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("segeval: error: ")
@@ -649,7 +643,7 @@ def test_runs_that_do_not_pair_exit_2_with_one_line(saved, case, message):
 def test_mismatched_image_names_message(saved):
     cms = random_cms(5, seed=11)
     a, b = saved(make_run(cms), make_run(cms[:4]))
-    r = invoke(a, b)
+    r = cli("compare", a, b)
     assert r.exit_code == 2, r.output
     assert r.stderr == (f"segeval: error: {b}: covers other images than {a}: 1 of {a}'s images are missing "
                         f"(img0004); compare runs scored on the same ground truth as {a}\n")
@@ -675,7 +669,7 @@ def test_bad_files_and_options_exit_2(saved, tmp_path):
         ([a, b, "--markdown", tmp_path / "no" / "such" / "dir.md"], "the directory for --markdown"),
     ]
     for args, message in cases:
-        r = invoke(*args)
+        r = cli("compare", *args)
         assert r.exit_code == 2, (args, r.output)
         assert r.stderr.count("\n") == 1 and message in r.stderr, (args, r.stderr)
 
@@ -697,7 +691,7 @@ def test_each_gate_exit_code(saved):
     a, b = saved(base, new)
 
     def code(*opts: str) -> int:
-        r = invoke(a, b, "--bootstrap", "300", *opts)
+        r = cli("compare", a, b, "--bootstrap", "300", *opts)
         assert r.exit_code in (0, 1), r.output
         if r.exit_code == 1:
             assert r.stderr.count("\n") == 1 and r.stderr.startswith("segeval: gate --"), r.stderr
@@ -712,11 +706,11 @@ def test_each_gate_exit_code(saved):
     assert code("--min-miou", f"{new_miou + 0.001}") == 1
     assert code("--max-drop", "0", "--significant") == 1  # 80 images, the same loss on each: significant
     assert code("--class-max-drop", "0", "--significant") == 1
-    r = invoke(a, b, "--class-max-drop", f"{class_drop - 0.001}", "--max-drop", "1")
+    r = cli("compare", a, b, "--class-max-drop", f"{class_drop - 0.001}", "--max-drop", "1")
     assert r.exit_code == 1
     assert "gate --class-max-drop" in r.stderr and "class 'tree' IoU fell by" in r.stderr
     assert "--max-drop 1 " not in r.stderr
-    r = invoke(a, b, "--min-miou", "0.99")
+    r = cli("compare", a, b, "--min-miou", "0.99")
     assert r.exit_code == 1 and r.stderr.startswith("segeval: gate --min-miou 0.99 failed:")
 
 
@@ -725,14 +719,14 @@ def test_significant_gate_on_3_and_on_501_images(saved):
     few = random_cms(3, seed=13)
     many = random_cms(501, seed=13)
     small_a, small_b = saved(make_run(few), make_run(shifted(few, pattern)))
-    r = invoke(small_a, small_b, "--max-drop", "0")
+    r = cli("compare", small_a, small_b, "--max-drop", "0")
     assert r.exit_code == 1, r.output  # a drop is a drop
-    r = invoke(small_a, small_b, "--max-drop", "0", "--significant")
+    r = cli("compare", small_a, small_b, "--max-drop", "0", "--significant")
     assert r.exit_code == 0, r.output  # but on 3 images not a significant one
     # exact: class-0 tp changes (-4, -1, +3) with any signs: sums -2 (observed), -8, -6 <= -2 of 8
     assert "p = 0.3750 (exact randomization test, all 8 assignments; not significant" in " ".join(r.stdout.split())
     big_a, big_b = saved(make_run(many), make_run(shifted(many, pattern * 167)))
-    r = invoke(big_a, big_b, "--max-drop", "0", "--significant")
+    r = cli("compare", big_a, big_b, "--max-drop", "0", "--significant")
     assert r.exit_code == 1, r.output
     assert "random assignments; significant at alpha 0.05)" in r.stderr
 
@@ -743,10 +737,10 @@ def test_destroyed_class_gate_names_it(saved):
     bad[:, 1, 4] += bad[:, 1, 1]  # car never predicted: all missed
     bad[:, 1, 1] = 0
     a, b = saved(make_run(cms), make_run(bad))
-    r = invoke(a, b, "--class-max-drop", "0.2", "--significant")
+    r = cli("compare", a, b, "--class-max-drop", "0.2", "--significant")
     assert r.exit_code == 1, r.output
     assert "'car'" in r.stderr and "'road'" not in r.stderr and r.stderr.count("\n") == 1
-    r = invoke(a, b, "--format", "json")
+    r = cli("compare", a, b, "--format", "json")
     assert r.exit_code == 0
     d = json.loads(r.stdout)
     car = d["comparisons"][0]["classes"][1]
@@ -764,7 +758,7 @@ def test_table_json_and_markdown(saved, tmp_path):
     bad[:, 2, 2] -= bad[:, 2, 2] // 2
     a, b = saved(make_run(cms), make_run(bad))
     md = tmp_path / "report.md"
-    r = invoke(a, b, "--max-drop", "0.5", "--markdown", md, "--bootstrap", "500")
+    r = cli("compare", a, b, "--max-drop", "0.5", "--markdown", md, "--bootstrap", "500")
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     # sorted by change: sky (the largest drop) before road, the untouched classes after
@@ -781,7 +775,7 @@ def test_table_json_and_markdown(saved, tmp_path):
     assert f"| 2 | sky | {base_iou[2]:.4f} | {new_iou[2]:.4f} | {new_iou[2] - base_iou[2]:+.4f} 🔻 |" in text
     assert not list(tmp_path.glob(".report.md.*"))  # no temporary file left behind
 
-    r = invoke(a, b, "--format", "json", "--bootstrap", "500", "--seed", "3", "--min-miou", "0.99")
+    r = cli("compare", a, b, "--format", "json", "--bootstrap", "500", "--seed", "3", "--min-miou", "0.99")
     assert r.exit_code == 1
     d = json.loads(r.stdout)
     assert d["format"] == "segeval-compare/2" and d["baseline"] == str(a)
@@ -797,7 +791,7 @@ def test_table_json_and_markdown(saved, tmp_path):
     assert d["failed"] == ["min-miou"] and d["passed"] is False
     assert d["gates"][0]["gate"] == "min-miou" and d["gates"][0]["passed"] is False
     assert "paired randomization test" in d["conventions"] and "Holm" in d["conventions"]
-    r = invoke(a, b, "--bootstrap", "100")
+    r = cli("compare", a, b, "--bootstrap", "100")
     assert "Monte Carlo over 10,000 random swap assignments (seed 0)" in " ".join(r.stdout.split())
     assert "percentile interval" in r.stdout and "Holm" in r.stdout
     assert "Monte Carlo over 10,000" in text and "percentile interval" in text
@@ -810,12 +804,12 @@ def test_interval_level_is_labelled_with_its_own_digits(saved, tmp_path, alpha, 
     cms = random_cms(20, seed=17)
     a, b = saved(make_run(cms), make_run(shifted(cms, [-3] * 20)))
     md = tmp_path / f"level{alpha}.md"
-    r = invoke(a, b, "--alpha", alpha, "--bootstrap", "200", "--markdown", md)
+    r = cli("compare", a, b, "--alpha", alpha, "--bootstrap", "200", "--markdown", md)
     assert r.exit_code == 0, r.output
     out = " ".join(r.stdout.split())
     assert f"{level} CI" in out and f"CI = {level} paired-bootstrap percentile interval" in out
     assert f"| {level} CI of Δ |" in md.read_text()
-    d = json.loads(invoke(a, b, "--alpha", alpha, "--bootstrap", "200", "--format", "json").stdout)
+    d = json.loads(cli("compare", a, b, "--alpha", alpha, "--bootstrap", "200", "--format", "json").stdout)
     assert f"two-sided {level} paired-bootstrap" in d["conventions"]
     assert "100%" not in out + md.read_text() + d["conventions"]
 
@@ -826,7 +820,7 @@ def test_smallest_exact_p_on_16_images_is_not_printed_as_zero(saved, tmp_path):
     cms = random_cms(16, seed=18)
     a, b = saved(make_run(cms), make_run(shifted(cms, [-2] * 16)))
     md = tmp_path / "p16.md"
-    r = invoke(a, b, "--max-drop", "0", "--significant", "--markdown", md)
+    r = cli("compare", a, b, "--max-drop", "0", "--significant", "--markdown", md)
     assert r.exit_code == 1, r.output
     out = " ".join(r.stdout.split())
     assert "p = 1.5e-05 (exact randomization test, all 65,536 assignments; significant at alpha 0.05)" in out
@@ -834,25 +828,25 @@ def test_smallest_exact_p_on_16_images_is_not_printed_as_zero(saved, tmp_path):
     assert mi.split()[-1] == "1.5e-05", mi
     assert " road " in out and "1.5e-05 6.1e-05" in out  # p and Holm's 4/65,536 of the class that fell
     assert re.search(r"(?<![+\-\d.])0\.0000", out + md.read_text()) is None  # no p of 0.0000 anywhere
-    d = json.loads(invoke(a, b, "--format", "json").stdout)
+    d = json.loads(cli("compare", a, b, "--format", "json").stdout)
     assert d["comparisons"][0]["summary"]["miou"]["p"] == 1 / 65536
 
 
 def test_without_bootstrap(saved):
     cms = random_cms(10, seed=16)
     a, b = saved(make_run(cms), make_run(shifted(cms, [-5] * 10)))
-    r = invoke(a, b, "--bootstrap", "0", "--format", "json")
+    r = cli("compare", a, b, "--bootstrap", "0", "--format", "json")
     assert r.exit_code == 0, r.output
     c = json.loads(r.stdout)["comparisons"][0]
     assert c["bootstrap"] is None and c["summary"]["miou"]["low"] is None and c["summary"]["miou"]["diff"] < 0
     assert c["summary"]["miou"]["p"] == 1 / 2**10 and c["test"]["method"] == "exact"  # every image lost 5 tp
-    r = invoke(a, b, "--bootstrap", "0")
+    r = cli("compare", a, b, "--bootstrap", "0")
     assert r.exit_code == 0 and "no bootstrap" in r.stdout and "95% CI" not in r.stdout
     assert "exact over all 2^10 = 1,024 swap assignments" in " ".join(r.stdout.split())
-    r = invoke(a, b, "--bootstrap", "0", "--permutations", "0", "--format", "json")
+    r = cli("compare", a, b, "--bootstrap", "0", "--permutations", "0", "--format", "json")
     c = json.loads(r.stdout)["comparisons"][0]
     assert c["test"] is None and c["summary"]["miou"]["p"] is None
-    r = invoke(a, b, "--bootstrap", "0", "--permutations", "0")
+    r = cli("compare", a, b, "--bootstrap", "0", "--permutations", "0")
     assert "no randomization test" in r.stdout and " p " not in r.stdout
 
 
@@ -862,7 +856,7 @@ def test_three_runs_one_column_each_best_marked(saved, tmp_path):
     better = shifted(cms, [+20] * 30)  # road gains some
     a, b, c = saved(make_run(cms), make_run(worse), make_run(better))
     md = tmp_path / "three.md"
-    r = invoke(a, b, c, "--markdown", md, "--max-drop", "0.001", "--bootstrap", "300")
+    r = cli("compare", a, b, c, "--markdown", md, "--max-drop", "0.001", "--bootstrap", "300")
     assert r.exit_code == 1, r.output  # the worse run fails the gate
     assert r.stderr.count("\n") == 1 and f"{b} mIoU fell by" in r.stderr and str(c) not in r.stderr
     out = " ".join(r.stdout.split())  # the title may wrap
@@ -874,7 +868,7 @@ def test_three_runs_one_column_each_best_marked(saved, tmp_path):
     text = md.read_text()
     assert (f"| 0 | road | {iou[0]:.4f} | {iou[1]:.4f} ({iou[1] - iou[0]:+.4f}) | "
             f"**{iou[2]:.4f} ({iou[2] - iou[0]:+.4f})** |") in text
-    d = json.loads(invoke(a, b, c, "--format", "json", "--bootstrap", "100").stdout)
+    d = json.loads(cli("compare", a, b, c, "--format", "json", "--bootstrap", "100").stdout)
     assert [x["new"] for x in d["comparisons"]] == [str(b), str(c)]
     assert d["classes"][0]["iou"] == pytest.approx(iou)
 

@@ -10,28 +10,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from conftest import cli
 from PIL import Image
-from typer.testing import CliRunner
 
 from segeval import load_classes, read_mask, score
-from segeval.cli import app
 from segeval.core.classes import PRESETS, voc_colors
 from segeval.errors import MaskError, SegevalError
 from segeval.reading import decode
 from segeval.reading.decode import CITYSCAPES_LABEL_TO_TRAIN, Decoding, Palette, load_label_map
 from segeval.reading.io import read_array
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is absent (a user's clone); CI has it")
 VOC = DATA / "voc2012-deeplabv3plus-gt-and-pred"
 STARDIST = DATA / "stardist-dsb2018-nucleus-2d" / "mask2d.tif"
 LABELME = DATA / "labelme-voc-format-example" / "data_dataset_voc"
 VOID = (224, 224, 192)
-
-
-def cli(*args: object):
-    return CliRunner().invoke(app, ["score", *map(str, args)])
 
 
 def save(path: Path, a: np.ndarray) -> Path:
@@ -94,7 +89,7 @@ def test_voc_colour_masks_match_the_published_reference(tmp_path: Path) -> None:
     per-class IoU as computed independently in the set's SOURCE.md."""
     ids = sorted(p.name.split("_")[0] for p in VOC.glob("*_target.png"))
     pred, gt = link_pairs(tmp_path, {i: (VOC / f"{i}_pred.png", VOC / f"{i}_target.png") for i in ids})
-    r = cli(pred, gt, "--classes", "voc", "--json", tmp_path / "run.json", "--format", "json")
+    r = cli("score", pred, gt, "--classes", "voc", "--json", tmp_path / "run.json", "--format", "json")
     assert r.exit_code == 0, r.stderr
     run = json.loads((tmp_path / "run.json").read_text())
     iou = {c["name"]: c["iou"] for c in run["classes"]}
@@ -132,7 +127,7 @@ def test_voc_colour_decoding_agrees_with_a_pixel_loop() -> None:
 def test_a_photo_is_not_a_colour_mask(tmp_path: Path) -> None:
     """A real photo given as prediction: exit 2 naming the file, an unknown colour and its pixels."""
     pred, gt = link_pairs(tmp_path, {"0": (VOC / "0_image.png", VOC / "0_target.png")})
-    r = cli(pred, gt, "--classes", "voc")
+    r = cli("score", pred, gt, "--classes", "voc")
     assert r.exit_code == 2
     msg = r.stderr.strip()
     assert "\n" not in msg and "pred/0.png" in msg and "not in the palette of --classes" in msg
@@ -158,14 +153,16 @@ def test_unknown_colour_is_an_error_or_ignored(tmp_path: Path) -> None:
     rgb[0, :7] = (10, 20, 30)
     save(tmp_path / "gt" / "x.png", rgb)
     save(tmp_path / "pred" / "x.png", voc_rgb(gt))
-    r = cli(tmp_path / "pred", tmp_path / "gt", "--classes", "voc")
+    r = cli("score", tmp_path / "pred", tmp_path / "gt", "--classes", "voc")
     assert r.exit_code == 2
     assert "gt/x.png" in r.stderr and "(10, 20, 30) in 7 pixels" in r.stderr
-    r = cli(tmp_path / "pred", tmp_path / "gt", "--classes", "voc", "--unknown-color", "ignore", "--format", "json")
+    r = cli("score",
+            tmp_path / "pred", tmp_path / "gt", "--classes", "voc", "--unknown-color", "ignore",
+            "--format", "json")
     assert r.exit_code == 0, r.stderr
     run = json.loads(r.stdout)
     assert run["ignored_pixels"] == 7 and run["miou"] == 1.0
-    r = cli(tmp_path / "pred", tmp_path / "gt", "--classes", "voc", "--unknown-color", "maybe")
+    r = cli("score", tmp_path / "pred", tmp_path / "gt", "--classes", "voc", "--unknown-color", "maybe")
     assert r.exit_code == 2 and "--unknown-color" in r.stderr
 
 
@@ -185,7 +182,7 @@ def test_user_palette_with_a_void_entry(tmp_path: Path) -> None:
     # --void-color replaces the file's void colours: (9, 9, 9) is now unknown
     with pytest.raises(MaskError, match=r"\(9, 9, 9\) in \d+ pixels"):
         score(tmp_path / "pred", tmp_path / "gt", classes=str(classes), void_colors=["1,2,3"], workers=1)
-    r = cli(tmp_path / "pred", tmp_path / "gt", "--classes", classes, "--void-color", "300,0,0")
+    r = cli("score", tmp_path / "pred", tmp_path / "gt", "--classes", classes, "--void-color", "300,0,0")
     assert r.exit_code == 2 and "--void-color" in r.stderr
 
 
@@ -248,11 +245,11 @@ def test_palette_pngs_compare_indices_not_colours(tmp_path: Path) -> None:
     _p_png(tmp_path / "gt" / "a.png", idx, [int(v) for v in rng.integers(0, 256, 768)])
     _p_png(tmp_path / "pred" / "a.png", idx, [int(v) for v in rng.integers(0, 256, 768)])
     assert Image.open(tmp_path / "gt" / "a.png").getpalette() != Image.open(tmp_path / "pred" / "a.png").getpalette()
-    r = cli(tmp_path / "pred", tmp_path / "gt", "-k", "5", "--format", "json")
+    r = cli("score", tmp_path / "pred", tmp_path / "gt", "-k", "5", "--format", "json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["miou"] == 1.0
     # the classes' colours play no part either: indices are labels even with --classes voc
-    r = cli(tmp_path / "pred", tmp_path / "gt", "--classes", "voc", "--format", "json")
+    r = cli("score", tmp_path / "pred", tmp_path / "gt", "--classes", "voc", "--format", "json")
     assert r.exit_code == 0 and json.loads(r.stdout)["miou"] == 1.0
 
 
@@ -262,9 +259,9 @@ def test_real_palette_pngs_against_int32_npy_with_minus_one(tmp_path: Path) -> N
     names = ["2011_000003", "2011_000006", "2011_000025"]
     pred, gt = link_pairs(tmp_path, {n: (LABELME / "SegmentationClass" / f"{n}.png",
                                          LABELME / "SegmentationClassNpy" / f"{n}.npy") for n in names})
-    r = cli(pred, gt, "--classes", "voc", "--format", "json")
+    r = cli("score", pred, gt, "--classes", "voc", "--format", "json")
     assert r.exit_code == 2 and "-1 (" in r.stderr and "gt/2011_000003.npy" in r.stderr
-    r = cli(pred, gt, "--classes", "voc", "--map", '{"-1": "ignore"}', "--format", "json")
+    r = cli("score", pred, gt, "--classes", "voc", "--map", '{"-1": "ignore"}', "--format", "json")
     assert r.exit_code == 0, r.stderr
     run = json.loads(r.stdout)
     assert run["miou"] == 1.0 and run["ignored_pixels"] > 0
@@ -365,7 +362,8 @@ def test_map_from_a_file_applies_to_both_sides(tmp_path: Path) -> None:
     save(tmp_path / "pred" / "a.png", pred)
     mfile = tmp_path / "map.json"
     mfile.write_text('{"255": 1}')
-    r = cli(tmp_path / "pred", tmp_path / "gt", "-k", "2", "--map", mfile, "--ignore-index", "7", "--format", "json")
+    r = cli("score",
+            tmp_path / "pred", tmp_path / "gt", "-k", "2", "--map", mfile, "--ignore-index", "7", "--format", "json")
     assert r.exit_code == 0, r.stderr
     cm = np.array(json.loads(r.stdout)["confusion_matrix"])
     np.testing.assert_array_equal(cm, reference_cm(gt // 255, pred // 255, 2, ignore=7))
@@ -377,7 +375,7 @@ def test_map_from_a_file_applies_to_both_sides(tmp_path: Path) -> None:
 ])
 def test_bad_maps_are_one_line_errors(tmp_path: Path, spec: str, what: str) -> None:
     save(tmp_path / "a.png", labels((4, 4), 2))
-    r = cli(tmp_path / "a.png", tmp_path / "a.png", "-k", "2", "--map", spec)
+    r = cli("score", tmp_path / "a.png", tmp_path / "a.png", "-k", "2", "--map", spec)
     assert r.exit_code == 2 and what in r.stderr and r.stderr.count("\n") == 1
 
 
@@ -443,14 +441,14 @@ def test_ambiguous_class_axis_needs_a_flag(tmp_path: Path) -> None:
     scores = np.random.default_rng(17).random((k, 5, 3)).astype(np.float32)
     save(tmp_path / "gt" / "a.png", gt)
     save(tmp_path / "pred" / "a.npy", scores)
-    r = cli(tmp_path / "pred", tmp_path / "gt", "-k", k)
+    r = cli("score", tmp_path / "pred", tmp_path / "gt", "-k", k)
     assert r.exit_code == 2 and "pred/a.npy" in r.stderr and "--channels-first" in r.stderr
     assert "both its first and last axes" in r.stderr
-    r = cli(tmp_path / "pred", tmp_path / "gt", "-k", k, "--channels-first", "--format", "json")
+    r = cli("score", tmp_path / "pred", tmp_path / "gt", "-k", k, "--channels-first", "--format", "json")
     assert r.exit_code == 0, r.stderr
     cm = np.array(json.loads(r.stdout)["confusion_matrix"])
     np.testing.assert_array_equal(cm, reference_cm(gt, scores.argmax(0), k))
-    r = cli(tmp_path / "pred", tmp_path / "gt", "-k", k, "--channels-last", "--format", "json")
+    r = cli("score", tmp_path / "pred", tmp_path / "gt", "-k", k, "--channels-last", "--format", "json")
     assert r.exit_code == 2  # argmax over W gives a (3, 5) map, not (5, 3)
 
 
@@ -494,7 +492,7 @@ def test_stardist_uint16_instance_tiff_against_itself_and_as_binary(tmp_path: Pa
     m = read_mask(STARDIST)
     assert m.dtype == np.uint16 and m.shape == (512, 512) and int(m.max()) == 183
     k = int(m.max()) + 1
-    r = cli(STARDIST, STARDIST, "-k", k, "--ignore-index", 65535, "--format", "json")
+    r = cli("score", STARDIST, STARDIST, "-k", k, "--ignore-index", 65535, "--format", "json")
     assert r.exit_code == 0, r.stderr
     run = json.loads(r.stdout)
     present = [c for c in run["classes"] if c["iou"] is not None]
@@ -527,7 +525,7 @@ def test_multi_page_tiff_is_scored_as_a_volume(tmp_path: Path) -> None:
 def test_too_many_classes_for_memory_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     save(tmp_path / "a.png", labels((4, 4), 2, dtype=np.uint16))
     monkeypatch.setattr(decode, "memory_bytes", lambda: 16 << 30)
-    r = cli(tmp_path / "a.png", tmp_path / "a.png", "-k", 65536)
+    r = cli("score", tmp_path / "a.png", tmp_path / "a.png", "-k", 65536)
     assert r.exit_code == 2
     assert "65536 x 65537" in r.stderr and "quarter" in r.stderr and r.stderr.count("\n") == 1
     # within the limit but too large for 8 threads' matrices: fewer threads

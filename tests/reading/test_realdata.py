@@ -15,13 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, shared
+from conftest import ROOT, cli, shared
 from PIL import Image
 from reference import bincount_cm, boundary_counts_ref, surface_ref_metrics
-from typer.testing import CliRunner
 
 from segeval import load_classes, read_mask, score
-from segeval.cli import app
 from segeval.core.classes import voc_colors
 from segeval.errors import MaskError, SegevalError
 from segeval.presenting.render import score_table, shown_classes
@@ -32,10 +30,6 @@ _spec = importlib.util.spec_from_file_location("make_layouts", ROOT / "fixtures"
 assert _spec is not None and _spec.loader is not None
 layouts = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(layouts)
-
-
-def run_cli(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def iou_of(cm: np.ndarray) -> np.ndarray:
@@ -88,11 +82,11 @@ def test_a_map_given_twice_is_an_error(tmp_path, args, message):
     png(tmp_path / "p" / "a.png", np.zeros((4, 4), np.uint8))
     png(tmp_path / "g" / "a.png", np.zeros((4, 4), np.uint8))
     out = tmp_path / "run.json"
-    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 2, "--json", out, *args)
+    r = cli("score", tmp_path / "p", tmp_path / "g", "-k", 2, "--json", out, *args)
     assert r.exit_code == 2, r.output
     assert message in r.output
     assert not out.exists()
-    r = run_cli("maps", tmp_path / "p", tmp_path / "g", "-k", 2, "--out", tmp_path / "maps", *args)
+    r = cli("maps", tmp_path / "p", tmp_path / "g", "-k", 2, "--out", tmp_path / "maps", *args)
     assert r.exit_code == 2 and message in r.output
     assert not (tmp_path / "maps").exists()
 
@@ -106,20 +100,20 @@ def test_cityscapes_train_id_predictions_against_label_id_ground_truth(tmp_path)
     want = sum(bincount_cm(lut[gt], pred, 19, 255) for gt, pred in arrays.values())
     common = [root / "pred", root / "gtFine", "--classes", "cityscapes", "--gt-suffix", "_gtFine_labelIds",
               "--pred-suffix", "_leftImg8bit", "--format", "json"]
-    r = run_cli("score", *common, "--gt-map", "cityscapes-ids")
+    r = cli("score", *common, "--gt-map", "cityscapes-ids")
     assert r.exit_code == 0, r.output
     got = json.loads(r.stdout)
     np.testing.assert_array_equal(got["confusion_matrix"], want[:, :19])
     np.testing.assert_allclose(got["miou"], np.nanmean(iou_of(want)))
     assert got["settings"]["gt_map"] == "cityscapes-ids" and got["settings"]["map"] is None
     # the same map on both sides turns train ids 7, 8, 11, ... into other classes: a different, wrong score
-    r = run_cli("score", *common, "--map", "cityscapes-ids")
+    r = cli("score", *common, "--map", "cityscapes-ids")
     wrong = json.loads(r.stdout)
     assert wrong["miou"] < 0.1 < got["miou"]
     share = sum(wrong["missed"]) / (sum(map(sum, wrong["confusion_matrix"])) + sum(wrong["missed"]))
     assert f"warning: {share:.0%} of the scored pixels were predicted as the ignore index" in r.output
     assert "--gt-map" in r.output
-    assert "warning" not in run_cli("score", *common, "--gt-map", "cityscapes-ids").output
+    assert "warning" not in cli("score", *common, "--gt-map", "cityscapes-ids").output
 
 
 def test_pred_map_alone(tmp_path):
@@ -179,22 +173,22 @@ def test_roi_pixels_are_left_out_like_ignored_ground_truth(tmp_path):
 def test_roi_in_score_maps_and_report_cli(tmp_path):
     items = _roi_set(tmp_path)
     common = [tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov"]
-    r = run_cli("score", *common, "--json", tmp_path / "run.json")
+    r = cli("score", *common, "--json", tmp_path / "run.json")
     assert r.exit_code == 0, r.output
     assert "or outside the ROI" in r.stdout
     saved = json.loads((tmp_path / "run.json").read_text())
     assert saved["settings"]["roi_dir"] == str(tmp_path / "roi")
-    r = run_cli("maps", *common, "--out", tmp_path / "maps")
+    r = cli("maps", *common, "--out", tmp_path / "maps")
     assert r.exit_code == 0, r.output
     for name, (gt, pred, roi) in items.items():
         codes = np.asarray(Image.open(tmp_path / "maps" / f"{name}.png"))
         g = np.where(roi > 0, gt, 255)
         want = np.where(g == 255, 255, np.where(g == pred, 1, 2))  # 1 correct, 2 wrong, 255 ignored
         np.testing.assert_array_equal(codes, want)
-    r = run_cli("report", *common, "--out", tmp_path / "rep", "--worst", 1)
+    r = cli("report", *common, "--out", tmp_path / "rep", "--worst", 1)
     assert r.exit_code == 0, r.output
     assert "roi_dir" in (tmp_path / "rep" / "index.html").read_text()
-    r = run_cli("report", *common, "--out", tmp_path / "rep2", "--run", tmp_path / "run.json", "--worst", 1)
+    r = cli("report", *common, "--out", tmp_path / "rep2", "--run", tmp_path / "run.json", "--worst", 1)
     assert r.exit_code == 0, r.output
 
 
@@ -209,14 +203,14 @@ def test_one_roi_file_for_every_image(tmp_path):
 def test_roi_errors(tmp_path):
     _roi_set(tmp_path)
     (tmp_path / "roi" / "im1_fov.png").unlink()
-    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov")
+    r = cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov")
     assert r.exit_code == 2 and "1 ground truths have no ROI mask (im1)" in r.output, r.output
-    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov",
+    r = cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov",
                 "--skip-bad", "--format", "json")
     assert r.exit_code == 1, r.output
     assert "has no ROI mask" in r.output and json.loads(r.stdout)["n_images"] == 2
     png(tmp_path / "roi" / "im1_fov.png", np.ones((3, 3), np.uint8))
-    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov")
+    r = cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov")
     assert r.exit_code == 2 and "has shape (3, 3) but the ground truth" in r.output, r.output
 
 
@@ -247,7 +241,7 @@ def test_drive_like_two_observers_inside_the_field_of_view(tmp_path):
         tn += int((~obs1 & ~obs2 & fov).sum())
         fp += int((~obs1 & obs2 & fov).sum())
         fn += int((obs1 & ~obs2 & fov).sum())
-    r = run_cli("score", root / "2nd_manual", root / "1st_manual", "--num-classes", 2, "--gt-suffix", "_manual1",
+    r = cli("score", root / "2nd_manual", root / "1st_manual", "--num-classes", 2, "--gt-suffix", "_manual1",
                 "--pred-suffix", "_manual2", "--gt-map", "255:1", "--roi", root / "mask", "--roi-suffix", "_test_mask",
                 "--format", "json")
     assert r.exit_code == 0, r.output
@@ -255,7 +249,7 @@ def test_drive_like_two_observers_inside_the_field_of_view(tmp_path):
     assert got["pixel_accuracy"] == pytest.approx((tp + tn) / (tp + tn + fp + fn))
     assert got["classes"][1]["iou"] == pytest.approx(tp / (tp + fp + fn))
     # without the ROI the noise outside the field of view counts: a lower accuracy
-    r = run_cli("score", root / "2nd_manual", root / "1st_manual", "-k", 2, "--gt-suffix", "_manual1",
+    r = cli("score", root / "2nd_manual", root / "1st_manual", "-k", 2, "--gt-suffix", "_manual1",
                 "--pred-suffix", "_manual2", "--gt-map", "255:1", "--format", "json")
     assert json.loads(r.stdout)["pixel_accuracy"] < got["pixel_accuracy"]
 
@@ -268,7 +262,7 @@ def test_jpeg_masks_are_refused_with_the_reason(tmp_path):
     png(tmp_path / "g" / "a.png", a)
     (tmp_path / "p").mkdir()
     Image.fromarray(a).save(tmp_path / "p" / "a.jpeg")
-    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 2)
+    r = cli("score", tmp_path / "p", tmp_path / "g", "-k", 2)
     assert r.exit_code == 2 and "a.jpeg: is a JPEG: lossy compression" in r.output, r.output
 
 
@@ -348,22 +342,22 @@ def test_nibabel_is_imported_only_when_a_nifti_file_is_met():
 def test_binary_255_ground_truth_on_real_membranes_stops_before_writing(tmp_path):
     labels = shared("isbi2012-em-membrane") / "label"
     out = tmp_path / "run.json"
-    r = run_cli("score", labels, labels, "-k", 2, "--json", out)
+    r = cli("score", labels, labels, "-k", 2, "--json", out)
     assert r.exit_code == 2, r.output
     assert "holds only 0 and 255" in r.output and "--gt-map nonzero" in r.output and "--ignore-index" in r.output
     assert not out.exists()
-    r = run_cli("report", labels, labels, "-k", 2, "--out", tmp_path / "rep")
+    r = cli("report", labels, labels, "-k", 2, "--out", tmp_path / "rep")
     assert r.exit_code == 2 and not (tmp_path / "rep").exists(), r.output
     # silenced by a map on the ground truth, or by an explicit ignore index
     files = sorted(labels.glob("*.png"))
     arrays = [np.asarray(Image.open(f)) for f in files]
     fg = sum(int((a == 255).sum()) for a in arrays)
     total = sum(a.size for a in arrays)
-    r = run_cli("score", labels, labels, "-k", 2, "--map", "nonzero", "--format", "json")
+    r = cli("score", labels, labels, "-k", 2, "--map", "nonzero", "--format", "json")
     assert r.exit_code == 0, r.output
     got = json.loads(r.stdout)
     assert got["classes"][1]["tp"] == fg and got["ignored_pixels"] == 0 and got["miou"] == 1.0
-    r = run_cli("score", labels, labels, "-k", 2, "--ignore-index", 255, "--format", "json")
+    r = cli("score", labels, labels, "-k", 2, "--ignore-index", 255, "--format", "json")
     assert r.exit_code == 0 and json.loads(r.stdout)["ignored_pixels"] == fg
     assert total - fg == json.loads(r.stdout)["classes"][0]["tp"]
 
@@ -410,7 +404,7 @@ def _voc_reference(voc: Path) -> np.ndarray:
 
 def test_voc_folder_with_images_and_notes_beside_the_masks(tmp_path):
     voc = shared("voc2012-deeplabv3plus-gt-and-pred")
-    r = run_cli("score", voc, voc, "--classes", "voc", "--pred-suffix", "_pred", "--gt-suffix", "_target",
+    r = cli("score", voc, voc, "--classes", "voc", "--pred-suffix", "_pred", "--gt-suffix", "_target",
                 "--format", "json")
     assert r.exit_code == 0, r.output
     got = json.loads(r.stdout)
@@ -418,11 +412,11 @@ def test_voc_folder_with_images_and_notes_beside_the_masks(tmp_path):
     assert got["n_images"] == 14
     np.testing.assert_array_equal(got["confusion_matrix"], want[:, :21])
     # maps and report read the same folder the same way
-    r = run_cli("maps", voc, voc, "--classes", "voc", "--pred-suffix", "_pred", "--gt-suffix", "_target",
+    r = cli("maps", voc, voc, "--classes", "voc", "--pred-suffix", "_pred", "--gt-suffix", "_target",
                 "--out", tmp_path / "maps")
     assert r.exit_code == 0, r.output
     assert len(list((tmp_path / "maps").glob("*.png"))) == 14
-    r = run_cli("report", voc, voc, "--classes", "voc", "--pred-suffix", "_pred", "--gt-suffix", "_target",
+    r = cli("report", voc, voc, "--classes", "voc", "--pred-suffix", "_pred", "--gt-suffix", "_target",
                 "--out", tmp_path / "rep", "--worst", 2)
     assert r.exit_code == 0, r.output
 
@@ -447,21 +441,21 @@ def test_include_exclude_and_skip_bad_on_every_command(tmp_path):
     labels = shared("labelme-voc-format-example") / "labels.txt"
     base = [p, g, "--classes", labels]
     for cmd, extra in (("score", []), ("maps", ["--out", tmp_path / "m0"]), ("report", ["--out", tmp_path / "r0"])):
-        r = run_cli(cmd, *base, *extra)
+        r = cli(cmd, *base, *extra)
         assert r.exit_code == 2, (cmd, r.output)
         assert "is a JPEG" in r.output or "is not a mask file" in r.output
     want = sum(bincount_cm(a, a, 21, 255) for a in (np.asarray(Image.open(f)) for f in sorted(p.glob("*.png"))))
     for sel in (["--exclude", "*.jpg", "--exclude", "*.txt"], ["--include", "*.png"]):
-        r = run_cli("score", *base, *sel, "--format", "json")
+        r = cli("score", *base, *sel, "--format", "json")
         assert r.exit_code == 0, r.output
         np.testing.assert_array_equal(json.loads(r.stdout)["confusion_matrix"], want[:, :21])
-    r = run_cli("maps", *base, "--exclude", "*.jpg", "--exclude", "class_names.txt", "--out", tmp_path / "m1")
+    r = cli("maps", *base, "--exclude", "*.jpg", "--exclude", "class_names.txt", "--out", tmp_path / "m1")
     assert r.exit_code == 0, r.output
     for cmd, extra in (("maps", []), ("report", ["--worst", 1])):
-        r = run_cli(cmd, *base, "--skip-bad", "--out", tmp_path / f"{cmd}1", *extra)
+        r = cli(cmd, *base, "--skip-bad", "--out", tmp_path / f"{cmd}1", *extra)
         assert r.exit_code == 1, (cmd, r.output)
         assert "skipped 2 files" in r.output and "class_names.txt" in r.output and "lossy" in r.output
-        r = run_cli(cmd, *base, "--skip-bad", "--allow-skipped", "--out", tmp_path / f"{cmd}2", *extra)
+        r = cli(cmd, *base, "--skip-bad", "--allow-skipped", "--out", tmp_path / f"{cmd}2", *extra)
         assert r.exit_code == 0, (cmd, r.output)
     assert len(list((tmp_path / "maps1").glob("*.png"))) == 3
 
@@ -514,12 +508,12 @@ def test_ade20k_table_lists_the_classes_that_occur():
     for f in (root / "sampleData" / "annotations").glob("*.png"):
         present |= set(np.unique(np.asarray(Image.open(f))).tolist())
     present.discard(0)
-    r = run_cli(*args)
+    r = cli(*args)
     assert r.exit_code == 0, r.output
     rows = [line for line in r.stdout.splitlines() if line.startswith("│")]
     assert len(rows) == len(present) == 15
     assert f"{151 - 15} of 151 classes absent" in r.stdout and "absent │" not in r.stdout
-    r = run_cli(*args, "--all-classes")
+    r = cli(*args, "--all-classes")
     assert len([line for line in r.stdout.splitlines() if line.startswith("│")]) == 151
     assert "classes absent from both" not in r.stdout
 
@@ -561,9 +555,9 @@ def test_distribution_name_is_free_of_the_other_segeval():
 def test_python_m_segeval_and_short_help():
     r = subprocess.run([sys.executable, "-m", "segeval", "--version"], capture_output=True, text=True, check=False)
     assert r.returncode == 0 and r.stdout.startswith("segeval "), r.stderr
-    r = run_cli("-h")
+    r = cli("-h")
     assert r.exit_code == 0 and "score" in r.output and "--install-completion" in r.output
-    r = run_cli("score", "-h")
+    r = cli("score", "-h")
     assert r.exit_code == 0 and "--gt-map" in r.output and "--roi" in r.output
 
 
@@ -583,7 +577,7 @@ def test_binary_guard_with_an_roi_fires_only_on_stored_0_and_255(tmp_path):
     run = score(tmp_path / "p", tmp_path / "g", 2, roi=tmp_path / "roi", workers=1)
     want = 2 * bincount_cm(np.where(roi > 0, np.zeros_like(gt), 255), pred, 2, 255)
     np.testing.assert_array_equal(run.cm, want)
-    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 2, "--roi", tmp_path / "roi", "--format", "json")
+    r = cli("score", tmp_path / "p", tmp_path / "g", "-k", 2, "--roi", tmp_path / "roi", "--format", "json")
     assert r.exit_code == 0, r.output
     # ground truth stored as {0, 255} with foreground inside the ROI: still the clear error
     g = np.zeros((6, 8), np.uint8)
@@ -644,12 +638,12 @@ def test_include_exclude_select_images_and_roi_masks_follow_their_ground_truth(t
     want = sum(bincount_cm(np.where(roi > 0, gt, 255), pred, 3, 255)
                for name, (gt, pred, roi) in items.items() if name != "im1")
     np.testing.assert_array_equal(run.cm, want)
-    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov",
+    r = cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov",
                 "--include", "*.png", "--format", "json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["n_images"] == 3
     (tmp_path / "roi" / "im2_fov.gif").unlink()  # a selected ground truth without its ROI: still the error
-    r = run_cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov")
+    r = cli("score", tmp_path / "p", tmp_path / "g", "-k", 3, "--roi", tmp_path / "roi", "--roi-suffix", "_fov")
     assert r.exit_code == 2 and "have no ROI mask (im2)" in r.output, r.output
 
 
@@ -779,14 +773,14 @@ def test_maps_and_report_threshold_score_maps_as_score_does(tmp_path):
     np.save(tmp_path / "p" / "x.npy", scores)
     labels = (scores > 0.3).astype(np.uint8)
     common = [tmp_path / "p", tmp_path / "g", "-k", 2, "--threshold", 0.3]
-    r = run_cli("score", *common, "--ignore-index", 255, "--format", "json")
+    r = cli("score", *common, "--ignore-index", 255, "--format", "json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["confusion_matrix"] == bincount_cm(gt, labels, 2, 255)[:, :2].tolist()
-    r = run_cli("maps", *common, "--out", tmp_path / "maps")
+    r = cli("maps", *common, "--out", tmp_path / "maps")
     assert r.exit_code == 0, r.output
     codes = np.asarray(Image.open(tmp_path / "maps" / "x.png"))
     np.testing.assert_array_equal(codes, np.where(gt == labels, 1, 2))
-    r = run_cli("report", *common, "--ignore-index", 255, "--out", tmp_path / "rep", "--worst", 1)
+    r = cli("report", *common, "--ignore-index", 255, "--out", tmp_path / "rep", "--worst", 1)
     assert r.exit_code == 0, r.output
     cm = bincount_cm(gt, labels, 2, 255)
     want = np.mean([cm[c, c] / (cm[c, :2].sum() + cm[:, c].sum() - cm[c, c]) for c in range(2)])
@@ -819,6 +813,6 @@ def test_old_run_file_without_the_new_fields_loads_and_reports(tmp_path):
     np.testing.assert_array_equal(old.cm, sum(bincount_cm(g, p, 3, 255) for g, p, _ in items.values()))
     assert old.miou == run.miou and "mboundary_iou" not in old.summary()
     (tmp_path / "old.json").write_text(json.dumps(d))
-    r = run_cli("report", tmp_path / "p", tmp_path / "g", "--run", tmp_path / "old.json", "--out", tmp_path / "rep",
+    r = cli("report", tmp_path / "p", tmp_path / "g", "--run", tmp_path / "old.json", "--out", tmp_path / "rep",
                 "--worst", 1)
     assert r.exit_code == 0, r.output

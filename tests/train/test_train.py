@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from segeval import Run, read_mask, score
 from segeval.cli import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_import_and_help_do_not_load_torch():

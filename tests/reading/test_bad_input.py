@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from conftest import cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -39,10 +40,6 @@ from segeval.scoring import evaluate
 K = 3
 GOOD = np.random.default_rng(0).integers(0, K, (20, 30)).astype(np.uint8)
 PREVIOUS = b'{"previous": "run file"}\n'
-
-
-def cli(*args: object):
-    return CliRunner().invoke(app, ["score", *map(str, args)])
 
 
 def put(path: Path, content: bytes | np.ndarray) -> Path:
@@ -244,7 +241,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, case: s
     pred, gt, named, args = CASES[case](tmp_path)
     out = _outputs(tmp_path)
     k = () if "--classes" in args else ("-k", K)
-    r = cli(pred, gt, *k, *args, "--workers", 2, "--json", out / "run.json", "--csv", out / "classes.csv",
+    r = cli("score", pred, gt, *k, *args, "--workers", 2, "--json", out / "run.json", "--csv", out / "classes.csv",
             "--per-image", out / "images.csv")
     _assert_one_line_error(r, named)
     assert (out / "run.json").read_bytes() == PREVIOUS
@@ -260,7 +257,7 @@ def test_skip_bad_scores_the_rest(tmp_path: Path, case: str) -> None:
     out = _outputs(tmp_path)
     k = () if "--classes" in args else ("-k", K)
     base = (pred, gt, *k, *args, "--skip-bad", "--json", out / "run.json")
-    r = cli(*base)
+    r = cli("score", *base)
     assert r.exit_code == 1, (r.stderr, r.exception)
     assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
     lines = r.stderr.splitlines()
@@ -279,7 +276,7 @@ def test_skip_bad_scores_the_rest(tmp_path: Path, case: str) -> None:
     assert n_scored == len(set(Path(f).stem for f in os.listdir(gt)) - {s["name"] for s in skipped})
     np.testing.assert_array_equal(np.array(run["confusion_matrix"]), n_scored * good_cm)
     assert not any(run["missed"])
-    r = cli(*base, "--allow-skipped")
+    r = cli("score", *base, "--allow-skipped")
     assert r.exit_code == 0, r.stderr
     assert r.stderr.startswith("segeval: skipped ")
 
@@ -290,7 +287,7 @@ def test_skip_bad_with_nothing_left_is_an_error(tmp_path: Path) -> None:
     put(tmp_path / "pred" / "a.png", b"")
     put(tmp_path / "gt" / "a.png", GOOD)
     out = _outputs(tmp_path)
-    r = cli(tmp_path / "pred", tmp_path / "gt", "-k", K, "--skip-bad", "--json", out / "run.json")
+    r = cli("score", tmp_path / "pred", tmp_path / "gt", "-k", K, "--skip-bad", "--json", out / "run.json")
     _assert_one_line_error(r, "pred/a.png: is empty")
     assert (out / "run.json").read_bytes() == PREVIOUS
 
@@ -312,7 +309,7 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     else:  # pragma: no cover - CI runs as root
         target.chmod(0)
     out = _outputs(tmp_path)
-    r = cli(pred, gt, "-k", K, "--json", out / "run.json")
+    r = cli("score", pred, gt, "-k", K, "--json", out / "run.json")
     _assert_one_line_error(r, "pred/a.png: cannot be read (permission denied)")
     assert (out / "run.json").read_bytes() == PREVIOUS
 

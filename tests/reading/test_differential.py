@@ -7,7 +7,7 @@ against the array it was made from, so the encoder is tested too) and ``read_mas
 same stored values, or refuse the file with a one-line :class:`MaskError` where refusing is the
 documented answer (16-bit colour PNGs). TIFFs are written by tifffile in every compression,
 layout, byte order and predictor, NPYs by numpy in every integer dtype, byte order and memory
-order. ``python tests/test_differential.py`` prints how many variants decode exactly, are
+order. ``python tests/reading/test_differential.py`` prints how many variants decode exactly, are
 refused, or are wrong.
 """
 
@@ -27,7 +27,7 @@ import tifffile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reference import png_samples, stored_values  # noqa: E402
 
 from segeval.core.classes import PRESETS  # noqa: E402
