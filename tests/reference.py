@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+from fractions import Fraction
+
 import numpy as np
 
 
@@ -170,3 +174,57 @@ def stored_values(ext: str, data: bytes) -> np.ndarray:
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         (name,) = npz.files
         return np.asarray(npz[name])
+
+
+def loop_miou(counts: np.ndarray, weights: list[int] | None = None) -> float:
+    """Data-set mIoU of per-image counts (N, 3, K) with image weights, by plain loops."""
+    n, _, k = counts.shape
+    weights = weights or [1] * n
+    ious = []
+    for c in range(k):
+        tp = sum(weights[i] * int(counts[i, 0, c]) for i in range(n))
+        union = sum(weights[i] * int(counts[i, 0, c] + counts[i, 1, c] + counts[i, 2, c]) for i in range(n))
+        if union:
+            ious.append(tp / union)
+    return sum(ious) / len(ious) if ious else math.nan
+
+
+def fraction_ious(counts: list[list[list[int]]]) -> list[Fraction | None]:
+    """Exact per-class IoU of summed counts [3][K] (None where tp + fp + fn = 0)."""
+    k = len(counts[0])
+    return [Fraction(counts[0][c], counts[0][c] + counts[1][c] + counts[2][c])
+            if counts[0][c] + counts[1][c] + counts[2][c] else None for c in range(k)]
+
+
+def brute_force_p(base: np.ndarray, new: np.ndarray) -> tuple[Fraction, list[Fraction | None]]:
+    """One-sided p of mIoU and of each class IoU, by visiting all 2**N swap assignments in exact fractions.
+
+    p = share of assignments (the identity among them) whose NEW - BASE is <= the observed one;
+    an assignment where a difference is undefined counts as at least as extreme.
+    """
+    n, _, k = base.shape
+
+    def diffs(swap: tuple[int, ...]) -> tuple[Fraction | None, list[Fraction | None]]:
+        sb = [[0] * k for _ in range(3)]
+        sn = [[0] * k for _ in range(3)]
+        for i in range(n):
+            a, b = (new[i], base[i]) if swap[i] else (base[i], new[i])
+            for r in range(3):
+                for c in range(k):
+                    sb[r][c] += int(a[r, c])
+                    sn[r][c] += int(b[r, c])
+        ib, inew = fraction_ious(sb), fraction_ious(sn)
+        mb = [x for x in ib if x is not None]
+        mn = [x for x in inew if x is not None]
+        miou = (sum(mn, Fraction(0)) / len(mn) - sum(mb, Fraction(0)) / len(mb)) if mb and mn else None
+        return miou, [None if x is None or y is None else y - x for x, y in zip(ib, inew, strict=True)]
+
+    obs_miou, obs_class = diffs((0,) * n)
+    hits, class_hits = 0, [0] * k
+    for swap in itertools.product((0, 1), repeat=n):
+        d, dc = diffs(swap)
+        hits += d is None or d <= obs_miou
+        for c in range(k):
+            class_hits[c] += dc[c] is None or (obs_class[c] is not None and dc[c] <= obs_class[c])
+    total = 2 ** n
+    return Fraction(hits, total), [None if obs_class[c] is None else Fraction(class_hits[c], total) for c in range(k)]

@@ -796,7 +796,7 @@ def build_report(
     settings : dict, optional
         Shown in the report, after the run's own settings.
     """
-    from segeval.scoring.evaluate import _ordered, default_workers
+    from segeval.scoring.pool import default_workers, ordered_map
 
     out = Path(out_dir)
     by_name = {p.name: p for p in pairs}
@@ -814,7 +814,7 @@ def build_report(
         return _draw_viewer(rank, i, by_name[name], run, out, colors, class_id,
                             None if images is None else images.get(name), images is not None)
 
-    viewers = list(_ordered(draw, list(enumerate(picked, 1)), workers or default_workers()))  # type: ignore[arg-type]
+    viewers = list(ordered_map(draw, list(enumerate(picked, 1)), workers or default_workers()))
     plots = write_plots(run, out)
     shown = {**run.settings, "worst": worst, "class": "all" if class_id is None else
              f"{class_id} ({run.classes.names[class_id]})", **(settings or {})}

@@ -135,7 +135,7 @@ def _read_base(base_pair: Pair, gt: NDArray, like: NDArray, ignore: int) -> NDAr
 def count_changes(run: Run, new_pairs: Sequence[Pair], base_pairs: Sequence[Pair],
                   workers: int | None = None) -> list[ImageChange]:
     """Read every image's ground truth and both predictions and count its pixel changes."""
-    from segeval.scoring.evaluate import _ordered, default_workers
+    from segeval.scoring.pool import default_workers, ordered_map
 
     ignore = int(run.settings.get("ignore_index", 255))
     new_by, base_by = {p.name: p for p in new_pairs}, {p.name: p for p in base_pairs}
@@ -154,7 +154,7 @@ def count_changes(run: Run, new_pairs: Sequence[Pair], base_pairs: Sequence[Pair
                            int(counts[:4].sum()))
 
     jobs = list(enumerate(run.image_names))
-    return list(_ordered(one, jobs, workers or default_workers()))  # type: ignore[arg-type]
+    return list(ordered_map(one, jobs, workers or default_workers()))
 
 
 # ----------------------------------------------------------------------------- plot
@@ -263,7 +263,7 @@ def build_comparison_report(
     Every image's masks are read once to count its changes; the ``worst`` images with the most
     broken and the most fixed pixels are read again to draw them.
     """
-    from segeval.scoring.evaluate import _ordered, default_workers
+    from segeval.scoring.pool import default_workers, ordered_map
 
     out = Path(out_dir)
     order = check_comparable(base, new, *labels)
@@ -288,7 +288,7 @@ def build_comparison_report(
                        None if images is None else images.get(ch.name),
                        images is not None, colors)
 
-    drawn = list(_ordered(draw, jobs, workers or default_workers()))  # type: ignore[arg-type]
+    drawn = list(ordered_map(draw, jobs, workers or default_workers()))
     broken_v, fixed_v = drawn[: len(most_broken)], drawn[len(most_broken):]
     w, h = save_figure(plot_class_change(base.classes.names, base.iou, aligned.iou, boot), out / CLASS_CHANGE)
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
 import secrets
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +19,7 @@ from segeval.core.classes import ClassSet
 from segeval.core.kernels import accumulate
 from segeval.errors import MaskError, RunFileError, SegevalError
 from segeval.reading.io import Pair, Skipped, count_png_pair, pair_masks, read_pair
+from segeval.scoring.pool import default_workers, ordered_map
 
 if TYPE_CHECKING:  # segeval.core.boundary (and scipy) load only when boundary/surface metrics are asked for
     from segeval.core.boundary import BoundaryOptions, PairMeasures, SurfaceOptions
@@ -512,37 +510,6 @@ def _plain_labels(pair: Pair) -> bool:
     return d is None or (d.map_for("gt") is None and d.map_for("pred") is None)
 
 
-def _ordered(fn: Callable[[Pair], Any], items: Iterable[Pair], workers: int, chunk: int = 1) -> Iterator[Any]:
-    """``map`` over a thread pool that keeps at most 2 x workers tasks in flight, in order; each task
-    maps ``chunk`` consecutive items (many small files: fewer tasks to submit and hand over)."""
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    tasks: Iterable[Any] = items
-    if chunk > 1:
-        it = iter(items)
-        tasks = iter(lambda: list(itertools.islice(it, chunk)), [])
-    with ThreadPoolExecutor(workers, thread_name_prefix="segeval") as pool:
-        pending: deque[Future] = deque()
-        run = (lambda batch: [fn(x) for x in batch]) if chunk > 1 else fn
-        try:
-            for task in tasks:
-                pending.append(pool.submit(run, task))
-                if len(pending) >= 2 * workers:
-                    out = pending.popleft().result()
-                    yield from (out if chunk > 1 else (out,))
-            while pending:
-                out = pending.popleft().result()
-                yield from (out if chunk > 1 else (out,))
-        finally:
-            for f in pending:
-                f.cancel()
-
-
-def default_workers() -> int:
-    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
-
-
 def score_pairs(
     pairs: list[Pair],
     classes: ClassSet,
@@ -570,7 +537,7 @@ def score_pairs(
     found: list[PairMeasures | None] = []
     workers = workers or default_workers()
     chunk = max(1, min(16, len(pairs) // (64 * workers)))  # thousands of small files: 16 pairs a task
-    for i, out in enumerate(_ordered(work, pairs, workers, chunk)):
+    for i, out in enumerate(ordered_map(work, pairs, workers, chunk)):
         if measure:
             out, m = out
             found.append(m)

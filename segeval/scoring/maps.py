@@ -163,7 +163,7 @@ def write_maps(
     :func:`segeval.scoring.evaluate.score` (ignored pixels are coded 255). Given a ``skipped`` list, files
     that cannot be read are appended to it (and get no map) instead of raising.
     """
-    from segeval.scoring.evaluate import _ordered, default_workers
+    from segeval.scoring.pool import default_workers, ordered_map
 
     if class_id is not None and not (0 <= class_id < classes.n_classes and class_id != ignore_index):
         raise SegevalError(None, f"class {class_id} is not a scored class", "choose another --class")
@@ -196,7 +196,7 @@ def write_maps(
         return pair.name
 
     names = []
-    for i, name in enumerate(_ordered(work, found, workers or default_workers())):
+    for i, name in enumerate(ordered_map(work, found, workers or default_workers())):
         if name is not None:
             names.append(name)
         if progress is not None:

@@ -14,12 +14,12 @@ import math
 import re
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli
+from conftest import NAMES, cli, make_run, random_cms
+from reference import brute_force_p, loop_miou
 
 from segeval.comparing import compare
 from segeval.comparing.compare import (
@@ -30,47 +30,10 @@ from segeval.comparing.compare import (
     paired_bootstrap,
     randomization_test,
 )
-from segeval.core.classes import ClassSet
 from segeval.errors import RunFileError, SegevalError
 from segeval.scoring.evaluate import Run
 
-NAMES = ("road", "car", "sky", "tree")
-
-
 # ----------------------------------------------------------------------------- helpers
-
-
-def make_run(cms: np.ndarray, names: tuple[str, ...] = NAMES, image_names: list[str] | None = None,
-             ignore_index: int = 255) -> Run:
-    """A Run from per-image confusion matrices (N, K, K + 1): rows ground truth, last column misses."""
-    cms = np.asarray(cms, np.int64)
-    n, k = cms.shape[0], cms.shape[1]
-    counts = np.zeros((n, 3, k), np.int64)
-    for i in range(n):
-        for c in range(k):
-            tp = cms[i, c, c]
-            counts[i, 0, c] = tp
-            counts[i, 1, c] = cms[i, :, c].sum() - tp   # predicted c, truth another class
-            counts[i, 2, c] = cms[i, c, :].sum() - tp   # truth c, predicted otherwise or missed
-    return Run(
-        classes=ClassSet(names),
-        cm=cms.sum(axis=0),
-        image_names=image_names or [f"img{i:04d}" for i in range(n)],
-        image_counts=counts,
-        pixels=int(cms.sum()),
-        ignored=0,
-        settings={"ignore_index": ignore_index, "n_classes": k},
-    )
-
-
-def random_cms(n: int, k: int = 4, seed: int = 0) -> np.ndarray:
-    """Per-image matrices with a strong diagonal, every class present in every image, 30+ misses per class."""
-    rng = np.random.default_rng(seed)
-    cms = rng.integers(0, 30, size=(n, k, k + 1))
-    for c in range(k):
-        cms[:, c, c] += rng.integers(300, 600, size=n)
-    cms[:, :, k] += 30  # room for shifted()
-    return cms
 
 
 def loop_iou(cms: np.ndarray) -> list[float]:
@@ -91,19 +54,6 @@ def loop_iou(cms: np.ndarray) -> list[float]:
                         fn += v
         out.append(tp / (tp + fp + fn) if tp + fp + fn else math.nan)
     return out
-
-
-def loop_miou(counts: np.ndarray, weights: list[int] | None = None) -> float:
-    """Data-set mIoU of per-image counts (N, 3, K) with image weights, by plain loops."""
-    n, _, k = counts.shape
-    weights = weights or [1] * n
-    ious = []
-    for c in range(k):
-        tp = sum(weights[i] * int(counts[i, 0, c]) for i in range(n))
-        union = sum(weights[i] * int(counts[i, 0, c] + counts[i, 1, c] + counts[i, 2, c]) for i in range(n))
-        if union:
-            ious.append(tp / union)
-    return sum(ious) / len(ious) if ious else math.nan
 
 
 def shifted(cms: np.ndarray, deltas: list[int]) -> np.ndarray:
@@ -277,47 +227,6 @@ def test_interval_covers_true_difference_in_about_95_percent_of_trials():
 
 
 # ----------------------------------------------------------------------------- randomization test
-
-
-def fraction_ious(counts: list[list[list[int]]]) -> list[Fraction | None]:
-    """Exact per-class IoU of summed counts [3][K] (None where tp + fp + fn = 0)."""
-    k = len(counts[0])
-    return [Fraction(counts[0][c], counts[0][c] + counts[1][c] + counts[2][c])
-            if counts[0][c] + counts[1][c] + counts[2][c] else None for c in range(k)]
-
-
-def brute_force_p(base: np.ndarray, new: np.ndarray) -> tuple[Fraction, list[Fraction | None]]:
-    """One-sided p of mIoU and of each class IoU, by visiting all 2**N swap assignments in exact fractions.
-
-    p = share of assignments (the identity among them) whose NEW - BASE is <= the observed one;
-    an assignment where a difference is undefined counts as at least as extreme.
-    """
-    n, _, k = base.shape
-
-    def diffs(swap: tuple[int, ...]) -> tuple[Fraction | None, list[Fraction | None]]:
-        sb = [[0] * k for _ in range(3)]
-        sn = [[0] * k for _ in range(3)]
-        for i in range(n):
-            a, b = (new[i], base[i]) if swap[i] else (base[i], new[i])
-            for r in range(3):
-                for c in range(k):
-                    sb[r][c] += int(a[r, c])
-                    sn[r][c] += int(b[r, c])
-        ib, inew = fraction_ious(sb), fraction_ious(sn)
-        mb = [x for x in ib if x is not None]
-        mn = [x for x in inew if x is not None]
-        miou = (sum(mn, Fraction(0)) / len(mn) - sum(mb, Fraction(0)) / len(mb)) if mb and mn else None
-        return miou, [None if x is None or y is None else y - x for x, y in zip(ib, inew, strict=True)]
-
-    obs_miou, obs_class = diffs((0,) * n)
-    hits, class_hits = 0, [0] * k
-    for swap in itertools.product((0, 1), repeat=n):
-        d, dc = diffs(swap)
-        hits += d is None or d <= obs_miou
-        for c in range(k):
-            class_hits[c] += dc[c] is None or (obs_class[c] is not None and dc[c] <= obs_class[c])
-    total = 2 ** n
-    return Fraction(hits, total), [None if obs_class[c] is None else Fraction(class_hits[c], total) for c in range(k)]
 
 
 @pytest.mark.parametrize("case", range(4))

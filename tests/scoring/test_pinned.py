@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, file_mode, umask
 from PIL import Image
 from reference import bincount_cm
 from typer.testing import CliRunner
@@ -191,19 +188,6 @@ def test_run_file_keeps_missing_and_extra_predictions(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- file modes and the umask
 
 
-@contextmanager
-def umask(mask: int) -> Iterator[None]:
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o002])
 def test_score_and_compare_outputs_follow_the_umask(tmp_path: Path, mask: int) -> None:
     with umask(mask):
@@ -217,20 +201,20 @@ def test_score_and_compare_outputs_follow_the_umask(tmp_path: Path, mask: int) -
                                 str(out / "cmp.md")])
         assert r.exit_code == 0, r.output
     for name in ("run.json", "classes.csv", "images.csv", "cmp.md"):
-        assert _mode(out / name) == 0o666 & ~mask, name
+        assert file_mode(out / name) == 0o666 & ~mask, name
     assert sorted(p.name for p in out.iterdir()) == ["classes.csv", "cmp.md", "images.csv", "run.json"]
 
 
-def test_a_replaced_file_keeps_its_mode(tmp_path: Path) -> None:
+def test_a_replaced_file_keeps_itsfile_mode(tmp_path: Path) -> None:
     target = tmp_path / "run.json"
     target.write_text("old")
     os.chmod(target, 0o640)
     with umask(0o077):
         write_atomic(target, "new")
-    assert target.read_text() == "new" and _mode(target) == 0o640
+    assert target.read_text() == "new" and file_mode(target) == 0o640
     os.chmod(target, 0o604)
     write_atomic(target, "newer")
-    assert _mode(target) == 0o604
+    assert file_mode(target) == 0o604
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o027])
@@ -244,32 +228,16 @@ def test_report_files_and_folders_follow_the_umask(tmp_path: Path, mask: int) ->
     dirs = [out, *(p for p in out.rglob("*") if p.is_dir())]
     assert any(p.name == "index.html" for p in files) and any(p.suffix == ".png" for p in files)
     for p in files:
-        assert _mode(p) == 0o666 & ~mask, p
+        assert file_mode(p) == 0o666 & ~mask, p
     for p in dirs:
-        assert _mode(p) == 0o777 & ~mask, p
+        assert file_mode(p) == 0o777 & ~mask, p
 
 
 def test_make_temp_dir_follows_the_umask(tmp_path: Path) -> None:
     with umask(0o022):
         d = make_temp_dir(tmp_path, ".x.")
-    assert d.is_dir() and d.parent == tmp_path and d.name.startswith(".x.") and _mode(d) == 0o755
+    assert d.is_dir() and d.parent == tmp_path and d.name.startswith(".x.") and file_mode(d) == 0o755
     assert make_temp_dir(tmp_path, ".x.") != d
-
-
-def test_train_run_files_follow_the_umask(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
-    from test_train import config, make_data
-
-    from segeval.train.trainer import train
-
-    data = make_data(tmp_path / "data", n=5, size=24)
-    with umask(0o022):
-        (res,) = train(config(data, tmp_path / "out", losses=["ce"], epochs=1))
-    for name in ("run.json", "model.pt"):
-        assert _mode(res.out / name) == 0o644, name
-    for folder in ("pred", "gt"):  # swapped in from temporary directories
-        d = res.out / folder if folder == "pred" else tmp_path / "out" / folder
-        assert d.is_dir() and _mode(d) == 0o755, folder
 
 
 # ----------------------------------------------------------------------------- a signal at every step

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import file_mode, umask
 from PIL import Image
 from reference import bincount_cm
 from typer.testing import CliRunner
@@ -322,8 +323,9 @@ def test_table_p_and_delta_against_brute_force_over_seeds_and_names():
     """The loss table's p: each loss's validation counts summed over its seeds, image by image (paired
     by name, whatever order a run lists them in), then the one-sided exact randomization p over all
     2^N swaps, computed here in fractions; Δ: mean over seeds of the mIoU minus the first loss's."""
+    from conftest import make_run, random_cms
+    from reference import brute_force_p, loop_miou
     from rich.console import Console
-    from test_compare import brute_force_p, loop_miou, make_run, random_cms
 
     from segeval.train.command import comparison_table
     from segeval.train.trainer import TrainResult
@@ -360,3 +362,17 @@ def test_table_p_and_delta_against_brute_force_over_seeds_and_names():
     row = next(line for line in text.splitlines() if line.strip().startswith("lovasz "))
     assert f"{delta:+.4f}" in row and f"{float(p):.4f}" in row, (row, float(p))
     assert "exact over all 2^5 = 32 swap assignments" in " ".join(text.split())
+
+
+def test_train_run_files_follow_the_umask(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from segeval.train.trainer import train
+
+    data = make_data(tmp_path / "data", n=5, size=24)
+    with umask(0o022):
+        (res,) = train(config(data, tmp_path / "out", losses=["ce"], epochs=1))
+    for name in ("run.json", "model.pt"):
+        assert file_mode(res.out / name) == 0o644, name
+    for folder in ("pred", "gt"):  # swapped in from temporary directories
+        d = res.out / folder if folder == "pred" else tmp_path / "out" / folder
+        assert d.is_dir() and file_mode(d) == 0o755, folder
