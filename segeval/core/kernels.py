@@ -454,6 +454,14 @@ def _lut(n_classes: int, ignore_index: int) -> NDArray[np.intp]:
     return lut
 
 
+@functools.lru_cache(maxsize=16)
+def _lut_at(n_classes: int, ignore_index: int) -> tuple[NDArray[np.intp], int]:
+    """:func:`_lut`'s table and its address, for the native kernels (callers hold the table while
+    the kernel runs)."""
+    lut = _lut(n_classes, ignore_index)
+    return lut, int(lut.ctypes.data)
+
+
 def _fold_table(t: NDArray[np.int64], k: int) -> tuple[NDArray[np.int64], int]:
     """(K, K + 1) counts and the number of bad pixels of a pair table."""
     bad = int(t[k + 1].sum() + t[:k, k + 1].sum())
@@ -471,12 +479,12 @@ def _aligned(a: NDArray[np.uint8]) -> NDArray[np.uint8]:
 def _table_counts(g: NDArray[np.uint8], p: NDArray[np.uint8], k: int, ignore_index: int) -> tuple[NDArray, int]:
     """uint8 fast path: the run-counting pair table, folded into (K, K + 1) counts."""
     g, p = _aligned(g), _aligned(p)
-    lut = _lut(k, ignore_index)
+    lut, lut_at = _lut_at(k, ignore_index)
     t = np.zeros((k + 2, k + 2), np.int64)
     fn = _native_kernel("_pair_table") if _use_native else None
-    if fn is not None:
+    if fn is not None:  # g, p: contiguous uint8 (accumulate's _flat)
         n, gp, pp = g.shape[0], g.ctypes.data, p.ctypes.data
-        if fn(gp, n, pp, n, gp, n >> 3, pp, n >> 3, lut.ctypes.data, 256, t.ctypes.data, k + 2, k + 2):
+        if fn(gp, n, pp, n, gp, n >> 3, pp, n >> 3, lut_at, 256, t.ctypes.data, k + 2, k + 2):
             raise RuntimeError("segeval's native pair-count kernel failed")  # never: it returns 0
     else:
         if not _ready:
@@ -490,15 +498,20 @@ class PngScratch:
 
     def __init__(self) -> None:
         self.g = self.p = np.zeros(0, np.uint8)
+        self.at = (0, 0)  # the addresses of g and p, for the native kernel
 
-    def rows(self, stride: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    def _fit(self, stride: int) -> int:
         sp = (stride + 7) & ~7
         if self.g.shape[0] < 2 * sp:
             self.g, self.p = np.zeros(2 * sp, np.uint8), np.zeros(2 * sp, np.uint8)
-        g, p = self.g[: 2 * sp], self.p[: 2 * sp]
-        g[sp:] = 0
-        p[sp:] = 0
-        return g, p
+            self.at = (self.g.ctypes.data, self.p.ctypes.data)
+        self.g[sp : 2 * sp] = 0
+        self.p[sp : 2 * sp] = 0
+        return sp
+
+    def rows(self, stride: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        sp = self._fit(stride)
+        return self.g[: 2 * sp], self.p[: 2 * sp]
 
 
 def png_pair_counts(
@@ -513,22 +526,23 @@ def png_pair_counts(
     filter, 2 when the prediction has. Needs ``n_classes <= 256``.
     """
     k = n_classes
-    bg, bp = scratch.rows(width)
-    lut = _lut(k, ignore_index)
     t = np.zeros((k + 2, k + 2), np.int64)
     fn = _native_kernel("_png_pair_table") if _use_native else None
-    if fn is not None:
+    if fn is not None:  # the same arguments as raw addresses and lengths (see segeval.core.native)
         if raw_g.dtype != np.uint8 or raw_p.dtype != np.uint8 or not (raw_g.flags.c_contiguous
                                                                      and raw_p.flags.c_contiguous):
             raise TypeError("png_pair_counts needs contiguous uint8 image data")
-        n, g_at, p_at = bg.shape[0], bg.ctypes.data, bp.ctypes.data
+        n = 2 * scratch._fit(width)
+        g_at, p_at = scratch.at
+        lut, lut_at = _lut_at(k, ignore_index)
         status = fn(raw_g.ctypes.data, raw_g.shape[0], raw_p.ctypes.data, raw_p.shape[0], height, width, g_at, n,
-                    p_at, n, g_at, n >> 3, p_at, n >> 3, lut.ctypes.data, 256, t.ctypes.data, k + 2, k + 2)
+                    p_at, n, g_at, n >> 3, p_at, n >> 3, lut_at, 256, t.ctypes.data, k + 2, k + 2)
     else:
         if not _ready:
             _prepare()
+        bg, bp = scratch.rows(width)
         status = _png_pair_table(raw_g, raw_p, height, width, bg, bp, bg.view(np.uint64), bp.view(np.uint64),
-                                 lut, t)
+                                 _lut(k, ignore_index), t)
     if status < 0:
         return t[:k, : k + 1], 0, 1 if -1 - status < height else 2
     cm, bad = _fold_table(t, k)
