@@ -8,7 +8,7 @@ library with :mod:`ctypes`, which releases the GIL during each call, and never i
 llvmlite (about 0.4 s of start-up).
 
 The key names everything the machine code depends on: segeval's kernel sources (kernels.py and
-this file), the numba and llvmlite versions, the Python ABI, numba's code-generation settings from
+this file), the numba, llvmlite and NumPy versions, the Python ABI, numba's code-generation settings from
 the environment, and the CPU (vendor, model and feature flags from ``/proc/cpuinfo``), so that a
 cache restored on another machine never runs code using instructions its CPU lacks. Where no
 reliable CPU key exists (no ``/proc/cpuinfo``), no library is written or loaded.
@@ -194,7 +194,11 @@ def _base_key() -> str | None:
     except OSError:
         return None
     env = ";".join(f"{k}={os.environ.get(k, '')}" for k in _NUMBA_ENV)
-    for part in (numba_v, llvmlite_v, sys.implementation.cache_tag, sys.platform, str(sys.maxsize), env, cpu):
+    import numpy  # already loaded by the callers: the kernels take its arrays
+
+    parts = (numba_v, llvmlite_v, numpy.__version__, sys.implementation.cache_tag, sys.platform, str(sys.maxsize),
+             env, cpu)
+    for part in parts:
         h.update(b"\0" + part.encode())
     return h.hexdigest()[:32]
 

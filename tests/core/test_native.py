@@ -106,6 +106,26 @@ def test_corrupt_and_stale_libraries_are_ignored_and_rebuilt(tmp_path):
     assert not again["numba"] and again["native"] == ["_pair_table", "_png_pair_table"], again
 
 
+@needs_cc
+def test_two_processes_building_at_once(tmp_path):
+    """Two cold runs on one empty cache at the same time: both count right, and the library each
+    leaves (written under a temporary name, then renamed) is whole: the next run loads it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path)
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(FIXTURES / "pred"), str(FIXTURES / "gt")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(2)]
+    cm, table = expected()
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0 and err == "", err
+        res = json.loads(out.strip().splitlines()[-1])
+        assert np.array_equal(np.array(res["cm"]), cm) and np.array_equal(np.array(res["table"]), table), res
+    assert len(libraries(tmp_path)) == 2
+    assert not list((tmp_path / "segeval-native").glob(".build-*"))  # no temporary left behind
+    after = child({"NUMBA_CACHE_DIR": str(tmp_path)})
+    assert not after["numba"] and after["native"] == ["_pair_table", "_png_pair_table"], after
+
+
 @pytest.mark.parametrize("how", ["CC names no program", "no cc on the PATH"])
 def test_no_compiler_falls_back_to_numba(tmp_path, how):
     if how == "CC names no program":
