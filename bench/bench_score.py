@@ -4,8 +4,9 @@ A benchmark script, not a test (pytest does not collect it). Prints Markdown tab
 (progress on stderr), ready for the README:
 
 1. Whole process, interpreter start to exit (``subprocess``; peak memory from ``os.wait4``): the
-   real ``segeval score PRED GT -k K`` command, warm (a numba cache filled once before timing) and
-   cold (an empty ``NUMBA_CACHE_DIR`` each run), beside the peer scripts in this folder
+   real ``segeval score PRED GT -k K`` command, warm (a numba cache, with segeval's native kernel
+   library in it, filled once before timing) and cold (an empty ``NUMBA_CACHE_DIR`` each run: numba
+   compiles and the library is linked), beside the peer scripts in this folder
    (``peer_bincount.py``: Pillow + ``np.bincount``, the 12-line script people write by hand;
    ``peer_torchmetrics.py``; ``peer_sklearn.py``). Within a set every command runs once per
    round, in turn (A B C A B C ...); medians of ``--repeat`` rounds; ratio = the Pillow +

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 from conftest import FIXTURES, ROOT
+
+from segeval.core import native
 
 HEAVY = ("pandas", "matplotlib", "torch")
 
@@ -32,9 +35,10 @@ print(json.dumps({"code": code, "stdout": out.getvalue(), "loaded": loaded}))
 """
 
 
-def run_fresh(argv: list[str], watched=HEAVY + ("numba",)) -> dict:
+def run_fresh(argv: list[str], watched=HEAVY + ("numba",), env: dict[str, str] | None = None) -> dict:
     r = subprocess.run([sys.executable, "-c", RUNNER, json.dumps([argv, list(watched)])],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+                       capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       env=None if env is None else {**os.environ, **env})
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -44,14 +48,23 @@ def test_import_segeval_loads_no_pandas_matplotlib_torch_or_numba():
     assert res["loaded"] == [], res
 
 
-def test_score_loads_no_pandas_matplotlib_or_torch(tmp_path):
+def test_score_loads_no_pandas_matplotlib_or_torch_and_warm_no_numba(tmp_path):
+    """The first run (empty cache) compiles with numba; a warm run loads the kernels' native library
+    instead (where a C compiler is at hand) and imports neither numba nor llvmlite."""
     run_file = tmp_path / "run.json"
-    res = run_fresh(["segeval", "score", str(FIXTURES / "pred"), str(FIXTURES / "gt"), "--classes",
-                     str(FIXTURES / "classes.json"), "--json", str(run_file), "--no-progress"])
+    argv = ["segeval", "score", str(FIXTURES / "pred"), str(FIXTURES / "gt"), "--classes",
+            str(FIXTURES / "classes.json"), "--json", str(run_file), "--no-progress"]
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    watched = HEAVY + ("numba", "llvmlite")
+    res = run_fresh(argv, watched, env)
     assert res["code"] == 0, res
     assert "mIoU (data set)" in res["stdout"] and "baseline mIoU" in res["stdout"]
     assert json.loads(run_file.read_text())["format"] == "segeval-run/1"  # it really scored
-    assert res["loaded"] == ["numba"], res  # counting needs numba; the table needs none of the others
+    assert res["loaded"] == ["llvmlite", "numba"], res  # counting compiled; the table needs none of the others
+    warm = run_fresh(argv, watched, env)
+    assert warm["code"] == 0 and warm["stdout"] == res["stdout"], warm
+    has_native = native.compiler() is not None and native.key("_png_pair_table") is not None
+    assert warm["loaded"] == ([] if has_native else ["llvmlite", "numba"]), warm
 
 
 def test_score_json_format_loads_no_pandas(tmp_path):

@@ -26,7 +26,6 @@ import sys
 import threading
 from typing import Any
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -35,13 +34,51 @@ from segeval.errors import MaskError
 __all__ = ["confusion_matrix", "accumulate", "unfilter_png"]
 
 
+class _Kernel:
+    """A numba kernel before numba is loaded: its first call (or :func:`_prepare`) jits every kernel
+    and puts the dispatchers in this module's globals, where jitted callers and the wrappers below
+    find them; this placeholder forwards to its dispatcher for callers that kept it."""
+
+    def __init__(self, fn: Any) -> None:
+        self.py_func = fn
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+        self.dispatcher: Any = None
+
+    def __call__(self, *args: Any) -> Any:
+        if self.dispatcher is None:
+            _prepare()
+        return self.dispatcher(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "dispatcher":
+            raise AttributeError(name)
+        if self.dispatcher is None:
+            _prepare()
+        return getattr(self.dispatcher, name)
+
+
+_KERNELS: list[_Kernel] = []
+
+
 def _jit(fn: Any) -> Any:
-    """``numba.njit(nogil=True, cache=True)``, lazily compiled on the first call.
+    """A kernel: ``numba.njit(nogil=True, cache=True)`` once numba is loaded (see :class:`_Kernel`),
+    lazily compiled on the first call; a warm run whose native library is present never loads
+    numba (:mod:`segeval.core.native`)."""
+    kernel = _Kernel(fn)
+    _KERNELS.append(kernel)
+    return kernel
+
+
+def _njit(fn: Any) -> Any:
+    """``numba.njit(nogil=True, cache=True)``.
 
     Where numba finds no writable cache directory (a read-only install and no writable home, a
     container run as another user) caching is impossible and numba refuses ``cache=True``; the
     kernel is then compiled on each run instead, silently.
     """
+    import numba
+
     try:
         return numba.njit(nogil=True, cache=True)(fn)
     except RuntimeError:  # "cannot cache function ...: no locator available for file ..."
@@ -49,13 +86,14 @@ def _jit(fn: Any) -> Any:
 
 
 _ready = False
-_ready_lock = threading.Lock()
+_ready_lock = threading.RLock()
 
 
 def _prepare() -> None:
-    """Load numba's CPU target once, before the first kernel call, without its BLAS probe.
+    """Load numba and its CPU target once, before the first numba kernel call, without its BLAS
+    probe; then jit (lazily) every kernel of this module.
 
-    Loading it imports ``numba.np.arraymath``, which imports ``scipy.linalg`` where SciPy is
+    Loading the target imports ``numba.np.arraymath``, which imports ``scipy.linalg`` where SciPy is
     installed (0.3-0.6 s) only to decide whether ``np.correlate``/``np.convolve`` in jitted code may
     call BLAS; no segeval kernel uses them. With the probe answered "no SciPy" those two fall back
     to numba's own loop, in this process only; ``np.dot`` and ``np.linalg`` still find SciPy.
@@ -73,7 +111,68 @@ def _prepare() -> None:
         finally:
             if block and sys.modules.get(probe, 0) is None:
                 del sys.modules[probe]
+        for kernel in _KERNELS:
+            kernel.dispatcher = _njit(kernel.py_func)
+            globals()[kernel.__name__] = kernel.dispatcher
         _ready = True
+
+
+# ----------------------------------------------------------------------------- native library
+# The kernels of plain label counting run from a shared library of their numba machine code where
+# one was built for this key (segeval.core.native): ctypes loads it without numba and releases the
+# GIL during each call. Otherwise numba compiles the kernel and the library is written for the next
+# run; where it cannot be (no C compiler, no writable cache directory, no CPU key), numba's cached
+# dispatcher counts, as before.
+
+_use_native = True  # tests turn it off to compare with numba's path
+_native: dict[str, Any] = {}  # kernel name -> ctypes function, or None: numba's dispatcher
+_native_lock = threading.Lock()
+
+
+def _probe(name: str, fn: Any) -> bool:
+    """A known answer from a freshly loaded library: two 8-pixel rows of labels 0..3, each twice,
+    identical in ground truth and prediction, count 4 (png: 2 per row's pass of 8) on a diagonal."""
+    g = np.array([0, 1, 2, 3, 0, 1, 2, 3] * 2, np.uint8)
+    lut = _lut(4, 255)
+    t = np.zeros((6, 6), np.int64)
+    if name == "_png_pair_table":
+        raw = np.concatenate([np.zeros(1, np.uint8), g[:8], np.zeros(1, np.uint8), g[8:]])
+        bg, bp = np.zeros(16, np.uint8), np.zeros(16, np.uint8)
+        r = fn(raw.ctypes.data, 18, raw.ctypes.data, 18, 2, 8, bg.ctypes.data, 16, bp.ctypes.data, 16,
+               bg.ctypes.data, 2, bp.ctypes.data, 2, lut.ctypes.data, 256, t.ctypes.data, 6, 6)
+    else:
+        r = fn(g.ctypes.data, 16, g.ctypes.data, 16, g.ctypes.data, 2, g.ctypes.data, 2, lut.ctypes.data, 256,
+               t.ctypes.data, 6, 6)
+    expected = np.zeros((6, 6), np.int64)
+    expected[np.arange(4), np.arange(4)] = 4
+    return bool(r == 0 and np.array_equal(t, expected))
+
+
+def _native_kernel(name: str) -> Any:
+    """The ctypes function of kernel ``name`` (loaded, or built now), or None: use numba's."""
+    fn = _native.get(name, False)
+    if fn is not False:
+        return fn
+    with _native_lock:
+        if name in _native:
+            return _native[name]
+        from segeval.core import native
+
+        fn = native.load(name)
+        if fn is not None and not _probe(name, fn):
+            fn = None
+        if fn is None and native.can_build(name):
+            _prepare()
+            import numba
+
+            sig = native.numba_signature(name)
+            uncached = numba.njit(nogil=True)(globals()[name].py_func)  # its LLVM module stays at hand
+            uncached.compile(sig)
+            fn = native.build(name, uncached, sig)
+            if fn is not None and not _probe(name, fn):
+                fn = None
+        _native[name] = fn
+        return fn
 
 
 # A 64-bit word of 8 pixels is uniform when rotating it by one byte leaves it unchanged.
@@ -355,6 +454,14 @@ def _lut(n_classes: int, ignore_index: int) -> NDArray[np.intp]:
     return lut
 
 
+@functools.lru_cache(maxsize=16)
+def _lut_at(n_classes: int, ignore_index: int) -> tuple[NDArray[np.intp], int]:
+    """:func:`_lut`'s table and its address, for the native kernels (callers hold the table while
+    the kernel runs)."""
+    lut = _lut(n_classes, ignore_index)
+    return lut, int(lut.ctypes.data)
+
+
 def _fold_table(t: NDArray[np.int64], k: int) -> tuple[NDArray[np.int64], int]:
     """(K, K + 1) counts and the number of bad pixels of a pair table."""
     bad = int(t[k + 1].sum() + t[:k, k + 1].sum())
@@ -372,9 +479,17 @@ def _aligned(a: NDArray[np.uint8]) -> NDArray[np.uint8]:
 def _table_counts(g: NDArray[np.uint8], p: NDArray[np.uint8], k: int, ignore_index: int) -> tuple[NDArray, int]:
     """uint8 fast path: the run-counting pair table, folded into (K, K + 1) counts."""
     g, p = _aligned(g), _aligned(p)
-    lut = _lut(k, ignore_index)
+    lut, lut_at = _lut_at(k, ignore_index)
     t = np.zeros((k + 2, k + 2), np.int64)
-    _pair_table(g, p, _words(g), _words(p), lut, t)
+    fn = _native_kernel("_pair_table") if _use_native else None
+    if fn is not None:  # g, p: contiguous uint8 (accumulate's _flat)
+        n, gp, pp = g.shape[0], g.ctypes.data, p.ctypes.data
+        if fn(gp, n, pp, n, gp, n >> 3, pp, n >> 3, lut_at, 256, t.ctypes.data, k + 2, k + 2):
+            raise RuntimeError("segeval's native pair-count kernel failed")  # never: it returns 0
+    else:
+        if not _ready:
+            _prepare()
+        _pair_table(g, p, _words(g), _words(p), lut, t)
     return _fold_table(t, k)
 
 
@@ -383,15 +498,20 @@ class PngScratch:
 
     def __init__(self) -> None:
         self.g = self.p = np.zeros(0, np.uint8)
+        self.at = (0, 0)  # the addresses of g and p, for the native kernel
 
-    def rows(self, stride: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    def _fit(self, stride: int) -> int:
         sp = (stride + 7) & ~7
         if self.g.shape[0] < 2 * sp:
             self.g, self.p = np.zeros(2 * sp, np.uint8), np.zeros(2 * sp, np.uint8)
-        g, p = self.g[: 2 * sp], self.p[: 2 * sp]
-        g[sp:] = 0
-        p[sp:] = 0
-        return g, p
+            self.at = (self.g.ctypes.data, self.p.ctypes.data)
+        self.g[sp : 2 * sp] = 0
+        self.p[sp : 2 * sp] = 0
+        return sp
+
+    def rows(self, stride: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+        sp = self._fit(stride)
+        return self.g[: 2 * sp], self.p[: 2 * sp]
 
 
 def png_pair_counts(
@@ -405,14 +525,24 @@ def png_pair_counts(
     :func:`accumulate` counts them) and a status: 0, 1 when the ground truth has an unknown row
     filter, 2 when the prediction has. Needs ``n_classes <= 256``.
     """
-    if not _ready:
-        _prepare()
     k = n_classes
-    bg, bp = scratch.rows(width)
-    lut = _lut(k, ignore_index)
     t = np.zeros((k + 2, k + 2), np.int64)
-    status = _png_pair_table(raw_g, raw_p, height, width, bg, bp, bg.view(np.uint64), bp.view(np.uint64),
-                             lut, t)
+    fn = _native_kernel("_png_pair_table") if _use_native else None
+    if fn is not None:  # the same arguments as raw addresses and lengths (see segeval.core.native)
+        if raw_g.dtype != np.uint8 or raw_p.dtype != np.uint8 or not (raw_g.flags.c_contiguous
+                                                                     and raw_p.flags.c_contiguous):
+            raise TypeError("png_pair_counts needs contiguous uint8 image data")
+        n = 2 * scratch._fit(width)
+        g_at, p_at = scratch.at
+        lut, lut_at = _lut_at(k, ignore_index)
+        status = fn(raw_g.ctypes.data, raw_g.shape[0], raw_p.ctypes.data, raw_p.shape[0], height, width, g_at, n,
+                    p_at, n, g_at, n >> 3, p_at, n >> 3, lut_at, 256, t.ctypes.data, k + 2, k + 2)
+    else:
+        if not _ready:
+            _prepare()
+        bg, bp = scratch.rows(width)
+        status = _png_pair_table(raw_g, raw_p, height, width, bg, bp, bg.view(np.uint64), bp.view(np.uint64),
+                                 _lut(k, ignore_index), t)
     if status < 0:
         return t[:k, : k + 1], 0, 1 if -1 - status < height else 2
     cm, bad = _fold_table(t, k)
@@ -467,12 +597,12 @@ def accumulate(
     if gt.shape != pred.shape:
         raise MaskError(path, f"prediction shape {pred.shape} differs from ground truth {gt.shape}", "")
     g, p = _flat(gt), _flat(pred)
-    if not _ready:
-        _prepare()
     k = n_classes
     if g.dtype == np.uint8 and p.dtype == np.uint8 and k <= _TABLE_MAX_CLASSES:
         cm, bad = _table_counts(g, p, k, ignore_index)
     else:
+        if not _ready:
+            _prepare()
         cm = np.zeros((k, k + 1), np.int64)
         bad = _accumulate(g, p, k, ignore_index, cm)
     if bad:
