@@ -152,7 +152,8 @@ _FLAGS = {
     "class_id": "--class", "skip_bad": "--skip-bad", "roi_suffix": "--roi-suffix", "px": "--boundary-px",
     "ratio": "--boundary-ratio", "pred_suffix": "--pred-suffix", "gt_suffix": "--gt-suffix",
     "allow_missing": "--allow-missing", "include": "--include", "exclude": "--exclude",
-    "nsd_tolerance": "--nsd-tolerance", "boundary": "--boundary", "surface": "--surface",
+    "nsd_tolerance": "--nsd-tolerance", "boundary": "--boundary", "surface": "--surface", "out_dir": "--out",
+    "overwrite": "--overwrite",
 }
 
 

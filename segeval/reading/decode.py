@@ -58,18 +58,19 @@ def memory_bytes() -> int:
     return total
 
 
-def check_matrix_memory(n_classes: int, workers: int) -> int:
+def check_matrix_memory(num_classes: int, workers: int) -> int:
     """Refuse a class count whose (K, K + 1) int64 matrix exceeds a quarter of the memory.
 
     Returns the number of decoding threads to use: fewer than ``workers`` when the matrices that
     the threads hold at once (about four per thread, plus the total) would not fit in half of it.
     """
-    one = n_classes * (n_classes + 1) * 8
+    one = num_classes * (num_classes + 1) * 8
     ram = memory_bytes()
     if one > ram // 4:
         raise SegevalError(
             None,
-            f"K={n_classes} classes need a {n_classes} x {n_classes + 1} confusion matrix of {one / 2**30:.1f} GiB, "
+            f"K={num_classes} classes need a {num_classes} x {num_classes + 1} confusion matrix of "
+            f"{one / 2**30:.1f} GiB, "
             f"more than a quarter of this machine's {ram / 2**30:.1f} GiB of memory",
             "score fewer classes (map ids onto fewer with `label_map`, or check `num_classes`)",
         )

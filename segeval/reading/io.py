@@ -69,7 +69,7 @@ _TIFF_MAX_RATIO = 10_000
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file left out of scoring (with ``--skip-bad``): its pair name, the file, and why."""
+    """A file left out of scoring (with ``skip_bad``): its pair name, the file, and why."""
 
     name: str
     file: str

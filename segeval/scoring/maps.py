@@ -67,13 +67,13 @@ def resolve_class(classes: ClassSet, spec: str | int, ignore_index: int = 255) -
     return cid
 
 
-def prepare_out_dir(path: str | os.PathLike, *, overwrite: bool = False, option: str = "--out") -> Path:
+def prepare_out_dir(path: str | os.PathLike, *, overwrite: bool = False, option: str = "`out_dir`") -> Path:
     """Create an output directory; refuse one that already holds files unless ``overwrite``."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SegevalError(path, f"{option} is a file, not a directory", "choose a directory")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise SegevalError(path, f"{option} is not empty", "pass --overwrite to write into it, or choose another")
+        raise SegevalError(path, f"{option} is not empty", "pass `overwrite` to write into it, or choose another")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -88,11 +88,11 @@ def decoding_for(classes: ClassSet, ignore_index: int = 255, settings: dict[str,
 
 
 def pair_error_map(
-    pair: Pair, n_classes: int, *, ignore_index: int = 255, class_id: int | None = None, pairs: bool = False
+    pair: Pair, num_classes: int, *, ignore_index: int = 255, class_id: int | None = None, pairs: bool = False
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint16] | None]:
     """Read one pair and return its error codes (and confusion pairs); see the module docstring."""
     gt, pred = read_pair(pair, ignore_index)
-    return error_map(gt, pred, n_classes, ignore_index, class_id=class_id, pairs=pairs,
+    return error_map(gt, pred, num_classes, ignore_index, class_id=class_id, pairs=pairs,
                      path=os.fspath(pair.pred or pair.gt))
 
 
