@@ -108,6 +108,12 @@ class Run:
         return self.classes.n_classes
 
     @property
+    def read_options(self) -> ReadOptions:
+        """How the run's masks were found, paired and decoded, from its settings (defaults where an
+        older run file, or an :class:`Accumulator`'s run, records none): to read them again alike."""
+        return ReadOptions.from_settings(self.settings)
+
+    @property
     def tp(self) -> NDArray[np.int64]:
         return metrics.counts(self.cm)[0]
 

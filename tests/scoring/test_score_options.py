@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -85,3 +87,13 @@ def test_run_carries_its_ignore_index_and_baseline_class():
     assert Run.from_dict(new.to_dict()).ignore_index == 7
     bare = Run(ClassSet.numbered(2), cm, [], counts, 0, 0)
     assert (bare.ignore_index, bare.baseline_class) == (255, 0)
+
+
+def test_a_run_says_how_its_masks_were_read(tmp_path):
+    _masks(tmp_path, {"a": ([[0, 1]], [[1, 1]])})
+    read = ReadOptions(gt_map="0:1,1:0", include=("*.png",), skip_bad=True)
+    run = score(tmp_path / "p", tmp_path / "g", 2, read=read, workers=1)
+    in_effect = dataclasses.replace(read, void_colors=())  # the run records the void colours used: none here
+    assert run.read_options == in_effect
+    assert Run.from_dict(run.to_dict()).read_options == in_effect  # through a run file
+    np.testing.assert_array_equal(run.cm[:, :2], [[0, 1], [0, 1]])  # by hand: gt [0, 1] mapped to [1, 0]
