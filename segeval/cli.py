@@ -6,18 +6,25 @@ Exit status: 0 success; 1 a gate failed (``score --fail-under``, ``compare``'s g
 from __future__ import annotations
 
 import functools
+import inspect
 import json
+import re
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from segeval import __version__
 from segeval.errors import SegevalError
+from segeval.reading.options import ReadOptions  # light (no NumPy): the commands' signatures name it
+from segeval.version import __version__
+
+if TYPE_CHECKING:  # the library loads when a command runs, so that --help starts fast
+    from segeval.scoring.evaluate import Run
 
 app = typer.Typer(
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
@@ -51,7 +58,7 @@ def _user_errors(fn: T) -> T:
         try:
             return fn(*args, **kwargs)
         except SegevalError as exc:
-            raise fail(f"error: {exc.message}") from None
+            raise fail(f"error: {_as_flags(exc.message)}") from None
         except KeyboardInterrupt:
             raise fail("interrupted; no output file was changed", 130) from None
 
@@ -136,19 +143,23 @@ BoundaryRatio = Annotated[float | None, typer.Option(
 BoundaryPx = Annotated[int | None, typer.Option("--boundary-px", help="Boundary band width d in pixels (instead "
                                                                        "of --boundary-ratio).", show_default=False)]
 
+# The library's parameters, as messages name them (`num_classes`), and the options that give them here.
+_FLAGS = {
+    "num_classes": "--num-classes", "classes": "--classes", "ignore_index": "--ignore-index",
+    "baseline_class": "--baseline-class", "workers": "--workers", "label_map": "--map", "gt_map": "--gt-map",
+    "pred_map": "--pred-map", "void_colors": "--void-color", "unknown_color": "--unknown-color",
+    "threshold": "--threshold", "channels": "--channels-first/--channels-last", "spacing": "--spacing",
+    "class_id": "--class", "skip_bad": "--skip-bad", "roi_suffix": "--roi-suffix", "px": "--boundary-px",
+    "ratio": "--boundary-ratio", "pred_suffix": "--pred-suffix", "gt_suffix": "--gt-suffix",
+    "allow_missing": "--allow-missing", "include": "--include", "exclude": "--exclude",
+    "nsd_tolerance": "--nsd-tolerance", "boundary": "--boundary", "surface": "--surface", "out_dir": "--out",
+    "overwrite": "--overwrite",
+}
 
-def _boundary_options(boundary: bool, ratio: float | None, px: int | None) -> Any:
-    """BoundaryOptions from the options, None without --boundary; checked before any work."""
-    if not boundary:
-        given = [o for o, v in (("--boundary-ratio", ratio), ("--boundary-px", px)) if v is not None]
-        if given:
-            raise SegevalError(None, f"{' and '.join(given)} apply only with --boundary", "add --boundary")
-        return None
-    from segeval.core.boundary import BoundaryOptions
 
-    if ratio is not None and px is not None:
-        raise SegevalError(None, "--boundary-ratio and --boundary-px both set the band width", "give one of them")
-    return BoundaryOptions(ratio=0.02 if ratio is None else ratio, px=px)
+def _as_flags(message: str) -> str:
+    """A library message with its parameters (`num_classes`) named as this command line's options."""
+    return re.sub(r"`(\w+)`", lambda m: _FLAGS.get(m[1], m[1]), message)
 
 
 def _one(values: list[str] | None, option: str) -> str | None:
@@ -161,12 +172,90 @@ def _one(values: list[str] | None, option: str) -> str | None:
     return values[0]
 
 
-def _maps(label_map: list[str] | None, gt_map: list[str] | None, pred_map: list[str] | None) -> dict[str, Any]:
-    return {"label_map": _one(label_map, "--map"), "gt_map": _one(gt_map, "--gt-map"),
-            "pred_map": _one(pred_map, "--pred-map")}
+def _read_options(
+    pred_suffix: str = "", gt_suffix: str = "", allow_missing: bool = False, *, unknown_color: str,
+    void_color: list[str] | None, label_map: list[str] | None, gt_map: list[str] | None,
+    pred_map: list[str] | None, roi: Path | None, roi_suffix: str, include: list[str] | None,
+    exclude: list[str] | None, channels_last: bool | None, threshold: float, skip_bad: bool,
+) -> ReadOptions:
+    """The options of the command line that say how masks are read, as one :class:`ReadOptions`."""
+    return ReadOptions(
+        pred_suffix=pred_suffix, gt_suffix=gt_suffix, allow_missing=allow_missing, unknown_color=unknown_color,
+        void_colors=tuple(void_color) if void_color else None, label_map=_one(label_map, "--map"),
+        gt_map=_one(gt_map, "--gt-map"), pred_map=_one(pred_map, "--pred-map"),
+        channels="auto" if channels_last is None else "last" if channels_last else "first", threshold=threshold,
+        roi=roi, roi_suffix=roi_suffix, include=tuple(include or ()), exclude=tuple(exclude or ()),
+        skip_bad=skip_bad)
 
 
-def _warn_misses(run: Any) -> None:
+_PAIRING = {"pred_suffix": (PredSuffix, ""), "gt_suffix": (GtSuffix, "")}
+_DECODING = {
+    "unknown_color": (UnknownColor, "error"), "void_color": (VoidColor, None), "label_map": (LabelMap, None),
+    "gt_map": (GtMap, None), "pred_map": (PredMap, None), "roi": (Roi, None), "roi_suffix": (RoiSuffix, ""),
+    "include": (Include, None), "exclude": (Exclude, None), "skip_bad": (SkipBad, False),
+    "channels_last": (ChannelsLast, None), "threshold": (Threshold, 0.5),
+}
+
+
+def _reading(*, pairing: Any = None, **annotations: Any) -> Callable[[T], T]:
+    """Give a command the options that say how masks are read, declared once here: the command
+    takes ``read: ReadOptions`` and typer sees the options in its place (``__signature__``).
+
+    ``pairing`` is the annotation of ``--allow-missing`` (with it, the command takes
+    ``--pred-suffix`` / ``--gt-suffix`` / ``--allow-missing`` too); ``annotations`` replace the
+    shared help of an option (``threshold=...``)."""
+    options = {**(_PAIRING if pairing is not None else {}), **_DECODING}
+    if pairing is not None:
+        options["allow_missing"] = (pairing, False)
+
+    def decorate(fn: T) -> T:
+        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "read"]
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                   annotation=annotations.get(name, ann)) for name, (ann, default) in options.items()]
+
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            read = _read_options(**{name: kwargs.pop(name) for name in options})
+            return fn(*args, read=read, **kwargs)
+
+        command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            sorted(own, key=lambda p: p.default is not inspect.Parameter.empty) + added)
+        command.__annotations__ = {p.name: p.annotation for p in own + added}
+        return command  # type: ignore[return-value]
+
+    return decorate
+
+
+def _only_with(option: str, used: bool, given: dict[str, object]) -> None:
+    """Refuse options that apply only with ``option`` (``--boundary-px`` without ``--boundary``)."""
+    named = [o for o, v in given.items() if v is not None]
+    if named and not used:
+        raise SegevalError(None, f"{' and '.join(named)} apply only with {option}", f"add {option}")
+
+
+def _boundary_options(boundary: bool, ratio: float | None, px: int | None) -> Any:
+    """BoundaryOptions from the options, None without --boundary; checked before any work."""
+    _only_with("--boundary", boundary, {"--boundary-ratio": ratio, "--boundary-px": px})
+    if not boundary:
+        return None
+    from segeval.core.boundary import BoundaryOptions
+
+    if ratio is not None and px is not None:
+        raise SegevalError(None, "--boundary-ratio and --boundary-px both set the band width", "give one of them")
+    return BoundaryOptions(ratio=0.02 if ratio is None else ratio, px=px)
+
+
+def _surface_options(surface: bool, spacing: str | None, nsd_tolerance: float | None) -> Any:
+    """SurfaceOptions from the options, None without --surface; checked before any work."""
+    _only_with("--surface", surface, {"--spacing": spacing, "--nsd-tolerance": nsd_tolerance})
+    if not surface:
+        return None
+    from segeval.core.boundary import SurfaceOptions, parse_spacing
+
+    return SurfaceOptions(spacing=parse_spacing(spacing), nsd_tolerance=1.0 if nsd_tolerance is None else nsd_tolerance)
+
+
+def _warn_misses(run: Run) -> None:
     """One line on stderr when, after a map on the predictions, most scored pixels were predicted as
     the ignore index: a map meant for one side applied to both (train-id predictions through --map
     cityscapes-ids) looks so."""
@@ -175,7 +264,7 @@ def _warn_misses(run: Any) -> None:
     valid, missed = int(run.cm.sum()), int(run.cm[:, k].sum())
     if option and valid and missed * 2 > valid:
         err.print(f"segeval: warning: {missed / valid:.0%} of the scored pixels were predicted as the ignore index "
-                  f"{s.get('ignore_index', 255)} (misses) after {option}; if the predictions are class ids already, "
+                  f"{run.ignore_index} (misses) after {option}; if the predictions are class ids already, "
                   "map the ground truth only (--gt-map)", markup=False)
 
 
@@ -185,26 +274,50 @@ def _print_skipped(skipped: list[dict[str, str]], allow_skipped: bool) -> None:
         return
     err.print(f"segeval: skipped {len(skipped)} file{'s' if len(skipped) > 1 else ''}:", markup=False)
     for s in skipped:
-        err.print(f"  {s['file']}: {s['reason']}", markup=False)
+        err.print(f"  {s['file']}: {_as_flags(s['reason'])}", markup=False)
     if not allow_skipped:
         raise fail(f"{len(skipped)} file{'s were' if len(skipped) > 1 else ' was'} skipped (listed above); "
                    "pass --allow-skipped to exit 0 all the same", 1)
 
 
-def _channels(channels_last: bool | None) -> str:
-    return "auto" if channels_last is None else "last" if channels_last else "first"
+def _with_progress(shown: bool, work: Callable[[Callable[[int, int], None] | None], Run]) -> Run:
+    """``work(progress)``, with a progress bar on stderr when ``shown`` and it is a terminal."""
+    if not (shown and err.is_terminal):
+        return work(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("score", total=None)
+        return work(lambda done, total: bar.update(task, completed=done, total=total))
 
 
-def _check_workers(workers: int | None) -> None:
-    if workers is not None and workers < 1:
-        raise SegevalError(None, f"--workers must be at least 1, got {workers}", "")
+def _write_outputs(run: Run, outputs: list[tuple[Path | None, Callable[[Path], None]]]) -> None:
+    """Write each output that was asked for; a file that cannot be written is one line (the previous
+    file, if any, is left whole)."""
+    for path, write in outputs:
+        if path is not None:
+            try:
+                write(path)
+            except OSError as exc:
+                raise SegevalError(path, f"cannot be written ({exc.strerror or exc})",
+                                   "check the directory's permissions and free space") from None
 
 
 @app.command()
 @_user_errors
+@_reading(
+    pairing=Annotated[bool, typer.Option(help="Score ground truths without a prediction as all missed, and skip "
+                                              "predictions without one.")],
+    channels_last=Annotated[bool | None, typer.Option(
+        "--channels-last/--channels-first", help="Class axis of one-hot masks and score maps: last (H, W, C) or "
+        "first (C, H, W). Default: the one end axis of size K.", show_default=False)],
+    threshold=Annotated[float, typer.Option(help="A single-channel float map of a binary task (K=2) is class 1 "
+                                                 "where score > threshold.")])
 def score(
     preds: Preds,
     gts: Gts,
+    read: ReadOptions,
     num_classes: NumClasses = None,
     classes: Annotated[str | None, typer.Option(
         "--classes", "-c", help="Class names: a file (JSON list of names or {name, color}; or one name a "
@@ -214,10 +327,6 @@ def score(
         "masks).", show_default=False)] = None,
     baseline_class: Annotated[int | None, typer.Option(help="Class of the trivial always-this-class baseline "
                                                             "(default: 0, or 1 when 0 is the ignore index).")] = None,
-    pred_suffix: PredSuffix = "",
-    gt_suffix: GtSuffix = "",
-    allow_missing: Annotated[bool, typer.Option(help="Score ground truths without a prediction as all "
-                                                     "missed, and skip predictions without one.")] = False,
     workers: Workers = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the run file (for compare/report).")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the per-class table as CSV.")] = None,
@@ -227,22 +336,7 @@ def score(
     fail_under: Annotated[float | None, typer.Option(help="Exit 1 when the data-set mIoU is below this.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar (on stderr, when it is a "
                                                 "terminal).")] = True,
-    unknown_color: UnknownColor = "error",
-    void_color: VoidColor = None,
-    label_map: LabelMap = None,
-    channels_last: Annotated[bool | None, typer.Option(
-        "--channels-last/--channels-first", help="Class axis of one-hot masks and score maps: last (H, W, C) or "
-        "first (C, H, W). Default: the one end axis of size K.", show_default=False)] = None,
-    threshold: Annotated[float, typer.Option(help="A single-channel float map of a binary task (K=2) is class 1 "
-                                                  "where score > threshold.")] = 0.5,
-    skip_bad: SkipBad = False,
     allow_skipped: AllowSkipped = False,
-    gt_map: GtMap = None,
-    pred_map: PredMap = None,
-    roi: Roi = None,
-    roi_suffix: RoiSuffix = "",
-    include: Include = None,
-    exclude: Exclude = None,
     all_classes: Annotated[bool, typer.Option("--all-classes", help="List every class in the table, also those "
                                                                     "absent from both sides.")] = False,
     boundary: Annotated[bool, typer.Option("--boundary", help="Also measure boundary IoU: IoU of each class's "
@@ -260,45 +354,17 @@ def score(
 ) -> None:
     """Score predicted masks against ground truth: per-class IoU, Dice, precision, recall, mIoU."""
     from segeval.presenting.render import class_frame, image_frame, print_score, write_csv
-    from segeval.scoring.evaluate import resolve_classes
     from segeval.scoring.evaluate import score as score_dirs
+    from segeval.scoring.options import ScoreOptions
 
     for path, option in ((json_out, "--json"), (csv_out, "--csv"), (per_image, "--per-image")):
         _check_output(path, option)
-    _check_workers(workers)
-    cs = resolve_classes(num_classes, classes)
-    boundary_opts = _boundary_options(boundary, boundary_ratio, boundary_px)
-    surface_opts = _surface_options(surface, spacing, nsd_tolerance)
-
-    run_score = functools.partial(
-        score_dirs, preds, gts, classes=cs, ignore_index=ignore_index, baseline_class=baseline_class,
-        pred_suffix=pred_suffix, gt_suffix=gt_suffix, allow_missing=allow_missing, workers=workers,
-        unknown_color=unknown_color, void_colors=void_color or None, threshold=threshold, skip_bad=skip_bad,
-        channels="auto" if channels_last is None else "last" if channels_last else "first",
-        **_maps(label_map, gt_map, pred_map), roi=roi, roi_suffix=roi_suffix, include=include or (),
-        exclude=exclude or (), boundary=boundary_opts, surface=surface_opts)
-    if progress and err.is_terminal:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=err, transient=True) as bar:
-            task = bar.add_task("score", total=None)
-            run = run_score(progress=lambda done, total: bar.update(task, completed=done, total=total))
-    else:
-        run = run_score()
-
-    writers: list[tuple[Path | None, Callable[[Path], None]]] = [
-        (json_out, run.save),
-        (csv_out, lambda p: write_csv(class_frame(run), p)),
-        (per_image, lambda p: write_csv(image_frame(run), p)),
-    ]
-    for out_path, write in writers:
-        if out_path is not None:
-            try:
-                write(out_path)
-            except OSError as exc:  # the previous file, if any, is left whole (write_atomic)
-                raise SegevalError(out_path, f"cannot be written ({exc.strerror or exc})",
-                                   "check the directory's permissions and free space") from None
+    scoring = ScoreOptions.build(num_classes, classes, ignore_index=ignore_index, baseline_class=baseline_class,
+                                 workers=workers, boundary=_boundary_options(boundary, boundary_ratio, boundary_px),
+                                 surface=_surface_options(surface, spacing, nsd_tolerance))
+    run = _with_progress(progress, lambda bar: score_dirs(preds, gts, read=read, scoring=scoring, progress=bar))
+    _write_outputs(run, [(json_out, run.save), (csv_out, lambda p: write_csv(class_frame(run), p)),
+                         (per_image, lambda p: write_csv(image_frame(run), p))])
     if output_format is Format.json:
         typer.echo(json.dumps(run.to_dict(), indent=1))
     else:
@@ -308,18 +374,6 @@ def score(
         _print_skipped(run.skipped, True)
         raise fail(f"mIoU {run.miou:.4f} is below --fail-under {fail_under}", 1)
     _print_skipped(run.skipped, allow_skipped)
-
-
-def _surface_options(surface: bool, spacing: str | None, nsd_tolerance: float | None) -> Any:
-    """SurfaceOptions from the options, None without --surface; checked before any work."""
-    if not surface:
-        given = [o for o, v in (("--spacing", spacing), ("--nsd-tolerance", nsd_tolerance)) if v is not None]
-        if given:
-            raise SegevalError(None, f"{' and '.join(given)} apply only with --surface", "add --surface")
-        return None
-    from segeval.core.boundary import SurfaceOptions, parse_spacing
-
-    return SurfaceOptions(spacing=parse_spacing(spacing), nsd_tolerance=1.0 if nsd_tolerance is None else nsd_tolerance)
 
 
 @app.command()
@@ -389,9 +443,11 @@ def compare(
 
 @app.command()
 @_user_errors
+@_reading(pairing=Annotated[bool, typer.Option(help="Map ground truths without a prediction as all missed.")])
 def maps(
     preds: Preds,
     gts: Gts,
+    read: ReadOptions,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the maps: <name>.png per pair, <name> "
                                                           "the pairing name (a volume: <name>.tif).")],
     class_: Annotated[str | None, typer.Option(
@@ -404,12 +460,6 @@ def maps(
     classes: Annotated[str | None, typer.Option(
         "--classes", "-c", help="Class names: a file or a preset (cityscapes, voc), as for score.")] = None,
     ignore_index: Annotated[int, typer.Option(help="Ground-truth value left out (coded 255).")] = 255,
-    pred_suffix: PredSuffix = "",
-    gt_suffix: GtSuffix = "",
-    allow_missing: Annotated[bool, typer.Option(help="Map ground truths without a prediction as all missed.")] = False,
-    unknown_color: UnknownColor = "error",
-    void_color: VoidColor = None,
-    label_map: LabelMap = None,
     overwrite: Overwrite = False,
     workers: Workers = None,
     boundary: Annotated[bool, typer.Option(
@@ -419,55 +469,39 @@ def maps(
         "255.")] = False,
     boundary_ratio: BoundaryRatio = None,
     boundary_px: BoundaryPx = None,
-    gt_map: GtMap = None,
-    pred_map: PredMap = None,
-    roi: Roi = None,
-    roi_suffix: RoiSuffix = "",
-    include: Include = None,
-    exclude: Exclude = None,
-    skip_bad: SkipBad = False,
     allow_skipped: AllowSkipped = False,
-    channels_last: ChannelsLast = None,
-    threshold: Threshold = 0.5,
 ) -> None:
     """Write FP/FN maps: per pair, a uint8 PNG coding each pixel's kind of error."""
-    from segeval.reading.io import Skipped
-    from segeval.scoring.evaluate import resolve_classes
-    from segeval.scoring.maps import decoding_for, prepare_out_dir, resolve_class, write_maps
+    from segeval.scoring.maps import prepare_out_dir, resolve_class, write_maps
+    from segeval.scoring.options import ScoreOptions, resolve_classes
 
-    _check_workers(workers)
     cs = resolve_classes(num_classes, classes)
     cid = None if class_ is None else resolve_class(cs, class_, ignore_index)
-    boundary_opts = _boundary_options(boundary, boundary_ratio, boundary_px)
-    if boundary_opts is not None and pairs_out is not None:
+    scoring = ScoreOptions.build(classes=cs, ignore_index=ignore_index, workers=workers,
+                                 boundary=_boundary_options(boundary, boundary_ratio, boundary_px))
+    if scoring.boundary is not None and pairs_out is not None:
         raise SegevalError(None, "--pairs writes confusion pairs, not boundary maps", "drop --pairs or --boundary")
-    m = _maps(label_map, gt_map, pred_map)
-    decoding = decoding_for(cs, ignore_index, {"unknown_color": unknown_color, "void_colors": void_color or None,
-                                               "map": m["label_map"], "gt_map": m["gt_map"],
-                                               "pred_map": m["pred_map"], "threshold": threshold,
-                                               "channels": _channels(channels_last)})  # checked before writing
+    read.decoding(cs, ignore_index)  # checked before anything is written
     for path, option in ((out, "--out"), (pairs_out, "--pairs")):
         if path is not None and path.is_dir() and any(path.iterdir()) and not overwrite:
             raise SegevalError(path, f"{option} is not empty", "pass --overwrite to write into it, or choose another")
     prepare_out_dir(out, overwrite=True)
     if pairs_out is not None:
         prepare_out_dir(pairs_out, overwrite=True, option="--pairs")
-    skipped: list[Skipped] | None = [] if skip_bad else None
-    names = write_maps(preds, gts, out, cs, ignore_index=ignore_index, class_id=cid, pairs_dir=pairs_out,
-                       pred_suffix=pred_suffix, gt_suffix=gt_suffix, allow_missing=allow_missing, workers=workers,
-                       decoding=decoding, boundary=boundary_opts, roi=roi, roi_suffix=roi_suffix, include=include or (),
-                       exclude=exclude or (), skipped=skipped)
+    written = write_maps(preds, gts, out, scoring, read, class_id=cid, pairs_dir=pairs_out)
     what = "all classes" if cid is None else f"class {cid} ({cs.names[cid]})"
-    kind = "boundary error maps" if boundary_opts is not None else "error maps"
-    err.print(f"segeval: wrote {len(names)} {kind} ({what}) to {out}", markup=False)
-    _print_skipped([s.to_dict() for s in sorted(skipped or (), key=lambda s: (s.name, s.file))], allow_skipped)
+    kind = "boundary error maps" if scoring.boundary is not None else "error maps"
+    err.print(f"segeval: wrote {len(written.names)} {kind} ({what}) to {out}", markup=False)
+    _print_skipped([s.to_dict() for s in written.skipped], allow_skipped)
 
 
 @app.command()
 @_user_errors
+@_reading()
 def report(
     preds: Preds,
     gts: Gts,
+    read: ReadOptions,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report directory: index.html and its PNGs.")],
     run_file: Annotated[Path | None, typer.Option(
         "--run", help="A run file (segeval score --json) of these masks: use its counts and settings, do not "
@@ -497,9 +531,6 @@ def report(
                                                        "run's, or none).", show_default=False)] = None,
     allow_missing: Annotated[bool, typer.Option(help="Score ground truths without a prediction as all "
                                                      "missed (with --run: also when the run did).")] = False,
-    unknown_color: UnknownColor = "error",
-    void_color: VoidColor = None,
-    label_map: LabelMap = None,
     overwrite: Overwrite = False,
     workers: Workers = None,
     baseline_preds: Annotated[Path | None, typer.Option(
@@ -512,16 +543,7 @@ def report(
                                                                "over images for the intervals (0: off).")] = 2000,
     seed: Annotated[int, typer.Option(help="With --baseline-preds: seed of the bootstrap.")] = 0,
     alpha: Annotated[float, typer.Option(help="With --baseline-preds: intervals are two-sided 1 - alpha.")] = 0.05,
-    gt_map: GtMap = None,
-    pred_map: PredMap = None,
-    roi: Roi = None,
-    roi_suffix: RoiSuffix = "",
-    include: Include = None,
-    exclude: Exclude = None,
-    skip_bad: SkipBad = False,
     allow_skipped: AllowSkipped = False,
-    channels_last: ChannelsLast = None,
-    threshold: Threshold = 0.5,
 ) -> None:
     """Write a static HTML report: summary and per-class tables, plots, a viewer of the worst images; with
     --baseline-preds, what changed against a baseline."""
@@ -529,7 +551,6 @@ def report(
     from segeval.scoring.evaluate import Run
     from segeval.scoring.maps import prepare_out_dir
 
-    _check_workers(workers)
     if worst < 0:
         raise SegevalError(None, f"--worst must be 0 or more, got {worst}", "")
     if images is not None and not images.is_dir():
@@ -549,16 +570,11 @@ def report(
     if run is None and not plots_only:  # score first, so that bad input (or {0, 255} masks) writes nothing
         from segeval.scoring.evaluate import score as score_dirs
 
-        run = score_dirs(
-            preds, gts, num_classes, classes=classes, ignore_index=ignore_index, baseline_class=baseline_class,
-            pred_suffix=pred_suffix or "", gt_suffix=gt_suffix or "", allow_missing=allow_missing, workers=workers,
-            unknown_color=unknown_color, void_colors=void_color or None, **_maps(label_map, gt_map, pred_map),
-            roi=roi, roi_suffix=roi_suffix, include=include or (), exclude=exclude or (), skip_bad=skip_bad,
-            channels=_channels(channels_last), threshold=threshold)
+        run = score_dirs(preds, gts, num_classes, classes=classes, ignore_index=ignore_index,
+                         baseline_class=baseline_class, workers=workers,
+                         read=replace(read, pred_suffix=pred_suffix or "", gt_suffix=gt_suffix or "",
+                                      allow_missing=allow_missing))
         num_classes = classes = None  # the run holds them
-    options = {"unknown_color": unknown_color, "void_colors": void_color or None, **_maps(label_map, gt_map, pred_map),
-               "roi": roi, "roi_suffix": roi_suffix, "include": include or (), "exclude": exclude or (),
-               "skip_bad": skip_bad, "channels": _channels(channels_last), "threshold": threshold}
     prepare_out_dir(out, overwrite=True)
     path = write_report(
         preds, gts, out, run=run, num_classes=num_classes, classes=classes, ignore_index=ignore_index,
@@ -567,7 +583,7 @@ def report(
         class_id=class_, workers=workers, plots_only=plots_only,
         settings={"run_file": None if run_file is None else str(run_file)},
         baseline_preds=baseline_preds, baseline_run=base_run, n_bootstrap=bootstrap, seed=seed, alpha=alpha,
-        score_options=options,
+        score_options=read,
     )
     typer.echo(str(path))
     if run is not None and run_file is None:  # scored here: list what --skip-bad left out

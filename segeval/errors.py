@@ -16,6 +16,9 @@ class SegevalError(Exception):
         What is wrong with it.
     todo : str
         What the user can do about it (may be empty).
+
+    Messages name the library's parameters in backquotes (```num_classes```, ```label_map```); the
+    command line shows its options there instead (``--num-classes``, ``--map``).
     """
 
     def __init__(self, path: str | os.PathLike | None, what: str, todo: str = "") -> None:

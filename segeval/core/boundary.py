@@ -60,7 +60,7 @@ from segeval.errors import MaskError, SegevalError
 
 __all__ = [
     "BoundaryOptions", "SurfaceOptions", "band_width", "label_bands", "label_surfaces", "boundary_counts",
-    "boundary_error_map", "surface_metrics", "image_diagonal", "parse_spacing", "tiff_spacing",
+    "boundary_error_map", "surface_metrics", "image_diagonal", "parse_spacing",
     "PairMeasures", "measure_pair", "pair_spacing",
     "BAND_TN", "BAND_TP", "BAND_FP", "BAND_FN", "BAND_FP_FN", "BAND_IGNORED",
 ]
@@ -81,9 +81,9 @@ class BoundaryOptions:
 
     def __post_init__(self) -> None:
         if self.px is not None and self.px < 1:
-            raise SegevalError(None, f"--boundary-px must be at least 1, got {self.px}", "")
+            raise SegevalError(None, f"`px` must be at least 1, got {self.px}", "")
         if not (self.ratio > 0 and math.isfinite(self.ratio)):
-            raise SegevalError(None, f"--boundary-ratio must be a positive number, got {self.ratio}", "")
+            raise SegevalError(None, f"`ratio` must be a positive number, got {self.ratio}", "")
 
     def width(self, shape: Sequence[int]) -> int:
         return band_width(shape, ratio=self.ratio, px=self.px)
@@ -101,9 +101,9 @@ class SurfaceOptions:
 
     def __post_init__(self) -> None:
         if not (self.nsd_tolerance >= 0 and math.isfinite(self.nsd_tolerance)):
-            raise SegevalError(None, f"--nsd-tolerance must be 0 or more, got {self.nsd_tolerance}", "")
+            raise SegevalError(None, f"`nsd_tolerance` must be 0 or more, got {self.nsd_tolerance}", "")
         if self.spacing is not None and not all(s > 0 and math.isfinite(s) for s in self.spacing):
-            raise SegevalError(None, f"--spacing must be positive numbers, got {self.spacing}", "")
+            raise SegevalError(None, f"`spacing` must be positive numbers, got {self.spacing}", "")
 
     def settings(self) -> dict[str, Any]:
         return {"spacing": None if self.spacing is None else list(self.spacing), "nsd_tolerance": self.nsd_tolerance}
@@ -116,10 +116,10 @@ def parse_spacing(text: str | None) -> tuple[float, ...] | None:
     try:
         values = tuple(float(v) for v in text.replace(" ", "").split(","))
     except ValueError:
-        raise SegevalError(None, f"--spacing {text!r} is not a list of numbers",
-                           "give one spacing per axis in array order, e.g. --spacing 2.5,0.8,0.8") from None
+        raise SegevalError(None, f"`spacing` {text!r} is not a list of numbers",
+                           "give one spacing per axis in array order, e.g. 2.5,0.8,0.8") from None
     if not all(v > 0 and math.isfinite(v) for v in values):
-        raise SegevalError(None, f"--spacing {text!r} must be positive numbers", "")
+        raise SegevalError(None, f"`spacing` {text!r} must be positive numbers", "")
     return values
 
 
@@ -421,43 +421,6 @@ def _surface_metrics(gt: NDArray, pred: NDArray, n_classes: int, ignore_index: i
     return out
 
 
-def tiff_spacing(path: str | os.PathLike, ndim: int) -> tuple[float, ...] | None:
-    """The pixel spacing a TIFF's metadata gives, in array axis order, or None when it has none.
-
-    Rows and columns: ``1 / YResolution`` and ``1 / XResolution`` (pixels per unit), in
-    millimetres when the unit is centimetre or inch, else in the file's own unit (ImageJ's
-    ``unit``). Slices of a volume: ImageJ's ``spacing``, else 1.
-    """
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tf:
-            page = tf.pages[0]
-            tags = page.tags  # type: ignore[union-attr]
-            xr, yr = tags.get("XResolution"), tags.get("YResolution")
-            if xr is None or yr is None:
-                return None
-            unit = tags.get("ResolutionUnit")
-            scale = {2: 25.4, 3: 10.0}.get(int(unit.value) if unit is not None else 1, 1.0)
-            ij = tf.imagej_metadata or {}
-    except Exception:  # the mask itself was read; metadata we cannot parse is no metadata
-        return None
-
-    def per_pixel(v: Any) -> float | None:
-        num, den = v if isinstance(v, tuple) else (v, 1)
-        return scale * den / num if num and den else None
-
-    x, y = per_pixel(xr.value), per_pixel(yr.value)
-    if x is None or y is None:
-        return None
-    if ndim == 2:
-        return (y, x)
-    if ndim == 3:
-        z = ij.get("spacing")
-        return (float(z) if isinstance(z, (int, float)) and z > 0 else 1.0, y, x)
-    return None
-
-
 # ----------------------------------------------------------------------------- one pair of a run
 
 
@@ -471,38 +434,33 @@ class PairMeasures:
     spacing: tuple[float, ...] | None
 
 
-def pair_spacing(gt_path: str | os.PathLike, ndim: int, options: SurfaceOptions) -> tuple[float, ...]:
-    """The spacing of one image: ``options.spacing`` (one value: every axis), else the ground-truth
-    file's metadata (TIFF resolution tags, NIfTI ``pixdim``), else 1 per axis."""
+def pair_spacing(gt_path: str | os.PathLike, ndim: int, options: SurfaceOptions,
+                 stored: tuple[float, ...] | None = None) -> tuple[float, ...]:
+    """The spacing of one image: ``options.spacing`` (one value: every axis), else ``stored`` (what
+    the ground-truth file's metadata says, :func:`segeval.reading.spacing.file_spacing`) when it
+    has ``ndim`` values, else 1 per axis."""
     if options.spacing is not None:
         sp = options.spacing
         if len(sp) == 1:
             return sp * ndim
         if len(sp) != ndim:
-            raise MaskError(gt_path, f"is {ndim}-D but --spacing has {len(sp)} values",
+            raise MaskError(gt_path, f"is {ndim}-D but `spacing` has {len(sp)} values",
                             f"give {ndim} values in array axis order, or one for every axis")
         return tuple(sp)
-    name = os.fspath(gt_path).lower()
-    if name.endswith((".tif", ".tiff")):
-        found = tiff_spacing(gt_path, ndim)
-        if found is not None:
-            return found
-    elif name.endswith((".nii", ".nii.gz")):
-        from segeval.reading.io import voxel_spacing
-
-        zooms = voxel_spacing(gt_path)
-        if zooms is not None and len(zooms) == ndim:
-            return zooms
+    if stored is not None and len(stored) == ndim:
+        return tuple(stored)
     return (1.0,) * ndim
 
 
 def measure_pair(gt: NDArray, pred: NDArray, gt_path: str | os.PathLike, n_classes: int, ignore_index: int, *,
-                 boundary: BoundaryOptions | None, surface: SurfaceOptions | None) -> PairMeasures:
-    """Boundary counts and/or surface metrics of one decoded pair (labels already checked)."""
+                 boundary: BoundaryOptions | None, surface: SurfaceOptions | None,
+                 stored_spacing: tuple[float, ...] | None = None) -> PairMeasures:
+    """Boundary counts and/or surface metrics of one decoded pair (labels already checked);
+    ``stored_spacing`` is the ground-truth file's own (see :func:`pair_spacing`)."""
     width = boundary.width(gt.shape) if boundary is not None else 0
     counts = None if boundary is None else _boundary_counts(gt, pred, n_classes, ignore_index, width)
     values = spacing = None
     if surface is not None:
-        spacing = pair_spacing(gt_path, gt.ndim, surface)
+        spacing = pair_spacing(gt_path, gt.ndim, surface, stored_spacing)
         values = _surface_metrics(gt, pred, n_classes, ignore_index, spacing, surface.nsd_tolerance, gt_path)
     return PairMeasures(counts, width, values, spacing)

@@ -606,7 +606,7 @@ def accumulate(
         cm = np.zeros((k, k + 1), np.int64)
         bad = _accumulate(g, p, k, ignore_index, cm)
     if bad:
-        raise MaskError(path, _bad_labels(g, p, k, ignore_index), "check --num-classes and --ignore-index")
+        raise MaskError(path, _bad_labels(g, p, k, ignore_index), "check `num_classes` and `ignore_index`")
     out += cm
 
 
@@ -725,7 +725,7 @@ def error_map(
         raise MaskError(path, f"prediction shape {pred.shape} differs from ground truth {gt.shape}", "")
     if class_id is not None and not (0 <= class_id < n_classes and class_id != ignore_index):
         raise MaskError(None, f"class {class_id} is not a scored class (0..{n_classes - 1}, other than the "
-                        "ignore index)", "choose another --class")
+                        "ignore index)", "choose another `class_id`")
     if pairs and n_classes > 255:
         raise MaskError(None, f"confusion pairs need K <= 255 classes (uint16), got {n_classes}", "")
     g, p = _flat(gt), _flat(pred)
@@ -736,7 +736,7 @@ def error_map(
     cid = -1 if class_id is None else class_id
     bad = _error_codes(g, p, n_classes, cid, ignore_index, codes, pair_map, pairs)
     if bad:
-        raise MaskError(path, _bad_labels(g, p, n_classes, ignore_index), "check --num-classes and --ignore-index")
+        raise MaskError(path, _bad_labels(g, p, n_classes, ignore_index), "check `num_classes` and `ignore_index`")
     shape = np.shape(gt)
     return codes.reshape(shape), (pair_map.reshape(shape) if pairs else None)
 

@@ -1,14 +1,11 @@
 """Segmentation metrics as pure functions of confusion-matrix counts.
 
-Conventions (the same everywhere in segeval):
+The conventions (rows ground truth, the miss column, NaN for a class absent from both sides) are
+segeval's, stated once in the package docstring (:mod:`segeval`). Here in particular:
 
-- ``cm[g, p]`` counts pixels of ground-truth class ``g`` predicted as ``p``: rows are ground
-  truth, columns prediction. A matrix may have ``K + 1`` columns; the last one counts valid
-  ground-truth pixels predicted as the ignore index (misses: false negatives, no false positive).
 - Per class: ``tp = cm[c, c]``, ``fp`` = predicted ``c`` but truth is another class,
   ``fn`` = truth ``c`` but predicted otherwise (or missed).
-- A ratio whose denominator is 0 is NaN ("undefined"), never 0: a class absent from both ground
-  truth and prediction has IoU NaN and is left out of every mean.
+- A ratio whose denominator is 0 is NaN ("undefined"), never 0.
 - Functions broadcast over leading axes: counts of shape (K,) give one image or a data set;
   (N, K) give N images.
 """
@@ -143,3 +140,8 @@ def imagewise_miou(tp: ArrayLike, fp: ArrayLike, fn: ArrayLike) -> float:
     """
     per_class = nanmean(iou(tp, fp, fn), axis=0)
     return float(nanmean(per_class))
+
+
+def nan_to_none(x: float) -> float | None:
+    """``x`` as a float, None where it is NaN (undefined): how JSON files write undefined values."""
+    return None if np.isnan(x) else float(x)

@@ -35,6 +35,7 @@ from segeval.errors import SegevalError
 from segeval.presenting import page
 from segeval.reading.io import Pair, pair_masks, read_pair
 from segeval.reading.io import find_images as _find_image_files
+from segeval.reading.options import ReadOptions
 from segeval.scoring.evaluate import Run, write_atomic
 from segeval.scoring.maps import FN, FP, IGNORED, MISSED, TP, WRONG
 
@@ -826,14 +827,15 @@ def build_report(
 def _prepared_run(run: Run | None, pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, *,
                   num_classes: int | None, classes: ClassSet | str | None, ignore_index: int,
                   baseline_class: int | None, pred_suffix: str | None, gt_suffix: str | None,
-                  allow_missing: bool | None, workers: int | None, score_options: dict[str, Any] | None) -> Run:
+                  allow_missing: bool | None, workers: int | None, score_options: ReadOptions | None) -> Run:
     """Score the masks (no ``run``), or take the run's counts with the classes given (same number)."""
     from segeval.scoring.evaluate import resolve_classes, score
 
     if run is None:
+        read = replace(score_options or ReadOptions(), pred_suffix=pred_suffix or "", gt_suffix=gt_suffix or "",
+                       allow_missing=bool(allow_missing))
         return score(pred_dir, gt_dir, num_classes, classes=classes, ignore_index=ignore_index,
-                     baseline_class=baseline_class, pred_suffix=pred_suffix or "", gt_suffix=gt_suffix or "",
-                     allow_missing=bool(allow_missing), workers=workers, **(score_options or {}))
+                     baseline_class=baseline_class, workers=workers, read=read)
     if classes is None and num_classes is None:
         return run
     cs = resolve_classes(num_classes, classes)
@@ -880,7 +882,7 @@ def report(
     class_id: int | str | None = None,
     workers: int | None = None,
     settings: dict[str, Any] | None = None,
-    score_options: dict[str, Any] | None = None,
+    score_options: ReadOptions | None = None,
     plots_only: bool = False,
     baseline_preds: str | os.PathLike | None = None,
     baseline_run: Run | None = None,
@@ -892,8 +894,8 @@ def report(
 
     With ``run`` (e.g. :meth:`Run.load`), its counts are used and its settings supply the suffixes,
     ``allow_missing`` and the mask decoding; only the worst images' masks are read. Without it,
-    :func:`segeval.scoring.evaluate.score` scores first, with ``score_options`` (``unknown_color``,
-    ``void_colors``, ``label_map``, ``gt_map``, ``roi``, ``include``, ``skip_bad``, ...; the
+    :func:`segeval.scoring.evaluate.score` scores first, reading the masks as ``score_options``
+    (:class:`~segeval.reading.options.ReadOptions`) say, but for the suffixes and ``allow_missing`` given here; the
     masks are then read again as the run's settings say). With ``plots_only``, only the three plots are written
     (no mask is read) and ``out_dir/plots`` is returned.
 

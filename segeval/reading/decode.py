@@ -16,19 +16,21 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from segeval.core.classes import ClassSet, Color
 from segeval.errors import MaskError, SegevalError
+
+if TYPE_CHECKING:
+    from segeval.reading.options import ReadOptions
 
 __all__ = [
     "CITYSCAPES_LABEL_TO_TRAIN", "Decoding", "LabelMap", "MAP_PRESETS", "Palette", "check_matrix_memory",
@@ -56,20 +58,21 @@ def memory_bytes() -> int:
     return total
 
 
-def check_matrix_memory(n_classes: int, workers: int) -> int:
+def check_matrix_memory(num_classes: int, workers: int) -> int:
     """Refuse a class count whose (K, K + 1) int64 matrix exceeds a quarter of the memory.
 
     Returns the number of decoding threads to use: fewer than ``workers`` when the matrices that
     the threads hold at once (about four per thread, plus the total) would not fit in half of it.
     """
-    one = n_classes * (n_classes + 1) * 8
+    one = num_classes * (num_classes + 1) * 8
     ram = memory_bytes()
     if one > ram // 4:
         raise SegevalError(
             None,
-            f"K={n_classes} classes need a {n_classes} x {n_classes + 1} confusion matrix of {one / 2**30:.1f} GiB, "
+            f"K={num_classes} classes need a {num_classes} x {num_classes + 1} confusion matrix of "
+            f"{one / 2**30:.1f} GiB, "
             f"more than a quarter of this machine's {ram / 2**30:.1f} GiB of memory",
-            "score fewer classes (map ids onto fewer with --map, or check --num-classes)",
+            "score fewer classes (map ids onto fewer with `label_map`, or check `num_classes`)",
         )
     fit = (ram // 2 // one - 1) // 4
     return max(1, min(workers, fit))
@@ -119,7 +122,7 @@ class Palette:
 
     @classmethod
     def from_classes(cls, classes: ClassSet, ignore_index: int, void_colors: tuple[Color, ...] | None = None,
-                     source: str = "--classes") -> Palette | None:
+                     source: str = "`classes`") -> Palette | None:
         """The palette of ``classes`` (None when it has no colours); ``void_colors`` replaces the
         class set's own void colours when given."""
         if classes.colors is None:
@@ -137,7 +140,7 @@ class Palette:
         for c in voids:
             if c in owner and owner[c] != "void":
                 raise SegevalError(None, f"void colour {c} is also the colour of class {owner[c]}",
-                                   "pick another --void-color")
+                                   "pick another of `void_colors`")
             if c not in owner:
                 owner[c] = "void"
                 colors.append(c)
@@ -159,7 +162,7 @@ class Palette:
         if miss.any():
             if unknown != "ignore":
                 raise MaskError(path, _unknown_colors(packed[miss], self.source),
-                                "pass --unknown-color ignore to score them as the ignore index, "
+                                "pass `unknown_color` ignore to score them as the ignore index, "
                                 "or add the colours to the classes file")
             if not np.can_cast(np.min_scalar_type(ignore_index), labels.dtype):
                 labels = labels.astype(_label_dtype(min(ignore_index, 0), max(ignore_index, int(labels.max()))))
@@ -233,7 +236,7 @@ class LabelMap:
 _PAIRS = re.compile(r"\s*-?\d+\s*:\s*(\d+|ignore)\s*(,\s*-?\d+\s*:\s*(\d+|ignore)\s*)*,?\s*")
 
 
-def load_label_map(spec: str | dict[str, object], option: str = "--map") -> LabelMap:
+def load_label_map(spec: str | dict[str, object], option: str = "`label_map`") -> LabelMap:
     """A label map from a preset (``cityscapes-ids``, ``nonzero``), inline pairs, a JSON file or inline JSON.
 
     Pairs form: ``"0:1,255:0"`` or ``"255:ignore"`` (the spelling of ``segeval train``). JSON form:
@@ -278,7 +281,7 @@ def load_label_map(spec: str | dict[str, object], option: str = "--map") -> Labe
     return _map_from_json(path, obj, spec if path is None else os.fspath(path), option)
 
 
-def _map_from_json(path: Path | None, obj: object, spec: str, option: str = "--map") -> LabelMap:
+def _map_from_json(path: Path | None, obj: object, spec: str, option: str = "`label_map`") -> LabelMap:
     todo = 'write it as {"7": 0, "8": 1, "0": "ignore"} or 7:0,8:1,0:ignore: integer ids to class ids or "ignore"'
     if not isinstance(obj, dict) or not obj:
         raise SegevalError(path, f"{option} must be a non-empty JSON object of id -> class id", todo)
@@ -344,51 +347,22 @@ class Decoding:
         return one_side or self.label_map
 
     @classmethod
-    def from_options(
-        cls,
-        classes: ClassSet,
-        ignore_index: int = 255,
-        *,
-        unknown_color: str = "error",
-        void_colors: Iterable[str | Sequence[int]] | None = None,
-        label_map: str | dict[str, Any] | None = None,
-        channels: str = "auto",
-        threshold: float = 0.5,
-        source: str = "--classes",
-        gt_map: str | dict[str, Any] | None = None,
-        pred_map: str | dict[str, Any] | None = None,
-    ) -> Decoding:
-        """Check the options of colour masks, label maps and score maps, as the command line gives
-        them (each problem one :class:`SegevalError` naming the option), and build the decoding.
-
-        ``void_colors`` are ``"r,g,b"`` / ``"#rrggbb"`` strings or (r, g, b) triples; None keeps
-        the class set's own void colours. ``label_map`` maps both sides; ``gt_map`` and
-        ``pred_map`` one side each, and a side mapped twice (``label_map`` with ``gt_map``) is an
-        error."""
-        if unknown_color not in ("error", "ignore"):
-            raise SegevalError(None, f"--unknown-color must be error or ignore, got {unknown_color!r}", "")
-        if channels not in ("auto", "first", "last"):
-            raise SegevalError(None, f"channels must be auto, first or last, got {channels!r}", "")
-        if not math.isfinite(threshold):
-            raise SegevalError(None, f"--threshold must be a finite number, got {threshold}", "")
-        try:
-            voids = classes.void_colors if void_colors is None else tuple(
-                parse_color(c if isinstance(c, str) else ",".join(map(str, c))) for c in void_colors)
-        except ValueError as exc:
-            raise SegevalError(None, f"--void-color: {exc}", "write it as r,g,b, e.g. 224,224,192") from None
+    def of(cls, read: ReadOptions, classes: ClassSet, ignore_index: int = 255, source: str = "`classes`") -> Decoding:
+        """The decoding that :class:`~segeval.reading.options.ReadOptions` (checked when built) give
+        for ``classes``: the palette of the class colours and void colours, the label maps loaded
+        (each problem one :class:`SegevalError` naming the parameter)."""
+        voids = classes.void_colors if read.void_colors is None else cast(tuple[Color, ...], read.void_colors)  # parsed
         palette = Palette.from_classes(classes, ignore_index, voids, source=source)
-        for option, side, given in (("--gt-map", "ground truth", gt_map), ("--pred-map", "predictions", pred_map)):
-            if label_map is not None and given is not None:
-                raise SegevalError(None, f"--map and {option} both map the {side}",
-                                   "give --gt-map and --pred-map, or --map alone for both sides")
-        lmap = None if label_map is None else load_label_map(label_map)
-        gmap = None if gt_map is None else load_label_map(gt_map, "--gt-map")
-        pmap = None if pred_map is None else load_label_map(pred_map, "--pred-map")
-        return cls(classes.n_classes, ignore_index, palette, unknown_color, lmap, channels,  # type: ignore[arg-type]
-                   threshold, voids, gmap, pmap)
+
+        def load(spec: str | Mapping[str, Any] | None, param: str) -> LabelMap | None:
+            return None if spec is None else load_label_map(dict(spec) if isinstance(spec, Mapping) else spec, param)
+
+        return cls(classes.n_classes, ignore_index, palette, read.unknown_color, load(read.label_map, "`label_map`"),
+                   read.channels, read.threshold, voids,  # type: ignore[arg-type]
+                   load(read.gt_map, "`gt_map`"), load(read.pred_map, "`pred_map`"))
 
     def settings(self) -> dict[str, Any]:
-        """The options as a run file records them; :meth:`from_options` takes them back."""
+        """The options as a run file records them; :meth:`ReadOptions.from_settings` takes them back."""
         return {
             "unknown_color": self.unknown_color, "void_colors": [list(c) for c in self.void_colors],
             "map": None if self.label_map is None else self.label_map.spec, "channels": self.channels,
@@ -429,7 +403,7 @@ def to_labels(path: str | os.PathLike, a: NDArray, *, color: bool = False, decod
     if color:
         if d.palette is None:
             raise MaskError(path, f"is a colour image (shape {a.shape}), not class ids",
-                            "pass --classes with class colours (voc, cityscapes, or a JSON file of {name, color}), "
+                            "pass `classes` with class colours (voc, cityscapes, or a JSON file of {name, color}), "
                             "or save one class id per pixel (PNG mode L or P)")
         return d.palette.lookup(path, a, unknown=d.unknown_color, ignore_index=d.ignore_index)
     kind = a.dtype.kind
@@ -502,7 +476,7 @@ def _check_channels(path: str | os.PathLike, a: NDArray, axis: int, d: Decoding)
     if d.n_classes is not None and a.shape[axis] != d.n_classes:
         where = "first" if axis == 0 else "last"
         raise MaskError(path, f"has {a.shape[axis]} channels on its {where} axis (shape {a.shape}) but K={d.n_classes}",
-                        "give one channel per class, or fix --num-classes / --channels-first / --channels-last")
+                        "give one channel per class, or fix `num_classes` / `channels` (first or last)")
 
 
 def _onehot_axis(path: str | os.PathLike, a: NDArray, d: Decoding) -> int | None:
@@ -530,7 +504,7 @@ def _onehot_to_labels(path: str | os.PathLike, a: NDArray, axis: int, d: Decodin
     if lo < 0 or hi > 1:
         raise MaskError(path, f"is read as one-hot (class axis {'first' if axis == 0 else 'last'}, shape {a.shape}) "
                         f"but holds values {lo}..{hi}", "one-hot masks hold 0 or 1 per class; "
-                        "drop --channels-first/--channels-last for label volumes")
+                        "drop `channels` (first or last) for label volumes")
     nset = np.count_nonzero(a, axis=axis)
     several = int((nset > 1).sum())
     if several:
@@ -552,7 +526,7 @@ def _scores_to_labels(path: str | os.PathLike, a: NDArray, d: Decoding) -> NDArr
     a = _squeeze_single(a)
     if a.ndim == 2:
         if d.n_classes is None:
-            raise MaskError(path, "is a float map; decoding it needs the number of classes", "pass --num-classes")
+            raise MaskError(path, "is a float map; decoding it needs the number of classes", "pass `num_classes`")
         if d.n_classes != 2:
             raise MaskError(path, f"is a single-channel float map, which only a binary task (K=2) can threshold; "
                             f"K={d.n_classes}", "save class ids, or one score channel per class")
@@ -562,6 +536,6 @@ def _scores_to_labels(path: str | os.PathLike, a: NDArray, d: Decoding) -> NDArr
     axis, why = _class_axis(a, d)
     if axis is None:
         raise MaskError(path, f"is a float score map of shape {a.shape} whose class axis is ambiguous: {why}",
-                        "pass --channels-first (C, H, W) or --channels-last (H, W, C), and --num-classes")
+                        "give `channels` first (C, H, W) or last (H, W, C), and `num_classes`")
     _check_channels(path, a, axis, d)
     return np.argmax(a, axis=axis).astype(_label_dtype(0, a.shape[axis] - 1))

@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 from segeval.core.kernels import PngScratch, png_pair_counts, unfilter_png
 from segeval.errors import MaskError, PairingError, SegevalError
 from segeval.reading.decode import Decoding, Role, memory_bytes, to_labels
+from segeval.reading.options import ReadOptions
 
 try:  # libdeflate inflates mask PNGs several times faster than zlib
     from imagecodecs import deflate_decode as _inflate_fast
@@ -48,7 +49,8 @@ except ImportError:  # pragma: no cover - imagecodecs is a dependency; zlib is t
     _inflate_fast = None  # type: ignore[assignment]
 
 __all__ = [
-    "MASK_EXTENSIONS", "MAX_PIXELS", "Pair", "Skipped", "count_png_pair", "find_images", "find_masks", "max_pixels",
+    "MASK_EXTENSIONS", "MAX_PIXELS", "Pair", "Pairing", "Skipped", "count_png_pair", "find_images", "find_masks",
+    "find_pairs", "max_pixels",
     "pair_key", "pair_masks", "read_array", "read_mask", "read_nifti", "read_pair", "read_roi", "voxel_spacing",
 ]
 
@@ -67,7 +69,7 @@ _TIFF_MAX_RATIO = 10_000
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file left out of scoring (with ``--skip-bad``): its pair name, the file, and why."""
+    """A file left out of scoring (with ``skip_bad``): its pair name, the file, and why."""
 
     name: str
     file: str
@@ -85,16 +87,23 @@ class Pair:
     ``roi``, when given, is a region-of-interest mask of the ground truth's size: pixels where it
     is 0 are left out as if the ground truth were the ignore index.
     ``decoding`` says how to turn the files into class ids (plain label images when None).
-    ``skip_to``, when a list, collects the pair as a :class:`Skipped` when a file cannot be
-    scored, instead of raising (``--skip-bad``).
     """
 
     name: str
     gt: Path
     pred: Path | None
     decoding: Decoding | None = field(default=None, compare=False, repr=False)
-    skip_to: list[Skipped] | None = field(default=None, compare=False, repr=False)
     roi: Path | None = None
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """What :func:`find_pairs` found: the pairs sorted by name, the names of predictions without a
+    ground truth (never scored), and the files left out (with ``skip_bad``)."""
+
+    pairs: list[Pair]
+    extra: list[str]
+    skipped: list[Skipped]
 
 
 # ----------------------------------------------------------------------------- discovery
@@ -184,7 +193,7 @@ def _walk(root: Path, problems: list[tuple[Path, str, str]]) -> list[Path]:
 
 def _skip_or_raise(skipped: list[Skipped] | None, name: str, path: Path, what: str, todo: str) -> None:
     if skipped is None:
-        raise PairingError(path, what, todo + " (or pass --skip-bad to score the other files)")
+        raise PairingError(path, what, todo + " (or pass `skip_bad` to score the other files)")
     skipped.append(Skipped(name, os.fspath(path), what))
 
 
@@ -247,7 +256,7 @@ def find_masks(
             continue
         if ext not in MASK_EXTENSIONS:
             _skip_or_raise(skipped, key, path, f"is not a mask file (masks are {', '.join(MASK_EXTENSIONS)})",
-                           "move it out of the mask directory, or pass --exclude GLOB")
+                           "move it out of the mask directory, or pass `exclude` GLOB")
             continue
         if key in found or key in dupes:
             first = found.pop(key, None)
@@ -260,7 +269,7 @@ def find_masks(
             _skip_or_raise(skipped, key, path, f"{names} have the same name once extension and suffix are removed",
                            "keep one of them")
     if not n_seen and not problems and not empty_ok:
-        what = "holds no mask files" + (f" among its {len(paths)} files that --include/--exclude (and the suffix, "
+        what = "holds no mask files" + (f" among its {len(paths)} files that `include`/`exclude` (and the suffix, "
                                         "in a directory shared by both sides) select" if paths else "")
         raise PairingError(root, what, f"point to a directory of {', '.join(MASK_EXTENSIONS)} masks")
     return found
@@ -292,6 +301,19 @@ def _first(names: list[str], n: int = 3) -> str:
     return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
 
 
+def find_pairs(pred_root: str | os.PathLike, gt_root: str | os.PathLike, read: ReadOptions,
+               decoding: Decoding | None = None) -> Pairing:
+    """Pair predictions with ground truths as ``read`` says (suffixes, ``allow_missing``, ROI,
+    globs; with ``skip_bad`` unpaired or unreadable files are left out and listed instead of
+    raising); each pair carries ``decoding``. See :func:`pair_masks`."""
+    skipped: list[Skipped] | None = [] if read.skip_bad else None
+    pairs, extra = pair_masks(pred_root, gt_root, pred_suffix=read.pred_suffix, gt_suffix=read.gt_suffix,
+                              allow_missing=read.allow_missing, decoding=decoding, skipped=skipped,
+                              roi_root=read.roi, roi_suffix=read.roi_suffix, include=read.include,
+                              exclude=read.exclude)
+    return Pairing(pairs, extra, skipped or [])
+
+
 def pair_masks(
     pred_root: str | os.PathLike,
     gt_root: str | os.PathLike,
@@ -311,8 +333,7 @@ def pair_masks(
     Returns the pairs, sorted by name (ground truths without a prediction have ``pred=None``
     and are only allowed with ``allow_missing``), and the names of predictions that have no
     ground truth (never scored). Without ``allow_missing`` any unpaired file is an error, or,
-    given a ``skipped`` list, is appended to it. The pairs carry ``decoding`` and ``skipped``
-    (as ``skip_to``) for :func:`segeval.scoring.evaluate.score_pairs`.
+    given a ``skipped`` list, is appended to it. The pairs carry ``decoding``.
 
     ``roi_root`` (a directory of region-of-interest masks, paired with the ground truths by key
     after ``roi_suffix`` is stripped, or one file for every pair) gives each pair its ``roi``; a
@@ -338,7 +359,7 @@ def pair_masks(
             f"no prediction in {pred_root} pairs with a ground truth in {gt_root} "
             f"(e.g. {_first([os.fspath(preds[k]) for k in sorted(preds)], 1) or 'none'} vs "
             f"{_first([os.fspath(gts[k]) for k in sorted(gts)], 1) or 'none'})",
-            "files pair by relative path without extension; use --pred-suffix/--gt-suffix to strip suffixes",
+            "files pair by relative path without extension; use `pred_suffix`/`gt_suffix` to strip suffixes",
         )
     if (only_gt or only_pred) and not allow_missing:
         if skipped is not None:
@@ -358,8 +379,8 @@ def pair_masks(
                              f"{_first(files)}")
             raise PairingError(
                 None, "; ".join(parts),
-                "check --pred-suffix/--gt-suffix, pass --allow-missing to score missing predictions as all wrong, "
-                "or --skip-bad to score the pairs that are complete",
+                "check `pred_suffix`/`gt_suffix`, pass `allow_missing` to score missing predictions as all wrong, "
+                "or `skip_bad` to score the pairs that are complete",
             )
     rois: dict[str, Path] = {}
     if roi_root is not None:
@@ -382,14 +403,14 @@ def pair_masks(
             if skipped is None:
                 raise PairingError(
                     None, f"{len(lacking)} ground truths have no ROI mask ({_first(lacking)}) in {roi_root}",
-                    "ROI masks pair with the ground truth by relative path without extension; check --roi-suffix "
-                    "(or pass --skip-bad to score the others)")
+                    "ROI masks pair with the ground truth by relative path without extension; check `roi_suffix` "
+                    "(or pass `skip_bad` to score the others)")
             skipped.extend(Skipped(k, os.fspath(gts[k]), f"has no ROI mask in {roi_root}") for k in lacking)
             gts = {k: v for k, v in gts.items() if k in rois}
             if not gts:
                 raise PairingError(None, f"no pair is left to score: no ground truth has an ROI mask in {roi_root}",
-                                   "check --roi-suffix")
-    pairs = [Pair(k, gts[k], preds.get(k), decoding, skipped, rois.get(k)) for k in sorted(gts)]
+                                   "check `roi_suffix`")
+    pairs = [Pair(k, gts[k], preds.get(k), decoding, rois.get(k)) for k in sorted(gts)]
     return pairs, only_pred
 
 

@@ -2,9 +2,8 @@
 
 :class:`Accumulator` takes ground truth and predictions as NumPy arrays or torch tensors, one
 image ``(H, W)`` or a batch ``(N, H, W)`` at a time, and keeps one count row per image, exactly
-as :func:`segeval.score` keeps them for files: the (K, K + 1) confusion matrix (rows ground
-truth, columns prediction, column K the misses: a prediction equal to the ignore index on valid
-ground truth), the per-image ``tp``/``fp``/``fn``, the pixels and the ignored pixels.
+as :func:`segeval.score` keeps them for files: the (K, K + 1) confusion matrix (conventions:
+:mod:`segeval`), the per-image ``tp``/``fp``/``fn``, the pixels and the ignored pixels.
 
 NumPy arrays and CPU tensors are counted by segeval's numba kernel (:func:`segeval.core.kernels.accumulate`),
 CPU tensors through ``.numpy()`` (no copy). CUDA tensors are counted where they are, with one
@@ -27,6 +26,7 @@ from segeval.core import metrics
 from segeval.core.classes import ClassSet
 from segeval.core.kernels import accumulate, confusion_matrix
 from segeval.errors import MaskError, SegevalError
+from segeval.scoring.options import check_baseline_class, default_baseline_class, resolve_classes
 
 if TYPE_CHECKING:  # pragma: no cover
     from segeval.scoring.evaluate import Run
@@ -64,13 +64,11 @@ class Accumulator:
 
     def __init__(self, num_classes: int | None, ignore_index: int = 255, *, classes: ClassSet | str | None = None,
                  baseline_class: int | None = None) -> None:
-        cs = _classes(num_classes, classes)
+        cs = resolve_classes(num_classes, classes)
         k = cs.n_classes
-        if baseline_class is None:  # as score(): class 0, unless 0 is the ignore index (ADE20K)
-            baseline_class = 1 if ignore_index == 0 and k > 1 else 0
-        if not 0 <= baseline_class < k or baseline_class == ignore_index:
-            raise SegevalError(None, f"baseline class {baseline_class} is not a scored class "
-                               f"(0..{k - 1}, other than the ignore index)", "choose another baseline_class")
+        if baseline_class is None:  # as score()
+            baseline_class = default_baseline_class(ignore_index, k)
+        check_baseline_class(baseline_class, ignore_index, k)
         self.classes = cs
         self.ignore_index = int(ignore_index)
         self.baseline_class = int(baseline_class)
@@ -276,6 +274,8 @@ class Accumulator:
             ignored=self.ignored,
             settings={"ignore_index": self.ignore_index, "n_classes": self.n_classes,
                       "baseline_class": self.baseline_class, **(settings or {})},
+            ignore_index=self.ignore_index,
+            baseline_class=self.baseline_class,
         )
 
     def _state(self) -> dict[str, Any]:
@@ -318,19 +318,3 @@ def all_gather_accumulators(acc: Accumulator, group: Any = None) -> Accumulator:
 
 def _where(name: str | Sequence[str] | None) -> str | None:
     return name if isinstance(name, str) else None
-
-
-def _classes(num_classes: int | None, classes: ClassSet | str | None) -> ClassSet:
-    from segeval.core.classes import load_classes
-
-    cs = load_classes(classes) if isinstance(classes, str) else classes
-    if cs is None:
-        if num_classes is None:
-            raise SegevalError(None, "the number of classes is not given", "pass num_classes or classes")
-        if int(num_classes) < 1:
-            raise SegevalError(None, f"num_classes must be at least 1, got {num_classes}", "")
-        return ClassSet.numbered(int(num_classes))
-    if num_classes is not None and num_classes != cs.n_classes:
-        raise SegevalError(None, f"num_classes {num_classes} but the classes list has {cs.n_classes} names",
-                           "drop num_classes or fix the list")
-    return cs

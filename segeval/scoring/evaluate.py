@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,20 +16,21 @@ from numpy.typing import NDArray
 from segeval.core import metrics
 from segeval.core.classes import ClassSet
 from segeval.core.kernels import accumulate
+from segeval.core.metrics import nan_to_none
 from segeval.errors import MaskError, RunFileError, SegevalError
-from segeval.reading.io import Pair, Skipped, count_png_pair, pair_masks, read_pair
+from segeval.reading.io import Pair, Skipped, count_png_pair, find_pairs, read_pair
+from segeval.reading.options import ReadOptions
+from segeval.scoring.options import ScoreOptions, resolve_classes
 from segeval.scoring.pool import default_workers, ordered_map
+from segeval.version import __version__
 
 if TYPE_CHECKING:  # segeval.core.boundary (and scipy) load only when boundary/surface metrics are asked for
-    from segeval.core.boundary import BoundaryOptions, PairMeasures, SurfaceOptions
+    from segeval.core.boundary import PairMeasures
 
-__all__ = ["Run", "score", "score_pairs", "RUN_FORMAT"]
+__all__ = ["Counts", "RUN_FORMAT", "ReadOptions", "Run", "ScoreOptions", "resolve_classes", "score", "score_pair",
+           "score_pairs"]
 
 RUN_FORMAT = "segeval-run/1"
-
-
-def _nan_to_none(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
 
 
 @dataclass
@@ -68,6 +68,12 @@ class Run:
         is absent from both sides; None when not computed.
     image_spacing : list of list of float, or None
         The spacing each image's surface distances were measured in.
+    ignore_index : int
+        The ground-truth value left out (default: the settings', else 255).
+    baseline_class : int
+        The class of the always-this-class baseline (default: the settings', else 0).
+
+    ``settings`` records ``ignore_index`` and ``baseline_class`` too, as a run file holds them.
     """
 
     classes: ClassSet
@@ -84,11 +90,28 @@ class Run:
     image_band_width: NDArray[np.int64] | None = None
     image_surface: NDArray[np.float64] | None = None
     image_spacing: list[list[float]] | None = None
+    ignore_index: int = None  # type: ignore[assignment]  # None: from the settings (__post_init__)
+    baseline_class: int = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self.settings = dict(self.settings)
+        for name, default in (("ignore_index", 255), ("baseline_class", 0)):
+            given = getattr(self, name)
+            if given is None:
+                setattr(self, name, int(self.settings.get(name, default)))
+            else:
+                self.settings[name] = int(given)
 
     # ------------------------------------------------------------------ per class
     @property
     def n_classes(self) -> int:
         return self.classes.n_classes
+
+    @property
+    def read_options(self) -> ReadOptions:
+        """How the run's masks were found, paired and decoded, from its settings (defaults where an
+        older run file, or an :class:`Accumulator`'s run, records none): to read them again alike."""
+        return ReadOptions.from_settings(self.settings)
 
     @property
     def tp(self) -> NDArray[np.int64]:
@@ -124,10 +147,6 @@ class Run:
     def gt_share(self) -> NDArray[np.float64]:
         tp, _, fn = metrics.counts(self.cm)
         return metrics.gt_share(tp, fn)
-
-    @property
-    def baseline_class(self) -> int:
-        return int(self.settings.get("baseline_class", 0))
 
     @property
     def baseline_iou(self) -> NDArray[np.float64]:
@@ -182,19 +201,19 @@ class Run:
     # ------------------------------------------------------------------ boundary and surface
     def _need(self, a: NDArray | None, option: str) -> NDArray:
         if a is None:
-            raise SegevalError(None, f"this run has no {option[2:]} metrics", f"score with {option}")
+            raise SegevalError(None, f"this run has no {option} metrics", f"score with `{option}`")
         return a
 
     @property
     def boundary_iou(self) -> NDArray[np.float64]:
         """Data-set boundary IoU per class: sum |Gb ∩ Pb| / sum |Gb ∪ Pb| over images; NaN if empty."""
-        c = self._need(self.image_boundary_counts, "--boundary").sum(axis=0)
+        c = self._need(self.image_boundary_counts, "boundary").sum(axis=0)
         return metrics.iou(c[0], c[1], c[2])
 
     @property
     def image_boundary_iou(self) -> NDArray[np.float64]:
         """Per-image, per-class boundary IoU, shape (N, K)."""
-        c = self._need(self.image_boundary_counts, "--boundary")
+        c = self._need(self.image_boundary_counts, "boundary")
         return metrics.iou(c[:, 0], c[:, 1], c[:, 2])
 
     @property
@@ -204,7 +223,7 @@ class Run:
 
     def _surface(self, i: int) -> NDArray[np.float64]:
         """Mean over the images where the class is on either side (one empty: the worst case)."""
-        return metrics.nanmean(self._need(self.image_surface, "--surface")[:, i], axis=0)
+        return metrics.nanmean(self._need(self.image_surface, "surface")[:, i], axis=0)
 
     @property
     def hd95(self) -> NDArray[np.float64]:
@@ -233,30 +252,28 @@ class Run:
     # ------------------------------------------------------------------ run files
     def summary(self) -> dict[str, float | None]:
         out = {
-            "miou": _nan_to_none(self.miou),
-            "mdice": _nan_to_none(self.mdice),
-            "pixel_accuracy": _nan_to_none(self.pixel_accuracy),
-            "mean_accuracy": _nan_to_none(self.mean_accuracy),
-            "fwiou": _nan_to_none(self.fwiou),
-            "baseline_miou": _nan_to_none(self.baseline_miou),
-            "imagewise_miou": _nan_to_none(self.imagewise_miou),
+            "miou": nan_to_none(self.miou),
+            "mdice": nan_to_none(self.mdice),
+            "pixel_accuracy": nan_to_none(self.pixel_accuracy),
+            "mean_accuracy": nan_to_none(self.mean_accuracy),
+            "fwiou": nan_to_none(self.fwiou),
+            "baseline_miou": nan_to_none(self.baseline_miou),
+            "imagewise_miou": nan_to_none(self.imagewise_miou),
         }
         if self.image_boundary_counts is not None:  # absent: not computed; null: computed, undefined
-            out["mboundary_iou"] = _nan_to_none(self.mboundary_iou)
+            out["mboundary_iou"] = nan_to_none(self.mboundary_iou)
         if self.image_surface is not None:
-            out.update(mhd95=_nan_to_none(self.mhd95), massd=_nan_to_none(self.massd), mnsd=_nan_to_none(self.mnsd))
+            out.update(mhd95=nan_to_none(self.mhd95), massd=nan_to_none(self.massd), mnsd=nan_to_none(self.mnsd))
         return out
 
     def to_dict(self) -> dict[str, Any]:
         """The versioned run-file object (JSON-ready; undefined values are ``null``)."""
-        from segeval import __version__
-
         tp, fp, fn = metrics.counts(self.cm)
         per_class = zip(self.iou, self.dice, self.precision, self.recall, self.gt_share, strict=True)
         k = self.n_classes
         classes = [
-            {"id": i, "name": self.classes.names[i], "iou": _nan_to_none(a), "dice": _nan_to_none(b),
-             "precision": _nan_to_none(c), "recall": _nan_to_none(d), "gt_share": _nan_to_none(e),
+            {"id": i, "name": self.classes.names[i], "iou": nan_to_none(a), "dice": nan_to_none(b),
+             "precision": nan_to_none(c), "recall": nan_to_none(d), "gt_share": nan_to_none(e),
              "tp": int(tp[i]), "fp": int(fp[i]), "fn": int(fn[i])}
             for i, (a, b, c, d, e) in enumerate(per_class)
         ]
@@ -296,7 +313,7 @@ class Run:
         if bc is not None:
             total = bc.sum(axis=0)
             for i, (entry, v) in enumerate(zip(classes, self.boundary_iou, strict=True)):
-                entry.update(boundary_iou=_nan_to_none(v), boundary_tp=int(total[0, i]),
+                entry.update(boundary_iou=nan_to_none(v), boundary_tp=int(total[0, i]),
                              boundary_fp=int(total[1, i]), boundary_fn=int(total[2, i]))
             widths = self.image_band_width
             for j, (entry, c) in enumerate(zip(images, bc, strict=True)):
@@ -305,10 +322,10 @@ class Run:
                     entry["band_px"] = int(widths[j])
         if sf is not None:
             for i, entry in enumerate(classes):
-                entry.update(hd95=_nan_to_none(self.hd95[i]), assd=_nan_to_none(self.assd[i]),
-                             nsd=_nan_to_none(self.nsd[i]))
+                entry.update(hd95=nan_to_none(self.hd95[i]), assd=nan_to_none(self.assd[i]),
+                             nsd=nan_to_none(self.nsd[i]))
             for j, (entry, v) in enumerate(zip(images, sf, strict=True)):
-                entry.update({name: [_nan_to_none(x) for x in v[m].tolist()]
+                entry.update({name: [nan_to_none(x) for x in v[m].tolist()]
                               for m, name in enumerate(("hd95", "assd", "nsd"))})
                 if self.image_spacing is not None:
                     entry["spacing"] = list(self.image_spacing[j])
@@ -429,64 +446,66 @@ def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
 # ----------------------------------------------------------------------------- scoring
 
 
-def _count_decoded(pair: Pair, gt: NDArray, pred: NDArray, n_classes: int, ignore_index: int) -> NDArray[np.int64]:
+class Counts(NamedTuple):
+    """A scored pair: its (K, K + 1) matrix, its pixels, those ignored, and (with boundary or
+    surface options) its measures."""
+
+    cm: NDArray[np.int64]
+    pixels: int
+    ignored: int
+    measures: PairMeasures | None = None
+
+
+Outcome = Counts | Skipped  # what scoring one pair gives: its counts, or why it was left out (skip_bad)
+
+
+def _count_decoded(pair: Pair, gt: NDArray, pred: NDArray, num_classes: int, ignore_index: int) -> NDArray[np.int64]:
     """The (K, K + 1) matrix of a decoded pair; labels outside 0..K-1 raise :class:`MaskError`
     naming the pair's files."""
-    cm = np.zeros((n_classes, n_classes + 1), np.int64)
+    cm = np.zeros((num_classes, num_classes + 1), np.int64)
     try:
-        accumulate(gt, pred, n_classes, ignore_index, cm)
+        accumulate(gt, pred, num_classes, ignore_index, cm)
     except MaskError as exc:
         where = pair.gt if pair.pred is None else f"{pair.pred} (ground truth {pair.gt})"
         raise MaskError(where, exc.what, exc.todo) from None
     return cm
 
 
-def _skip(pair: Pair, exc: MaskError, n_classes: int) -> tuple[NDArray[np.int64], int, int]:
-    """Record the pair in ``pair.skip_to`` (``--skip-bad``) and count nothing; re-raise without one."""
-    if pair.skip_to is None:
-        raise exc
-    pair.skip_to.append(Skipped(pair.name, exc.path or os.fspath(pair.gt), exc.what))
-    return np.zeros((n_classes, n_classes + 1), np.int64), 0, 0
-
-
-def _count_pair(pair: Pair, n_classes: int, ignore_index: int) -> tuple[NDArray[np.int64], int, int]:
-    """Read and count one pair: its (K, K + 1) matrix, its pixels and its ignored pixels.
-
-    A pair that cannot be scored raises :class:`MaskError`; when ``pair.skip_to`` is a list it is
-    recorded there instead and counts nothing (``--skip-bad``).
-    """
-    try:
+def _count_pair(pair: Pair, opts: ScoreOptions) -> Counts:
+    """Read and count one pair (raises :class:`MaskError` when it cannot be scored)."""
+    k, ignore = opts.num_classes, opts.ignore_index
+    if opts.boundary is None and opts.surface is None:
         # plain labels: 8-bit PNG pairs are counted as they are unfiltered (None: the general path)
-        fast = count_png_pair(pair, n_classes, ignore_index) if _plain_labels(pair) else None
+        fast = count_png_pair(pair, k, ignore) if _plain_labels(pair) else None
         if fast is not None:
             cm, pixels = np.ascontiguousarray(fast[0]), fast[1]
-        else:
-            gt, pred = read_pair(pair, ignore_index)  # no prediction: all the ignore index, every pixel missed
-            cm, pixels = _count_decoded(pair, gt, pred, n_classes, ignore_index), gt.size
-    except MaskError as exc:
-        return _skip(pair, exc, n_classes)
-    return cm, pixels, pixels - int(cm.sum())
+            return Counts(cm, pixels, pixels - int(cm.sum()))
+    gt, pred = read_pair(pair, ignore)  # no prediction: all the ignore index, every pixel missed
+    cm = _count_decoded(pair, gt, pred, k, ignore)  # the labels are checked before measuring
+    measures = None
+    if opts.boundary is not None or opts.surface is not None:  # one decoding serves counts and measures
+        from segeval.core.boundary import measure_pair
+        from segeval.reading.spacing import file_spacing
+
+        stored = file_spacing(pair.gt, gt.ndim) if opts.surface is not None and opts.surface.spacing is None else None
+        measures = measure_pair(gt, pred, pair.gt, k, ignore, boundary=opts.boundary, surface=opts.surface,
+                                stored_spacing=stored)
+    return Counts(cm, gt.size, gt.size - int(cm.sum()), measures)
 
 
-def _count_and_measure(
-    pair: Pair, n_classes: int, ignore_index: int, boundary: BoundaryOptions | None, surface: SurfaceOptions | None
-) -> tuple[tuple[NDArray[np.int64], int, int], PairMeasures | None]:
-    """What :func:`_count_pair` gives, and the boundary/surface measures, from one decoding of the
-    pair (the plain path, without these measures, is untouched). A pair whose labels or measures
-    fail is skipped whole with ``--skip-bad``."""
-    from segeval.core.boundary import measure_pair
-
+def score_pair(pair: Pair, opts: ScoreOptions, *, skip_bad: bool = False) -> Outcome:
+    """One pair's :class:`Counts`; with ``skip_bad`` a pair that cannot be scored (a bad file, bad
+    labels, a spacing of another dimension) is a :class:`Skipped` instead of a :class:`MaskError`."""
     try:
-        gt, pred = read_pair(pair, ignore_index)
-        cm = _count_decoded(pair, gt, pred, n_classes, ignore_index)  # the labels are checked before measuring
-        measures = measure_pair(gt, pred, pair.gt, n_classes, ignore_index, boundary=boundary, surface=surface)
-    except MaskError as exc:  # e.g. --spacing of another dimension than this mask: skipped like a bad file
-        return _skip(pair, exc, n_classes), None
-    return (cm, gt.size, gt.size - int(cm.sum())), measures
+        return _count_pair(pair, opts)
+    except MaskError as exc:
+        if not skip_bad:
+            raise
+        return Skipped(pair.name, exc.path or os.fspath(pair.gt), exc.what)
 
 
 def _measures_to_run(run: Run, found: list[PairMeasures | None], boundary: bool, surface: bool) -> None:
-    """Stack the per-image measures into the run's (N, 3, K) arrays (an unscored pair: zero counts, NaN)."""
+    """Stack the per-image measures into the run's (N, 3, K) arrays."""
     k, n = run.n_classes, len(found)
     counts, widths = np.zeros((n, 3, k), np.int64), np.zeros(n, np.int64)
     values, spacing = np.full((n, 3, k), np.nan), []
@@ -500,6 +519,8 @@ def _measures_to_run(run: Run, found: list[PairMeasures | None], boundary: bool,
         run.image_boundary_counts, run.image_band_width = counts, widths
     if surface:
         run.image_surface, run.image_spacing = values, spacing
+
+
 def _plain_labels(pair: Pair) -> bool:
     """Whether the pair's files are class ids as stored: no label map on either side and no region
     of interest (nor anything else that needs the decoded masks), so that :func:`count_png_pair`
@@ -512,56 +533,72 @@ def _plain_labels(pair: Pair) -> bool:
 
 def score_pairs(
     pairs: list[Pair],
-    classes: ClassSet,
+    options: ScoreOptions | ClassSet,
     *,
-    ignore_index: int = 255,
-    workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     settings: dict[str, Any] | None = None,
-    boundary: BoundaryOptions | None = None,
-    surface: SurfaceOptions | None = None,
+    skip_bad: bool = False,
+    **keywords: Any,
 ) -> Run:
     """Score paired mask files; ``progress(done, total)`` is called after each image.
 
-    ``boundary`` / ``surface`` (:mod:`segeval.core.boundary`) also measure boundary IoU counts and
-    HD95 / ASSD / NSD of every image; without them nothing else is done.
+    ``options`` is a :class:`ScoreOptions`, or a :class:`ClassSet` with the keywords of
+    :meth:`ScoreOptions.build` (``ignore_index``, ``workers``, ``boundary``, ``surface``, ...).
+    With ``skip_bad``, pairs that cannot be scored are left out of the run and listed in
+    ``run.skipped`` (sorted by name and file).
     """
-    k = classes.n_classes
-    total = np.zeros((k, k + 1), np.int64)
-    image_counts = np.zeros((len(pairs), 3, k), np.int64)
-    pixels = ignored = 0
-    work: Callable[[Pair], Any] = lambda p: _count_pair(p, k, ignore_index)  # noqa: E731
-    measure = boundary is not None or surface is not None
-    if measure:
-        work = lambda p: _count_and_measure(p, k, ignore_index, boundary, surface)  # noqa: E731
-    found: list[PairMeasures | None] = []
-    workers = workers or default_workers()
+    opts = options if isinstance(options, ScoreOptions) else ScoreOptions.build(classes=options, **keywords)
+    if keywords and isinstance(options, ScoreOptions):
+        raise TypeError(f"score_pairs() takes ScoreOptions or keywords, not both ({', '.join(keywords)})")
+    k, measure = opts.num_classes, opts.boundary is not None or opts.surface is not None
+    workers = opts.workers or default_workers()
     chunk = max(1, min(16, len(pairs) // (64 * workers)))  # thousands of small files: 16 pairs a task
-    for i, out in enumerate(ordered_map(work, pairs, workers, chunk)):
-        if measure:
-            out, m = out
-            found.append(m)
-        cm, n, n_ignored = out
-        total += cm
-        image_counts[i] = metrics.counts(cm)
-        pixels += n
-        ignored += n_ignored
+    total = np.zeros((k, k + 1), np.int64)
+    scored: list[tuple[Pair, Counts]] = []
+    skipped: list[Skipped] = []
+    for i, out in enumerate(ordered_map(lambda p: score_pair(p, opts, skip_bad=skip_bad), pairs, workers, chunk)):
+        if isinstance(out, Skipped):
+            skipped.append(out)
+        else:
+            total += out.cm
+            scored.append((pairs[i], out))
         if progress is not None:
             progress(i + 1, len(pairs))
+    if skipped and not scored:
+        raise SegevalError(None, f"no pair could be scored: all {len(pairs)} were skipped "
+                           f"(e.g. {skipped[0].file}: {skipped[0].reason})", "")
     run = Run(
-        classes=classes,
+        classes=opts.classes,
         cm=total,
-        image_names=[p.name for p in pairs],
-        image_counts=image_counts,
-        pixels=pixels,
-        ignored=ignored,
-        settings={"ignore_index": ignore_index, "n_classes": k, **(settings or {})},
-        missing_predictions=[p.name for p in pairs if p.pred is None],
+        image_names=[p.name for p, _ in scored],
+        image_counts=np.stack([metrics.counts(c.cm) for _, c in scored]) if scored else np.zeros((0, 3, k), np.int64),
+        pixels=sum(c.pixels for _, c in scored),
+        ignored=sum(c.ignored for _, c in scored),
+        settings={"ignore_index": opts.ignore_index, "n_classes": k, **(settings or {})},
+        missing_predictions=[p.name for p, _ in scored if p.pred is None],
+        skipped=[s.to_dict() for s in sorted(skipped, key=lambda s: (s.name, s.file))],
+        ignore_index=opts.ignore_index,
     )
     if measure:
-        _measures_to_run(run, found, boundary is not None, surface is not None)
-        run.settings.update({**(boundary.settings() if boundary else {}), **(surface.settings() if surface else {})})
+        _measures_to_run(run, [c.measures for _, c in scored], opts.boundary is not None, opts.surface is not None)
+        run.settings.update({**(opts.boundary.settings() if opts.boundary else {}),
+                             **(opts.surface.settings() if opts.surface else {})})
     return run
+
+
+def options_from_keywords(num_classes: int | None, read: ReadOptions | None, scoring: ScoreOptions | None,
+                          keywords: dict[str, Any]) -> tuple[ReadOptions, ScoreOptions]:
+    """The options of :func:`score`: ``read`` and ``scoring`` as given, the keywords (the fields of
+    :class:`ReadOptions` and of :meth:`ScoreOptions.build`) added to the first or building the second."""
+    unknown = sorted(keywords.keys() - ReadOptions.names() - ScoreOptions.names())
+    if unknown:
+        raise TypeError(f"score() got unexpected keyword arguments: {', '.join(unknown)}")
+    read_kw = {n: v for n, v in keywords.items() if n in ReadOptions.names()}
+    score_kw = {n: v for n, v in keywords.items() if n not in ReadOptions.names()}
+    if scoring is not None and (score_kw or num_classes is not None):
+        raise TypeError(f"score() takes scoring= or its keywords, not both ({', '.join(score_kw) or 'num_classes'})")
+    read = replace(read, **read_kw) if read is not None else ReadOptions(**read_kw)
+    return read, scoring or ScoreOptions.build(num_classes, **score_kw)
 
 
 def score(
@@ -569,126 +606,57 @@ def score(
     gt_dir: str | os.PathLike,
     num_classes: int | None = None,
     *,
-    classes: ClassSet | str | None = None,
-    ignore_index: int | None = None,
-    baseline_class: int | None = None,
-    pred_suffix: str = "",
-    gt_suffix: str = "",
-    allow_missing: bool = False,
-    workers: int | None = None,
+    read: ReadOptions | None = None,
+    scoring: ScoreOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
-    unknown_color: str = "error",
-    void_colors: Iterable[str | tuple[int, int, int]] | None = None,
-    label_map: str | dict[str, Any] | None = None,
-    channels: str = "auto",
-    threshold: float = 0.5,
-    skip_bad: bool = False,
-    boundary: BoundaryOptions | None = None,
-    surface: SurfaceOptions | None = None,
-    gt_map: str | dict[str, Any] | None = None,
-    pred_map: str | dict[str, Any] | None = None,
-    roi: str | os.PathLike | None = None,
-    roi_suffix: str = "",
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
+    **keywords: Any,
 ) -> Run:
     """Score a directory of predicted masks against a directory of ground-truth masks.
 
-    Files pair by relative path without extension (``pred_suffix`` / ``gt_suffix`` are stripped
-    from the names first). Give the classes as ``num_classes`` or ``classes`` (a
-    :class:`ClassSet`, a preset name such as ``"cityscapes"``, or a classes file).
-
-    Colour masks map to class ids through the class colours (``void_colors``, default the class
-    set's, become ``ignore_index``; other colours are an error unless ``unknown_color="ignore"``).
-    ``label_map`` (a preset ``cityscapes-ids`` / ``nonzero``, a JSON file, inline JSON or a dict)
-    remaps stored ids of ground truth and predictions alike; ``gt_map`` / ``pred_map`` remap one
-    side (e.g. label-id ground truth against train-id predictions). Maps are presets, JSON or
-    ``"0:0,255:1"`` pairs. One-hot and float score maps become
-    labels by argmax over the class axis (``channels``: ``"auto"``, ``"first"``, ``"last"``), a
-    single-channel float map of a binary task by ``score > threshold``. With ``skip_bad``, files
-    that cannot be scored are left out and listed in ``run.skipped``. ``boundary`` and
-    ``surface`` (:class:`segeval.core.boundary.BoundaryOptions`, :class:`~segeval.core.boundary.SurfaceOptions`)
-    add boundary IoU and HD95 / ASSD / NSD (``run.boundary_iou``, ``run.hd95``, ...).
-
-    ``roi`` is a directory of region-of-interest masks paired with the ground truths (after
-    ``roi_suffix`` is stripped from their names), or one mask for all: pixels where it is 0 are
-    left out like ignored ground truth. ``include`` / ``exclude`` are globs selecting the files of
-    every directory.
+    Files pair by relative path without extension. How masks are found and decoded is ``read``
+    (:class:`~segeval.reading.options.ReadOptions`: suffixes, colour masks, label maps, one-hot
+    and score maps, ROI, globs, ``skip_bad``); how they are scored is ``scoring``
+    (:class:`~segeval.scoring.options.ScoreOptions`: classes, ignore index, baseline class,
+    workers, boundary and surface measures). The fields of either may be given as keywords
+    instead, as ``score(preds, gts, 19, ignore_index=255, label_map="cityscapes-ids")``: the
+    classes as ``num_classes`` or ``classes`` (a :class:`ClassSet`, a preset name such as
+    ``"cityscapes"``, or a classes file).
 
     ``ignore_index`` defaults to 255. When it is not given and no map applies to the ground
     truth, a data set whose ground truth holds only 0 and 255 (binary masks stored as {0, 255},
     whose whole foreground 255 would be ignored) raises :class:`SegevalError` saying what to pass.
+    With ``skip_bad``, files that cannot be scored are left out and listed in ``run.skipped``.
 
     Returns
     -------
     Run
         Counts and metrics; ``run.miou``, ``run.iou``, ``run.save("run.json")``, ...
     """
-    cs = resolve_classes(num_classes, classes)
-    guard_binary = ignore_index is None and label_map is None and gt_map is None
-    ignore_index = 255 if ignore_index is None else ignore_index
-    if baseline_class is None:  # class 0, unless 0 is the ignore index (ADE20K)
-        baseline_class = 1 if ignore_index == 0 and cs.n_classes > 1 else 0
-    if not 0 <= baseline_class < cs.n_classes or baseline_class == ignore_index:
-        raise SegevalError(None, f"baseline class {baseline_class} is not a scored class "
-                           f"(0..{cs.n_classes - 1}, other than the ignore index)", "choose another --baseline-class")
-    from segeval.reading.decode import Decoding, check_matrix_memory
+    read, opts = options_from_keywords(num_classes, read, scoring, keywords)
+    from segeval.reading.decode import check_matrix_memory
 
-    decoding = Decoding.from_options(
-        cs, ignore_index, unknown_color=unknown_color, void_colors=void_colors, label_map=label_map,
-        channels=channels, threshold=threshold, gt_map=gt_map, pred_map=pred_map,
-        source=f"--classes {classes}" if isinstance(classes, str) else "--classes")
-    workers = check_matrix_memory(cs.n_classes, workers or default_workers())
-    skipped: list[Skipped] | None = [] if skip_bad else None
-    include, exclude = list(include), list(exclude)
-    pairs, extra = pair_masks(pred_dir, gt_dir, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
-                              allow_missing=allow_missing, decoding=decoding, skipped=skipped,
-                              roi_root=roi, roi_suffix=roi_suffix, include=include, exclude=exclude)
+    decoding = read.decoding(opts.classes, opts.ignore_index)
+    workers = check_matrix_memory(opts.num_classes, opts.workers or default_workers())
+    found = find_pairs(pred_dir, gt_dir, read, decoding)
     settings = {
-        "baseline_class": baseline_class, "pred_dir": os.fspath(pred_dir), "gt_dir": os.fspath(gt_dir),
-        "pred_suffix": pred_suffix, "gt_suffix": gt_suffix, "allow_missing": allow_missing,
-        **decoding.settings(), "skip_bad": skip_bad,
-        "roi_dir": None if roi is None else os.fspath(roi), "roi_suffix": roi_suffix,
-        "include": include, "exclude": exclude,
+        "baseline_class": opts.baseline_class, "pred_dir": os.fspath(pred_dir), "gt_dir": os.fspath(gt_dir),
+        **read.settings(), **decoding.settings(), "skip_bad": read.skip_bad, **read.selection_settings(),
     }
-    n_found = len(skipped or ())
-    run = score_pairs(pairs, cs, ignore_index=ignore_index, workers=workers, progress=progress, settings=settings,
-                      boundary=boundary, surface=surface)
-    run.extra_predictions = extra
-    if skipped is not None:
-        unread = {s.name for s in skipped[n_found:]}  # pairs skipped while reading count nothing: drop them
-        if unread:
-            keep = np.array([n not in unread for n in run.image_names], bool)
-            if not keep.any():
-                first = skipped[n_found]
-                raise SegevalError(None, f"no pair could be scored: all {len(pairs)} were skipped "
-                                   f"(e.g. {first.file}: {first.reason})", "")
-            run.image_names = [n for n, k in zip(run.image_names, keep, strict=True) if k]
-            run.image_counts = run.image_counts[keep]
-            _keep_measures(run, keep)
-            run.missing_predictions = [n for n in run.missing_predictions if n not in unread]
-        # workers append in the order they finish: sort, so that a run file is the same every time
-        run.skipped = [s.to_dict() for s in sorted(skipped, key=lambda s: (s.name, s.file))]
-    if guard_binary and ignore_index == 255 and cs.n_classes >= 2 and binary_255(run) \
-            and (roi is None or _stored_binary_255(pairs, set(run.image_names))):
+    run = score_pairs(found.pairs, replace(opts, workers=workers), progress=progress, settings=settings,
+                      skip_bad=read.skip_bad)
+    run.extra_predictions = found.extra
+    if read.skip_bad:  # files left out while pairing, then while scoring: one list, sorted
+        both = [Skipped(**s) for s in run.skipped] + found.skipped
+        run.skipped = [s.to_dict() for s in sorted(both, key=lambda s: (s.name, s.file))]
+    guard = opts.check_binary_255 and read.label_map is None and read.gt_map is None
+    if guard and opts.ignore_index == 255 and opts.num_classes >= 2 and binary_255(run) \
+            and (read.roi is None or _stored_binary_255(found.pairs, set(run.image_names))):
         raise SegevalError(
             gt_dir, f"the ground truth of all {len(run.image_names)} images holds only 0 and 255, and 255 is the "
             "ignore index, so every foreground pixel would be left out (binary masks stored as {0, 255}?)",
-            "pass --gt-map nonzero (255 becomes class 1; add --pred-map nonzero if the predictions are {0, 255} "
-            "too, or --map nonzero for both), or --ignore-index 255 to keep 255 as void")
+            "pass `gt_map` nonzero (255 becomes class 1; add `pred_map` nonzero if the predictions are {0, 255} "
+            "too, or `label_map` nonzero for both), or `ignore_index` 255 to keep 255 as void")
     return run
-
-
-def _keep_measures(run: Run, keep: NDArray[np.bool_]) -> None:
-    """Drop the boundary/surface rows of images left out (as ``image_counts`` is cut)."""
-    if run.image_boundary_counts is not None:
-        run.image_boundary_counts = run.image_boundary_counts[keep]
-    if run.image_band_width is not None:
-        run.image_band_width = run.image_band_width[keep]
-    if run.image_surface is not None:
-        run.image_surface = run.image_surface[keep]
-    if run.image_spacing is not None:
-        run.image_spacing = [s for s, k in zip(run.image_spacing, keep, strict=True) if k]
 
 
 def binary_255(run: Run) -> bool:
@@ -714,22 +682,3 @@ def _stored_binary_255(pairs: list[Pair], scored: set[str]) -> bool:
             return False
         found = found or bool((gt[read_roi(p.roi)] == 255).any())
     return found
-
-
-def resolve_classes(num_classes: int | None, classes: ClassSet | str | None) -> ClassSet:
-    """One ClassSet from ``--num-classes`` and/or ``--classes`` (which must agree)."""
-    from segeval.core.classes import load_classes
-    from segeval.errors import SegevalError
-
-    cs = load_classes(classes) if isinstance(classes, str) else classes
-    if cs is None:
-        if num_classes is None:
-            raise SegevalError(None, "the number of classes is not given",
-                               "pass --num-classes K or --classes FILE|cityscapes|voc")
-        if num_classes < 1:
-            raise SegevalError(None, f"--num-classes must be at least 1, got {num_classes}", "")
-        return ClassSet.numbered(num_classes)
-    if num_classes is not None and num_classes != cs.n_classes:
-        raise SegevalError(None, f"--num-classes {num_classes} but the classes list has {cs.n_classes} names",
-                           "drop --num-classes or fix the list")
-    return cs

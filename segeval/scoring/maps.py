@@ -23,9 +23,10 @@ The per-pixel work is the numba kernel :func:`segeval.core.kernels.error_map`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,14 +35,13 @@ from segeval.core.classes import ClassSet
 from segeval.core.kernels import ERROR_IGNORED, PAIR_IGNORED, error_map
 from segeval.errors import MaskError, SegevalError
 from segeval.reading.decode import Decoding
-from segeval.reading.io import Pair, Skipped, pair_masks, read_pair
-
-if TYPE_CHECKING:
-    from segeval.core.boundary import BoundaryOptions
+from segeval.reading.io import Pair, Skipped, find_pairs, read_pair
+from segeval.reading.options import ReadOptions
+from segeval.scoring.options import ScoreOptions
 
 __all__ = [
     "TN", "TP", "FP", "FN", "CORRECT", "WRONG", "MISSED", "IGNORED", "PAIR_IGNORED",
-    "error_map", "pair_error_map", "resolve_class", "prepare_out_dir", "write_maps", "decoding_for",
+    "MapsWritten", "error_map", "pair_error_map", "resolve_class", "prepare_out_dir", "write_maps", "decoding_for",
 ]
 
 TN, TP, FP, FN = 0, 1, 2, 3
@@ -59,21 +59,21 @@ def resolve_class(classes: ClassSet, spec: str | int, ignore_index: int = 255) -
             cid = int(spec)
         except ValueError:
             shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
-            raise SegevalError(None, f"--class {spec!r} is neither a class name nor an id",
+            raise SegevalError(None, f"`class_id` {spec!r} is neither a class name nor an id",
                                f"give an id 0..{len(names) - 1} or a name ({shown})") from None
     if not 0 <= cid < len(names) or cid == ignore_index:
-        raise SegevalError(None, f"--class {spec} is not a scored class (0..{len(names) - 1}, other than the "
+        raise SegevalError(None, f"`class_id` {spec} is not a scored class (0..{len(names) - 1}, other than the "
                            f"ignore index {ignore_index})", "choose another class")
     return cid
 
 
-def prepare_out_dir(path: str | os.PathLike, *, overwrite: bool = False, option: str = "--out") -> Path:
+def prepare_out_dir(path: str | os.PathLike, *, overwrite: bool = False, option: str = "`out_dir`") -> Path:
     """Create an output directory; refuse one that already holds files unless ``overwrite``."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SegevalError(path, f"{option} is a file, not a directory", "choose a directory")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise SegevalError(path, f"{option} is not empty", "pass --overwrite to write into it, or choose another")
+        raise SegevalError(path, f"{option} is not empty", "pass `overwrite` to write into it, or choose another")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -82,25 +82,17 @@ def prepare_out_dir(path: str | os.PathLike, *, overwrite: bool = False, option:
 
 
 def decoding_for(classes: ClassSet, ignore_index: int = 255, settings: dict[str, Any] | None = None) -> Decoding:
-    """How masks become class ids, as :func:`segeval.scoring.evaluate.score` decodes them: the class colours
-    (colour masks), and the ``unknown_color``, ``void_colors``, ``map``, ``gt_map``, ``pred_map``,
-    ``channels`` and ``threshold`` of ``settings`` (a run's settings, or options), each defaulted
-    when absent."""
-    s = settings or {}
-    if "(dict)" in (s.get("map"), s.get("gt_map"), s.get("pred_map")):
-        raise SegevalError(None, "the run was scored with a label map given as a dict", "pass the map as a file")
-    return Decoding.from_options(
-        classes, ignore_index, unknown_color=s.get("unknown_color") or "error", void_colors=s.get("void_colors"),
-        label_map=s.get("map"), channels=s.get("channels") or "auto", threshold=float(s.get("threshold", 0.5)),
-        gt_map=s.get("gt_map"), pred_map=s.get("pred_map"))
+    """How masks become class ids as a run's ``settings`` record it (:meth:`ReadOptions.from_settings`),
+    for ``classes``."""
+    return ReadOptions.from_settings(settings or {}).decoding(classes, ignore_index)
 
 
 def pair_error_map(
-    pair: Pair, n_classes: int, *, ignore_index: int = 255, class_id: int | None = None, pairs: bool = False
+    pair: Pair, num_classes: int, *, ignore_index: int = 255, class_id: int | None = None, pairs: bool = False
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint16] | None]:
     """Read one pair and return its error codes (and confusion pairs); see the module docstring."""
     gt, pred = read_pair(pair, ignore_index)
-    return error_map(gt, pred, n_classes, ignore_index, class_id=class_id, pairs=pairs,
+    return error_map(gt, pred, num_classes, ignore_index, class_id=class_id, pairs=pairs,
                      path=os.fspath(pair.pred or pair.gt))
 
 
@@ -126,54 +118,48 @@ def _save_map(a: NDArray, path: Path) -> Path:
         raise
 
 
+@dataclass(frozen=True)
+class MapsWritten:
+    """What :func:`write_maps` wrote: the pair names, in order, and the files left out (``skip_bad``)."""
+
+    names: list[str]
+    skipped: list[Skipped]
+
+
 def write_maps(
     pred_dir: str | os.PathLike,
     gt_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
-    classes: ClassSet,
+    options: ScoreOptions,
+    read: ReadOptions | None = None,
     *,
-    ignore_index: int = 255,
     class_id: int | None = None,
     pairs_dir: str | os.PathLike | None = None,
-    pred_suffix: str = "",
-    gt_suffix: str = "",
-    allow_missing: bool = False,
-    workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    decoding: Decoding | None = None,
-    boundary: BoundaryOptions | None = None,
-    roi: str | os.PathLike | None = None,
-    roi_suffix: str = "",
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    skipped: list[Skipped] | None = None,
-) -> list[str]:
+) -> MapsWritten:
     """Write the error map of every pair as ``out_dir/<name>.png`` (uint8 codes).
 
     ``<name>`` is the pairing key (relative path without extension, suffixes stripped). With
     ``pairs_dir``, also write each confusion-pair map there as a 16-bit PNG. Directories must have
-    been prepared (:func:`prepare_out_dir`). ``decoding`` says how colour masks, label maps and
-    score maps become class ids (default: :func:`decoding_for` the classes). Returns the names
-    written, in order; a 3-D (volume) mask's maps are written as ``<name>.tif``. With ``boundary``
-    (:class:`segeval.core.boundary.BoundaryOptions`), the maps are boundary error maps instead
-    (:func:`segeval.core.boundary.boundary_error_map`: codes 0 outside the bands, TP 1, FP 2, FN 3, and
-    for all classes 4 = FP of the predicted class and FN of the true one; 255 ignored).
-
-    ``roi``, ``roi_suffix``, ``include`` and ``exclude`` select and mask as in
-    :func:`segeval.scoring.evaluate.score` (ignored pixels are coded 255). Given a ``skipped`` list, files
-    that cannot be read are appended to it (and get no map) instead of raising.
+    been prepared (:func:`prepare_out_dir`). Masks are found, paired and decoded as ``read`` says
+    (ignored pixels, outside the ROI too, are coded 255); a 3-D (volume) mask's maps are written
+    as ``<name>.tif``. With ``options.boundary`` (:class:`segeval.core.boundary.BoundaryOptions`),
+    the maps are boundary error maps instead (:func:`segeval.core.boundary.boundary_error_map`:
+    codes 0 outside the bands, TP 1, FP 2, FN 3, and for all classes 4 = FP of the predicted class
+    and FN of the true one; 255 ignored). With ``read.skip_bad``, files that cannot be read get no
+    map and are listed in the result instead of raising.
     """
     from segeval.scoring.pool import default_workers, ordered_map
 
-    if class_id is not None and not (0 <= class_id < classes.n_classes and class_id != ignore_index):
-        raise SegevalError(None, f"class {class_id} is not a scored class", "choose another --class")
-    found, _ = pair_masks(pred_dir, gt_dir, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
-                          allow_missing=allow_missing, decoding=decoding or decoding_for(classes, ignore_index),
-                          skipped=skipped, roi_root=roi, roi_suffix=roi_suffix, include=include, exclude=exclude)
-    out, pdir = Path(out_dir), None if pairs_dir is None else Path(pairs_dir)
+    read = read or ReadOptions()
+    classes, ignore_index, boundary = options.classes, options.ignore_index, options.boundary
     k = classes.n_classes
+    if class_id is not None:
+        resolve_class(classes, class_id, ignore_index)
+    found = find_pairs(pred_dir, gt_dir, read, read.decoding(classes, ignore_index))
+    out, pdir = Path(out_dir), None if pairs_dir is None else Path(pairs_dir)
 
-    def work(pair: Pair) -> str | None:
+    def work(pair: Pair) -> str | Skipped:
         try:
             if boundary is not None:
                 from segeval.core.boundary import boundary_error_map
@@ -186,19 +172,20 @@ def write_maps(
                 codes, pair_map = pair_error_map(pair, k, ignore_index=ignore_index, class_id=class_id,
                                                  pairs=pdir is not None)
         except MaskError as exc:
-            if skipped is None:
+            if not read.skip_bad:
                 raise
-            skipped.append(Skipped(pair.name, exc.path or os.fspath(pair.gt), exc.what))
-            return None
+            return Skipped(pair.name, exc.path or os.fspath(pair.gt), exc.what)
         _save_map(codes, out / f"{pair.name}.png")
         if pdir is not None and pair_map is not None:
             _save_map(pair_map, pdir / f"{pair.name}.png")
         return pair.name
 
-    names = []
-    for i, name in enumerate(ordered_map(work, found, workers or default_workers())):
-        if name is not None:
-            names.append(name)
+    names, skipped = [], list(found.skipped)
+    for i, done in enumerate(ordered_map(work, found.pairs, options.workers or default_workers())):
+        if isinstance(done, Skipped):
+            skipped.append(done)
+        else:
+            names.append(done)
         if progress is not None:
-            progress(i + 1, len(found))
-    return names
+            progress(i + 1, len(found.pairs))
+    return MapsWritten(names, sorted(skipped, key=lambda s: (s.name, s.file)))

@@ -35,6 +35,7 @@ from segeval.errors import SegevalError
 from segeval.reading.io import pair_masks
 from segeval.scoring.accumulate import Accumulator
 from segeval.scoring.evaluate import Run, make_temp_dir, score_pairs
+from segeval.scoring.options import ScoreOptions, check_baseline_class
 from segeval.train import data as D
 from segeval.train import losses as L
 from segeval.train.models import build_model
@@ -196,9 +197,7 @@ def prepare(cfg: TrainConfig) -> Prepared:
     ds = D.load(cfg.images, cfg.masks, n_classes=2 if cfg.binary else n_classes, ignore_index=cfg.ignore_index,
                 label_map=cfg.label_map, binary_threshold=cfg.binary_threshold)
     classes = cfg.classes or ClassSet.numbered(ds.n_classes)
-    if not 0 <= cfg.baseline_class < classes.n_classes or cfg.baseline_class == cfg.ignore_index:
-        raise SegevalError(None, f"--baseline-class {cfg.baseline_class} is not a scored class "
-                           f"(0..{classes.n_classes - 1})", "")
+    check_baseline_class(cfg.baseline_class, cfg.ignore_index, classes.n_classes)
     tr, va = D.split([s.name for s in ds.samples], cfg.val_split, cfg.seed)
     train_set, val_set = [ds.samples[i] for i in tr], [ds.samples[i] for i in va]
     full = cfg.crop_size or min(min(s.mask.shape) for s in train_set)
@@ -366,7 +365,8 @@ def _write_outputs(cfg: TrainConfig, prep: Prepared, spec: str, out: Path, model
             "crop_sides": prep.sides[: cfg.epochs], "history": [asdict(h) for h in history],
         },
     }
-    run = score_pairs(pairs, prep.classes, ignore_index=cfg.ignore_index, workers=1, settings=settings)
+    scoring = ScoreOptions(prep.classes, cfg.ignore_index, cfg.baseline_class, workers=1)
+    run = score_pairs(pairs, scoring, settings=settings)
     run.save(out / "run.json")
     tmp = out / ".model.pt.tmp"
     try:

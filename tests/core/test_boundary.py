@@ -216,14 +216,14 @@ def test_bad_labels_and_spacing_raise():
         B.boundary_counts(gt, pred, 3, 255, width=1, path="p.png")
     with pytest.raises(MaskError, match="2-D but the spacing has 3"):
         B.surface_metrics(gt, gt, 3, 255, spacing=(1, 1, 1))
-    with pytest.raises(SegevalError, match="--spacing"):
+    with pytest.raises(SegevalError, match="`spacing`"):
         B.parse_spacing("1,x")
     with pytest.raises(SegevalError, match="positive"):
         B.parse_spacing("1,-2")
     assert B.parse_spacing("0.5, 2") == (0.5, 2.0)
-    with pytest.raises(SegevalError, match="--boundary-px"):
+    with pytest.raises(SegevalError, match="`px`"):
         B.BoundaryOptions(px=0)
-    with pytest.raises(SegevalError, match="--nsd-tolerance"):
+    with pytest.raises(SegevalError, match="`nsd_tolerance`"):
         B.SurfaceOptions(nsd_tolerance=-1)
 
 
@@ -341,7 +341,7 @@ def test_run_file_fields_round_trip_and_old_files_load(tmp_path):
     old = Run.from_dict(d)
     assert old.image_boundary_counts is None and old.image_surface is None
     assert "mboundary_iou" not in old.to_dict() and old.miou == back.miou
-    with pytest.raises(SegevalError, match="score with --boundary"):
+    with pytest.raises(SegevalError, match="score with `boundary`"):
         _ = old.boundary_iou
 
 

@@ -465,7 +465,7 @@ def test_include_matches_relative_paths(tmp_path):
         png(tmp_path / "g" / sub / "x.png", np.zeros((2, 2), np.uint8))
     assert set(find_masks(tmp_path / "g", include=["a/*"])) == {"a/x"}
     assert set(find_masks(tmp_path / "g", exclude=["b/*"])) == {"a/x"}
-    with pytest.raises(SegevalError, match="that --include/--exclude"):
+    with pytest.raises(SegevalError, match="that `include`/`exclude`"):
         find_masks(tmp_path / "g", exclude=["x.png"])
 
 
@@ -662,7 +662,7 @@ def test_skip_bad_skips_a_pair_whose_surface_measure_fails(tmp_path):
     np.save(tmp_path / "g" / "c.npy", rng.integers(0, 2, (3, 6, 7)).astype(np.uint8))
     np.save(tmp_path / "p" / "c.npy", rng.integers(0, 2, (3, 6, 7)).astype(np.uint8))
     opts = SurfaceOptions(spacing=(0.5, 2.0))
-    with pytest.raises(MaskError, match="is 3-D but --spacing has 2 values"):
+    with pytest.raises(MaskError, match="is 3-D but `spacing` has 2 values"):
         score(tmp_path / "p", tmp_path / "g", 2, ignore_index=255, surface=opts, workers=1)
     run = score(tmp_path / "p", tmp_path / "g", 2, ignore_index=255, surface=opts, skip_bad=True, workers=2)
     assert run.image_names == ["a", "b"] and [s["name"] for s in run.skipped] == ["c"]

@@ -155,7 +155,7 @@ def test_label_errors_name_the_image_and_count_nothing():
     neg_pred[0, 10, 10] = -1
     gt[0, 10, 10] = 1
     with pytest.raises(MaskError, match=r"image 0 \(unnamed\): prediction has labels outside 0\.\.4: -1 \(1 px\).*"
-                       "check --num-classes and --ignore-index"):
+                       "check `num_classes` and `ignore_index`"):
         acc.update(gt, neg_pred)
     assert len(acc) == 0 and acc.pixels == 0 and int(acc.cm.sum()) == 0
     with pytest.raises(MaskError, match="shape"):
@@ -187,7 +187,7 @@ def test_settings_and_classes():
     assert Accumulator(3, ignore_index=0).baseline_class == 1  # as score: class 0 is the ignore index
     with pytest.raises(SegevalError, match="baseline class 0 is not a scored class"):
         Accumulator(3, ignore_index=0, baseline_class=0)
-    with pytest.raises(SegevalError, match="num_classes 3 but the classes list has 19"):
+    with pytest.raises(SegevalError, match="`num_classes` 3 but the classes list has 19"):
         Accumulator(3, classes="cityscapes")
     run = Accumulator(None, classes="cityscapes").run()
     assert run.classes.names[0] == "road" and run.image_counts.shape == (0, 3, 19)

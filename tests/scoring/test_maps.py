@@ -181,7 +181,7 @@ def test_resolve_class():
     assert resolve_class(cs, "0") == 0
     assert resolve_class(cs, "3") == 2  # a name matches before an id
     for bad in ("cat", "7", "-1"):
-        with pytest.raises(Exception, match="--class"):
+        with pytest.raises(Exception, match="`class_id`"):
             resolve_class(cs, bad)
 
 
