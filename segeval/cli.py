@@ -203,8 +203,10 @@ def _check_workers(workers: int | None) -> None:
 @app.command()
 @_user_errors
 def score(
-    preds: Preds,
-    gts: Gts,
+    preds: Annotated[str, typer.Argument(help="Directory (or file) of predicted masks, or a URL: s3://, gs://, "
+                                              "http(s)://, ... (read through fsspec).", show_default=False)],
+    gts: Annotated[str, typer.Argument(help="Directory (or file) of ground-truth masks, or a URL.",
+                                       show_default=False)],
     num_classes: NumClasses = None,
     classes: Annotated[str | None, typer.Option(
         "--classes", "-c", help="Class names: a file (JSON list of names or {name, color}; or one name a "
@@ -257,6 +259,11 @@ def score(
         "default: a TIFF ground truth's resolution tags or a NIfTI's pixdim, else 1.", show_default=False)] = None,
     nsd_tolerance: Annotated[float | None, typer.Option(help="NSD tolerance t in spacing units; default 1.0.",
                                                         show_default=False)] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Count on this running Dask cluster (tcp://HOST:PORT); its workers must reach the files. Needs "
+        "segeval-cli[dask].", show_default=False)] = None,
+    dask_workers: Annotated[int | None, typer.Option(
+        help="Count on a local Dask cluster of N worker processes started for this run.", show_default=False)] = None,
 ) -> None:
     """Score predicted masks against ground truth: per-class IoU, Dice, precision, recall, mIoU."""
     from segeval.presenting.render import class_frame, image_frame, print_score, write_csv
@@ -277,6 +284,10 @@ def score(
         channels="auto" if channels_last is None else "last" if channels_last else "first",
         **_maps(label_map, gt_map, pred_map), roi=roi, roi_suffix=roi_suffix, include=include or (),
         exclude=exclude or (), boundary=boundary_opts, surface=surface_opts)
+    if scheduler is not None or dask_workers is not None:  # segeval.scoring.distributed; dask loads only then
+        from segeval.scoring.distributed import DaskOptions
+
+        run_score = functools.partial(run_score, dask=DaskOptions(scheduler=scheduler, n_workers=dask_workers))
     if progress and err.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 

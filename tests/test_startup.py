@@ -9,6 +9,8 @@ import sys
 from conftest import FIXTURES, ROOT
 
 HEAVY = ("pandas", "matplotlib", "torch")
+# storage back-ends and the cluster engine: only for URLs and --scheduler/--dask-workers, never for plain paths
+REMOTE = ("fsspec", "dask", "distributed", "s3fs", "aiohttp")
 
 # Runs the real entry point with the given argv in a fresh interpreter, then reports the exit
 # status, stdout, and which of the watched top-level packages were imported.
@@ -32,7 +34,7 @@ print(json.dumps({"code": code, "stdout": out.getvalue(), "loaded": loaded}))
 """
 
 
-def run_fresh(argv: list[str], watched=HEAVY + ("numba",)) -> dict:
+def run_fresh(argv: list[str], watched=HEAVY + REMOTE + ("numba",)) -> dict:
     r = subprocess.run([sys.executable, "-c", RUNNER, json.dumps([argv, list(watched)])],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -56,7 +58,7 @@ def test_score_loads_no_pandas_matplotlib_or_torch(tmp_path):
 
 def test_score_json_format_loads_no_pandas(tmp_path):
     res = run_fresh(["segeval", "score", str(FIXTURES / "pred"), str(FIXTURES / "gt"), "-k", "6",
-                     "--format", "json"], watched=HEAVY)
+                     "--format", "json"], watched=HEAVY + REMOTE)
     assert res["code"] == 0, res
     assert json.loads(res["stdout"])["n_images"] == 4
     assert res["loaded"] == [], res

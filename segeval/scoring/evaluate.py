@@ -19,10 +19,12 @@ from segeval.core.classes import ClassSet
 from segeval.core.kernels import accumulate
 from segeval.errors import MaskError, RunFileError, SegevalError
 from segeval.reading.io import Pair, Skipped, count_png_pair, pair_masks, read_pair
+from segeval.reading.storage import Url
 from segeval.scoring.pool import default_workers, ordered_map
 
 if TYPE_CHECKING:  # segeval.core.boundary (and scipy) load only when boundary/surface metrics are asked for
     from segeval.core.boundary import BoundaryOptions, PairMeasures, SurfaceOptions
+    from segeval.scoring.distributed import DaskOptions
 
 __all__ = ["Run", "score", "score_pairs", "RUN_FORMAT"]
 
@@ -520,11 +522,14 @@ def score_pairs(
     settings: dict[str, Any] | None = None,
     boundary: BoundaryOptions | None = None,
     surface: SurfaceOptions | None = None,
+    dask: DaskOptions | None = None,
 ) -> Run:
     """Score paired mask files; ``progress(done, total)`` is called after each image.
 
     ``boundary`` / ``surface`` (:mod:`segeval.core.boundary`) also measure boundary IoU counts and
-    HD95 / ASSD / NSD of every image; without them nothing else is done.
+    HD95 / ASSD / NSD of every image; without them nothing else is done. ``dask``
+    (:class:`segeval.scoring.distributed.DaskOptions`) counts the pairs on a Dask cluster instead of
+    this process's threads (the same Run).
     """
     k = classes.n_classes
     total = np.zeros((k, k + 1), np.int64)
@@ -537,7 +542,18 @@ def score_pairs(
     found: list[PairMeasures | None] = []
     workers = workers or default_workers()
     chunk = max(1, min(16, len(pairs) // (64 * workers)))  # thousands of small files: 16 pairs a task
-    for i, out in enumerate(ordered_map(work, pairs, workers, chunk)):
+    items: Iterable[Pair] = pairs
+    if dask is not None:  # counted on a cluster, in shards (segeval.scoring.distributed)
+        from segeval.scoring.distributed import count_on_cluster
+
+        total, image_counts, pixels, ignored, got = count_on_cluster(
+            pairs, k, ignore_index, dask, boundary=boundary, surface=surface, progress=progress)
+        found, items = got or [], ()
+    elif pairs and isinstance(pairs[0].gt, Url):  # files behind URLs: fetched ahead, many at once
+        from segeval.reading.storage import prefetched
+
+        items = prefetched(pairs)
+    for i, out in enumerate(ordered_map(work, items, workers, chunk)):
         if measure:
             out, m = out
             found.append(m)
@@ -591,6 +607,7 @@ def score(
     roi_suffix: str = "",
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    dask: DaskOptions | None = None,
 ) -> Run:
     """Score a directory of predicted masks against a directory of ground-truth masks.
 
@@ -614,6 +631,10 @@ def score(
     ``roi_suffix`` is stripped from their names), or one mask for all: pixels where it is 0 are
     left out like ignored ground truth. ``include`` / ``exclude`` are globs selecting the files of
     every directory.
+
+    ``pred_dir`` / ``gt_dir`` (and ``roi``) may be URLs that fsspec reads (``s3://``, ``gs://``,
+    ``http(s)://``, ``memory://``, ``file://``; :mod:`segeval.reading.storage`). ``dask``
+    (:class:`segeval.scoring.distributed.DaskOptions`) counts on a Dask cluster.
 
     ``ignore_index`` defaults to 255. When it is not given and no map applies to the ground
     truth, a data set whose ground truth holds only 0 and 255 (binary masks stored as {0, 255},
@@ -653,7 +674,7 @@ def score(
     }
     n_found = len(skipped or ())
     run = score_pairs(pairs, cs, ignore_index=ignore_index, workers=workers, progress=progress, settings=settings,
-                      boundary=boundary, surface=surface)
+                      boundary=boundary, surface=surface, dask=dask)
     run.extra_predictions = extra
     if skipped is not None:
         unread = {s.name for s in skipped[n_found:]}  # pairs skipped while reading count nothing: drop them
