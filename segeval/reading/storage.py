@@ -110,10 +110,10 @@ def path_or_url(path: str | os.PathLike) -> Path:
     return path if isinstance(path, Url) else Path(path)  # type: ignore[return-value]
 
 
-def as_path(text: str | None) -> Path | Url | None:
-    """A Path or a Url from its text (what travels to Dask workers)."""
-    if text is None:
-        return None
+def as_path(text: str | Url | None) -> Path | Url | None:
+    """A Path from its text, or the Url (what travels to Dask workers)."""
+    if text is None or isinstance(text, Url):
+        return text
     return Url(text) if is_url(text) else Path(text)
 
 

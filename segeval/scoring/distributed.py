@@ -92,13 +92,19 @@ def shard_size(n_pairs: int, n_threads: int) -> int:
     return max(1, min(2000, math.ceil(n_pairs / (8 * max(1, n_threads)))))
 
 
-def _row(p: Pair) -> tuple[str, str, str | None, str | None]:
-    return (p.name, os.fspath(p.gt), None if p.pred is None else os.fspath(p.pred),
-            None if p.roi is None else os.fspath(p.roi))
+def _file(f: Any) -> Any:
+    """What travels for a file: a local path's text, or the Url itself (its fetch URL may differ from its text)."""
+    from segeval.reading.storage import Url
+
+    return f if f is None or isinstance(f, Url) else os.fspath(f)
+
+
+def _row(p: Pair) -> tuple[str, Any, Any, Any]:
+    return (p.name, _file(p.gt), _file(p.pred), _file(p.roi))
 
 
 def count_shard(
-    rows: Sequence[tuple[str, str, str | None, str | None]],
+    rows: Sequence[tuple[str, Any, Any, Any]],
     decoding: Decoding | None,
     skip_bad: bool,
     n_classes: int,
@@ -229,9 +235,9 @@ def count_on_cluster(
                     name = type(exc).__name__
                     if name != "KilledWorker":
                         raise
-                    failed[i] = ("SegevalError", None, f"shard {i} (pairs {pairs[starts[i]].name} ..) was lost "
-                                 f"with its worker {options.retries + 1} times or more",
-                                 "check the workers' memory and logs")
+                    failed[i] = ("SegevalError", None, f"the shard of pairs {pairs[starts[i]].name} .. was lost with "
+                                 "every worker that ran it (Dask's allowed failures)", "check the workers' memory "
+                                 "and logs")
                     shard = Shard(error=failed[i])
                 if shard.error is not None:
                     failed[i] = shard.error

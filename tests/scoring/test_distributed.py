@@ -214,3 +214,34 @@ def test_scheduler_and_worker_started_as_a_user_does(tmp_path):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def test_workers_fetch_urls_themselves(tmp_path, cluster):
+    """Pairs behind HTTP index pages (one folder name needs quoting) scored on the cluster's workers."""
+    import functools
+    import http.server
+    import threading
+
+    pred, gt = write_pairs(tmp_path / "data", 12, seed=6)
+    for side in (pred, gt):  # a sub-folder whose link is quoted (sub%20dir/)
+        (side / "sub dir").mkdir()
+        for f in sorted(side.glob("m00[0-3].png")):
+            f.rename(side / "sub dir" / f.name)
+    local = score(pred, gt, K)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/data"
+        run = score(f"{base}/pred", f"{base}/gt", K, dask=DaskOptions(scheduler=cluster, shard_size=3))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert run.image_names == local.image_names and "sub dir/m000" in run.image_names
+    assert np.array_equal(run.image_counts, local.image_counts) and np.array_equal(run.cm, local.cm)
