@@ -80,7 +80,8 @@ def test_help_is_complete_and_loads_nothing_heavy():
         assert command in top["stdout"], top["stdout"]
     sub = run_fresh(["segeval", "score", "--help"])
     assert sub["code"] == 0 and sub["loaded"] == [], sub
-    for option in ("--classes", "--json", "--csv", "--per-image", "--fail-under", "--skip-bad", "--workers"):
+    for option in ("--classes", "--json", "--csv", "--per-image", "--fail-under", "--skip-bad", "--workers",
+                   "--scheduler", "--dask-workers"):
         assert option in sub["stdout"], sub["stdout"]
 
 

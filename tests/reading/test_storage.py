@@ -92,7 +92,7 @@ def test_memory_urls_and_errors_name_the_url(tmp_path):
 def http_root(tmp_path):
     """A python http.server on 127.0.0.1 serving tmp_path (index pages for directories)."""
     handler = functools.partial(_QuietHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -101,6 +101,10 @@ def http_root(tmp_path):
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # segeval fetches many files at once; the default backlog of 5 makes clients wait
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

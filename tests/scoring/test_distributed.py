@@ -121,6 +121,25 @@ def test_bad_file_on_a_worker_is_the_local_one_line_error(tmp_path, cluster):
     assert [s["name"] for s in Run.load(b).skipped] == ["m007", "m031"]
 
 
+def test_boundary_and_surface_measures_on_the_cluster(tmp_path, cluster):
+    pred, gt = write_pairs(tmp_path, 9, seed=7)
+    local, remote = tmp_path / "local.json", tmp_path / "dask.json"
+    options = ("--boundary", "--surface", "--boundary-px", 2)
+    assert cli("score", pred, gt, "-k", K, *options, "--json", local).exit_code == 0
+    r = cli("score", pred, gt, "-k", K, *options, "--json", remote, "--scheduler", cluster)
+    assert r.exit_code == 0, r.output
+    assert remote.read_bytes() == local.read_bytes()
+    assert Run.load(remote).image_surface is not None
+
+
+def test_engine_options_checked_before_any_work(tmp_path):
+    pred, gt = write_pairs(tmp_path, 1)
+    for extra, says in ((["--dask-workers", 0], "--dask-workers must be at least 1, got 0"),
+                        (["--dask-workers", 2, "--scheduler", "tcp://127.0.0.1:1"], "give one of --scheduler")):
+        r = cli("score", pred, gt, "-k", K, *extra)
+        assert r.exit_code == 2 and says in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
 def test_no_scheduler_is_one_line(tmp_path):
     pred, gt = write_pairs(tmp_path, 2)
     with socket.socket() as s:
@@ -233,7 +252,10 @@ def test_workers_fetch_urls_themselves(tmp_path, cluster):
         def log_message(self, *args) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 128  # many fetches at once
+
+    server = Server(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
