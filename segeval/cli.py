@@ -315,8 +315,10 @@ def _write_outputs(run: Run, outputs: list[tuple[Path | None, Callable[[Path], N
     threshold=Annotated[float, typer.Option(help="A single-channel float map of a binary task (K=2) is class 1 "
                                                  "where score > threshold.")])
 def score(
-    preds: Preds,
-    gts: Gts,
+    preds: Annotated[str, typer.Argument(help="Directory (or file) of predicted masks, or a URL: s3://, gs://, "
+                                              "http(s)://, ... (read through fsspec).", show_default=False)],
+    gts: Annotated[str, typer.Argument(help="Directory (or file) of ground-truth masks, or a URL.",
+                                       show_default=False)],
     read: ReadOptions,
     num_classes: NumClasses = None,
     classes: Annotated[str | None, typer.Option(
@@ -351,6 +353,11 @@ def score(
         "default: a TIFF ground truth's resolution tags or a NIfTI's pixdim, else 1.", show_default=False)] = None,
     nsd_tolerance: Annotated[float | None, typer.Option(help="NSD tolerance t in spacing units; default 1.0.",
                                                         show_default=False)] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Count on this running Dask cluster (tcp://HOST:PORT); its workers must reach the files. Needs "
+        "segeval-cli[dask].", show_default=False)] = None,
+    dask_workers: Annotated[int | None, typer.Option(
+        help="Count on a local Dask cluster of N worker processes started for this run.", show_default=False)] = None,
 ) -> None:
     """Score predicted masks against ground truth: per-class IoU, Dice, precision, recall, mIoU."""
     from segeval.presenting.render import class_frame, image_frame, print_score, write_csv
@@ -362,7 +369,13 @@ def score(
     scoring = ScoreOptions.build(num_classes, classes, ignore_index=ignore_index, baseline_class=baseline_class,
                                  workers=workers, boundary=_boundary_options(boundary, boundary_ratio, boundary_px),
                                  surface=_surface_options(surface, spacing, nsd_tolerance))
-    run = _with_progress(progress, lambda bar: score_dirs(preds, gts, read=read, scoring=scoring, progress=bar))
+    dask = None
+    if scheduler is not None or dask_workers is not None:  # segeval.scoring.distributed; dask loads only then
+        from segeval.scoring.distributed import DaskOptions
+
+        dask = DaskOptions(scheduler=scheduler, n_workers=dask_workers)
+    run = _with_progress(progress, lambda bar: score_dirs(preds, gts, read=read, scoring=scoring, dask=dask,
+                                                          progress=bar))
     _write_outputs(run, [(json_out, run.save), (csv_out, lambda p: write_csv(class_frame(run), p)),
                          (per_image, lambda p: write_csv(image_frame(run), p))])
     if output_format is Format.json:

@@ -12,6 +12,8 @@ from conftest import FIXTURES, ROOT
 from segeval.core import native
 
 HEAVY = ("pandas", "matplotlib", "torch")
+# storage back-ends and the cluster engine: only for URLs and --scheduler/--dask-workers, never for plain paths
+REMOTE = ("fsspec", "dask", "distributed", "s3fs", "aiohttp")
 
 # Runs the real entry point with the given argv in a fresh interpreter, then reports the exit
 # status, stdout, and which of the watched top-level packages were imported.
@@ -35,7 +37,7 @@ print(json.dumps({"code": code, "stdout": out.getvalue(), "loaded": loaded}))
 """
 
 
-def run_fresh(argv: list[str], watched=HEAVY + ("numba",), env: dict[str, str] | None = None) -> dict:
+def run_fresh(argv: list[str], watched=HEAVY + REMOTE + ("numba",), env: dict[str, str] | None = None) -> dict:
     r = subprocess.run([sys.executable, "-c", RUNNER, json.dumps([argv, list(watched)])],
                        capture_output=True, text=True, cwd=ROOT, timeout=300,
                        env=None if env is None else {**os.environ, **env})
@@ -69,7 +71,7 @@ def test_score_loads_no_pandas_matplotlib_or_torch_and_warm_no_numba(tmp_path):
 
 def test_score_json_format_loads_no_pandas(tmp_path):
     res = run_fresh(["segeval", "score", str(FIXTURES / "pred"), str(FIXTURES / "gt"), "-k", "6",
-                     "--format", "json"], watched=HEAVY)
+                     "--format", "json"], watched=HEAVY + REMOTE)
     assert res["code"] == 0, res
     assert json.loads(res["stdout"])["n_images"] == 4
     assert res["loaded"] == [], res
@@ -91,7 +93,8 @@ def test_help_is_complete_and_loads_nothing_heavy():
         assert command in top["stdout"], top["stdout"]
     sub = run_fresh(["segeval", "score", "--help"])
     assert sub["code"] == 0 and sub["loaded"] == [], sub
-    for option in ("--classes", "--json", "--csv", "--per-image", "--fail-under", "--skip-bad", "--workers"):
+    for option in ("--classes", "--json", "--csv", "--per-image", "--fail-under", "--skip-bad", "--workers",
+                   "--scheduler", "--dask-workers"):
         assert option in sub["stdout"], sub["stdout"]
 
 

@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +42,7 @@ from segeval.core.kernels import PngScratch, png_pair_counts, unfilter_png
 from segeval.errors import MaskError, PairingError, SegevalError
 from segeval.reading.decode import Decoding, Role, memory_bytes, to_labels
 from segeval.reading.options import ReadOptions
+from segeval.reading.storage import Url, is_url, path_or_url  # fsspec loads only when a URL is met
 
 try:  # libdeflate inflates mask PNGs several times faster than zlib
     from imagecodecs import deflate_decode as _inflate_fast
@@ -227,15 +228,24 @@ def find_masks(
     (a test of the relative path without extension) passes over other files the same way.
     ``empty_ok``: a directory with no (selected) mask gives ``{}`` instead of an error.
     """
-    root = Path(root)
-    if root.is_file():
-        return {_key(root.name, suffix): root}
-    if root.is_symlink() and (why := _link_problem(root)) is not None:
-        raise PairingError(root, why, "check the path")
-    if not root.is_dir():
-        raise PairingError(root, "no such directory", "check the path")
     problems: list[tuple[Path, str, str]] = []
-    paths = _walk(root, problems)
+    paths: list[Path]
+    if is_url(root):  # a directory URL: listed through fsspec (segeval.reading.storage)
+        from segeval.reading.storage import list_files
+
+        url, listed = list_files(os.fspath(root))
+        if listed is None:
+            return {_key(url.rsplit("/", 1)[-1], suffix): path_or_url(Url(url))}
+        root, paths = url, cast(list[Path], listed)  # Urls, standing for Paths
+    else:
+        root = Path(root)
+        if root.is_file():
+            return {_key(root.name, suffix): root}
+        if root.is_symlink() and (why := _link_problem(root)) is not None:
+            raise PairingError(root, why, "check the path")
+        if not root.is_dir():
+            raise PairingError(root, "no such directory", "check the path")
+        paths = _walk(root, problems)
     for path, what, todo in problems:
         _skip_or_raise(skipped, pair_key(path, root, suffix), path, what, todo)
     found: dict[str, Path] = {}
@@ -445,6 +455,10 @@ def _shared_dir_rule(pred_root: str | os.PathLike, gt_root: str | os.PathLike, p
 
 
 def _read_bytes(path: Path) -> bytes:
+    if isinstance(path, Url):
+        from segeval.reading.storage import read_bytes
+
+        return read_bytes(path)
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -526,6 +540,8 @@ class _PngInfo:
 def _png_header(path: Path) -> tuple[int, int] | None:
     """(height, width) from a PNG's header (its first 33 bytes), or None when it has none: the
     full read reports that."""
+    if isinstance(path, Url):  # not fetched twice: the full read compares the shapes
+        return None
     try:
         with open(path, "rb") as f:
             head = f.read(33)
@@ -868,7 +884,7 @@ def read_nifti(path: str | os.PathLike) -> tuple[NDArray, tuple[float, ...]]:
         Voxel size along the returned axes (NIfTI's ``pixdim``, usually millimetres), for
         distance-based metrics.
     """
-    path = Path(path)
+    path = path_or_url(path)
     data = _read_bytes(path)
     try:
         img = _load_nifti(path, data)
@@ -913,7 +929,7 @@ def read_array(path: str | os.PathLike) -> tuple[NDArray, bool]:
     Palette PNGs and GIFs give their indices. Raises :class:`MaskError` naming the file when it
     cannot be read or decoded.
     """
-    path = Path(path)
+    path = path_or_url(path)
     ext = _extension(path.name)
     if ext in _JPEG_EXTENSIONS:
         raise MaskError(path, _JPEG_WHY, _JPEG_TODO)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -20,12 +20,14 @@ from segeval.core.metrics import nan_to_none
 from segeval.errors import MaskError, RunFileError, SegevalError
 from segeval.reading.io import Pair, Skipped, count_png_pair, find_pairs, read_pair
 from segeval.reading.options import ReadOptions
+from segeval.reading.storage import Url
 from segeval.scoring.options import ScoreOptions, resolve_classes
 from segeval.scoring.pool import default_workers, ordered_map
 from segeval.version import __version__
 
 if TYPE_CHECKING:  # segeval.core.boundary (and scipy) load only when boundary/surface metrics are asked for
     from segeval.core.boundary import PairMeasures
+    from segeval.scoring.distributed import DaskOptions
 
 __all__ = ["Counts", "RUN_FORMAT", "ReadOptions", "Run", "ScoreOptions", "resolve_classes", "score", "score_pair",
            "score_pairs"]
@@ -538,9 +540,13 @@ def score_pairs(
     progress: Callable[[int, int], None] | None = None,
     settings: dict[str, Any] | None = None,
     skip_bad: bool = False,
+    dask: DaskOptions | None = None,
     **keywords: Any,
 ) -> Run:
     """Score paired mask files; ``progress(done, total)`` is called after each image.
+
+    ``dask`` (:class:`segeval.scoring.distributed.DaskOptions`) counts the pairs on a Dask
+    cluster, in shards, instead of this process's threads: the same :class:`Run`.
 
     ``options`` is a :class:`ScoreOptions`, or a :class:`ClassSet` with the keywords of
     :meth:`ScoreOptions.build` (``ignore_index``, ``workers``, ``boundary``, ``surface``, ...).
@@ -550,40 +556,99 @@ def score_pairs(
     opts = options if isinstance(options, ScoreOptions) else ScoreOptions.build(classes=options, **keywords)
     if keywords and isinstance(options, ScoreOptions):
         raise TypeError(f"score_pairs() takes ScoreOptions or keywords, not both ({', '.join(keywords)})")
-    k, measure = opts.num_classes, opts.boundary is not None or opts.surface is not None
-    workers = opts.workers or default_workers()
-    chunk = max(1, min(16, len(pairs) // (64 * workers)))  # thousands of small files: 16 pairs a task
-    total = np.zeros((k, k + 1), np.int64)
-    scored: list[tuple[Pair, Counts]] = []
-    skipped: list[Skipped] = []
-    for i, out in enumerate(ordered_map(lambda p: score_pair(p, opts, skip_bad=skip_bad), pairs, workers, chunk)):
+    if dask is not None:  # counted on a cluster, in shards of pairs (segeval.scoring.distributed)
+        from segeval.scoring.distributed import count_on_cluster
+
+        tally = count_on_cluster(pairs, opts, dask, skip_bad=skip_bad, progress=progress)
+    else:
+        tally = Tally.empty(opts.num_classes)
+        workers = opts.workers or default_workers()
+        chunk = max(1, min(16, len(pairs) // (64 * workers)))  # thousands of small files: 16 pairs a task
+        items: Iterable[Pair] = pairs
+        if pairs and isinstance(pairs[0].gt, Url):  # files behind URLs: fetched ahead, many at once
+            from segeval.reading.storage import prefetched
+
+            items = prefetched(pairs)
+        outcomes = ordered_map(lambda p: score_pair(p, opts, skip_bad=skip_bad), items, workers, chunk)
+        for i, (pair, out) in enumerate(zip(pairs, outcomes, strict=True)):
+            tally.add(pair, out)
+            if progress is not None:
+                progress(i + 1, len(pairs))
+    return tally.run(opts, settings)
+
+
+@dataclass
+class Tally:
+    """The counts of pairs scored in order, kept compact: the summed (K, K + 1) matrix, one
+    (3, K) row of tp, fp, fn per scored image, the pixel totals, the measures and what was
+    skipped. A worker's shard of pairs returns one; the client extends its own with each, in the
+    listing's order, and builds the same :class:`Run` as a local run."""
+
+    cm: NDArray[np.int64]
+    names: list[str] = field(default_factory=list)
+    blocks: list[NDArray[np.int64]] = field(default_factory=list)  # (n, 3, K) each
+    pixels: int = 0
+    ignored: int = 0
+    missing: list[str] = field(default_factory=list)
+    measures: list[PairMeasures | None] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, num_classes: int) -> Tally:
+        return cls(np.zeros((num_classes, num_classes + 1), np.int64))
+
+    def add(self, pair: Pair, out: Outcome) -> None:
         if isinstance(out, Skipped):
-            skipped.append(out)
-        else:
-            total += out.cm
-            scored.append((pairs[i], out))
-        if progress is not None:
-            progress(i + 1, len(pairs))
-    if skipped and not scored:
-        raise SegevalError(None, f"no pair could be scored: all {len(pairs)} were skipped "
-                           f"(e.g. {skipped[0].file}: {skipped[0].reason})", "")
-    run = Run(
-        classes=opts.classes,
-        cm=total,
-        image_names=[p.name for p, _ in scored],
-        image_counts=np.stack([metrics.counts(c.cm) for _, c in scored]) if scored else np.zeros((0, 3, k), np.int64),
-        pixels=sum(c.pixels for _, c in scored),
-        ignored=sum(c.ignored for _, c in scored),
-        settings={"ignore_index": opts.ignore_index, "n_classes": k, **(settings or {})},
-        missing_predictions=[p.name for p, _ in scored if p.pred is None],
-        skipped=[s.to_dict() for s in sorted(skipped, key=lambda s: (s.name, s.file))],
-        ignore_index=opts.ignore_index,
-    )
-    if measure:
-        _measures_to_run(run, [c.measures for _, c in scored], opts.boundary is not None, opts.surface is not None)
-        run.settings.update({**(opts.boundary.settings() if opts.boundary else {}),
-                             **(opts.surface.settings() if opts.surface else {})})
-    return run
+            self.skipped.append(out)
+            return
+        self.cm += out.cm
+        self.names.append(pair.name)
+        self.blocks.append(np.stack(metrics.counts(out.cm))[None])
+        self.pixels += out.pixels
+        self.ignored += out.ignored
+        self.measures.append(out.measures)
+        if pair.pred is None:
+            self.missing.append(pair.name)
+
+    def compact(self) -> Tally:
+        """The same tally with its rows in one array (what a shard sends back)."""
+        if len(self.blocks) > 1:
+            self.blocks = [np.concatenate(self.blocks)]
+        return self
+
+    def extend(self, other: Tally) -> None:
+        self.cm += other.cm
+        self.names += other.names
+        self.blocks += other.blocks
+        self.pixels += other.pixels
+        self.ignored += other.ignored
+        self.missing += other.missing
+        self.measures += other.measures
+        self.skipped += other.skipped
+
+    def run(self, opts: ScoreOptions, settings: dict[str, Any] | None = None) -> Run:
+        k = opts.num_classes
+        if self.skipped and not self.names:
+            first = self.skipped[0]
+            raise SegevalError(None, f"no pair could be scored: all {len(self.skipped)} were skipped "
+                               f"(e.g. {first.file}: {first.reason})", "")
+        run = Run(
+            classes=opts.classes,
+            cm=self.cm,
+            image_names=self.names,
+            image_counts=np.concatenate(self.blocks) if self.blocks else np.zeros((0, 3, k), np.int64),
+            pixels=self.pixels,
+            ignored=self.ignored,
+            settings={"ignore_index": opts.ignore_index, "n_classes": k, **(settings or {})},
+            missing_predictions=self.missing,
+            skipped=[s.to_dict() for s in sorted(self.skipped, key=lambda s: (s.name, s.file))],
+            ignore_index=opts.ignore_index,
+        )
+        if opts.boundary is not None or opts.surface is not None:
+            _measures_to_run(run, self.measures, opts.boundary is not None, opts.surface is not None)
+            run.settings.update({**(opts.boundary.settings() if opts.boundary else {}),
+                                 **(opts.surface.settings() if opts.surface else {})})
+        return run
 
 
 def options_from_keywords(num_classes: int | None, read: ReadOptions | None, scoring: ScoreOptions | None,
@@ -609,6 +674,7 @@ def score(
     read: ReadOptions | None = None,
     scoring: ScoreOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
+    dask: DaskOptions | None = None,
     **keywords: Any,
 ) -> Run:
     """Score a directory of predicted masks against a directory of ground-truth masks.
@@ -621,6 +687,10 @@ def score(
     instead, as ``score(preds, gts, 19, ignore_index=255, label_map="cityscapes-ids")``: the
     classes as ``num_classes`` or ``classes`` (a :class:`ClassSet`, a preset name such as
     ``"cityscapes"``, or a classes file).
+
+    ``pred_dir`` / ``gt_dir`` (and ``roi``) may be URLs that fsspec reads (``s3://``, ``gs://``,
+    ``http(s)://``, ``memory://``, ``file://``; :mod:`segeval.reading.storage`). ``dask``
+    (:class:`segeval.scoring.distributed.DaskOptions`) counts on a Dask cluster.
 
     ``ignore_index`` defaults to 255. When it is not given and no map applies to the ground
     truth, a data set whose ground truth holds only 0 and 255 (binary masks stored as {0, 255},
@@ -643,7 +713,7 @@ def score(
         **read.settings(), **decoding.settings(), "skip_bad": read.skip_bad, **read.selection_settings(),
     }
     run = score_pairs(found.pairs, replace(opts, workers=workers), progress=progress, settings=settings,
-                      skip_bad=read.skip_bad)
+                      skip_bad=read.skip_bad, dask=dask)
     run.extra_predictions = found.extra
     if read.skip_bad:  # files left out while pairing, then while scoring: one list, sorted
         both = [Skipped(**s) for s in run.skipped] + found.skipped
