@@ -353,35 +353,21 @@ def compare(
     p (one-sided, a small p means NEW is worse) is from a paired randomization test: the images' BASE
     and NEW counts swapped at random; class p-values are Holm-adjusted for the gates.
     """
-    from segeval.comparing import compare as cmp_lib
-    from segeval.scoring.evaluate import Run, write_atomic
+    from segeval.comparing.compare import CompareOptions, compare_files
+    from segeval.presenting.compare_table import comparison_dict, comparison_markdown, comparison_table
+    from segeval.scoring.evaluate import write_atomic
 
-    if len(runs) < 2:
-        raise SegevalError(None, f"compare needs at least two run files, got {len(runs)}", "give BASE NEW [NEW ...]")
     _check_output(markdown, "--markdown")
-    if bootstrap < 0:
-        raise SegevalError(None, f"--bootstrap must be 0 (off) or more, got {bootstrap}", "")
-    if not 0 < alpha < 1:
-        raise SegevalError(None, f"--alpha must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
-    if seed < 0:
-        raise SegevalError(None, f"--seed must be 0 or more, got {seed}", "")
-    if permutations < 0:
-        raise SegevalError(None, f"--permutations must be 0 (off) or more, got {permutations}", "")
-    cmp_lib.validate_gates(max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou,
-                           significant=significant, n_bootstrap=bootstrap, n_permutations=permutations,
-                           max_boundary_drop=max_boundary_drop)
-
-    loaded = [Run.load(p) for p in runs]
-    cmp = cmp_lib.compare_runs(loaded, [str(p) for p in runs], n_bootstrap=bootstrap, seed=seed, alpha=alpha,
-                               n_permutations=permutations)
-    gates = cmp_lib.check_gates(cmp, max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou,
-                                significant=significant, max_boundary_drop=max_boundary_drop)
+    options = CompareOptions(bootstrap=bootstrap, permutations=permutations, seed=seed, alpha=alpha, max_drop=max_drop,
+                             class_max_drop=class_max_drop, min_miou=min_miou, max_boundary_drop=max_boundary_drop,
+                             significant=significant)
+    cmp, gates = compare_files(runs, options)
     if markdown is not None:
-        write_atomic(markdown, cmp_lib.comparison_markdown(cmp, gates))
+        write_atomic(markdown, comparison_markdown(cmp, gates))
     if output_format is Format.json:
-        typer.echo(json.dumps(cmp_lib.comparison_dict(cmp, gates), indent=1, allow_nan=False))
+        typer.echo(json.dumps(comparison_dict(cmp, gates), indent=1, allow_nan=False))
     else:
-        _out().print(cmp_lib.comparison_table(cmp, gates))
+        _out().print(comparison_table(cmp, gates))
     failed = [g.message for g in gates if not g.passed]
     if failed:
         raise fail("; ".join(failed), 1)

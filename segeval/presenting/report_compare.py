@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segeval.comparing.compare import BootstrapResult, _level, check_comparable, paired_bootstrap
+from segeval.comparing.compare import BootstrapResult, check_comparable, paired_bootstrap
+from segeval.core.format import level
 from segeval.core.kernels import error_map
 from segeval.errors import MaskError, SegevalError
 from segeval.presenting import page
@@ -182,7 +183,7 @@ def plot_class_change(names: Sequence[str], base_iou: NDArray[np.float64], new_i
         high = np.array([boot.classes[c].high for c in shown])
         ok = ~np.isnan(low)
         ax.hlines(y[ok], low[ok], high[ok], color="0.55", linewidth=2.2, zorder=2,
-                  label=f"{_level(boot.alpha)} bootstrap interval")
+                  label=f"{level(boot.alpha)} bootstrap interval")
     ax.scatter(d, y, c=list(colors), s=30, zorder=3)
     ax.axvline(0, color="0.2", linewidth=1)
     ax.set_yticks(y, [class_label(names, int(c)) for c in shown], fontsize=9)
@@ -340,7 +341,7 @@ def _comparison_page(base: Run, new: Run, boot: BootstrapResult | None, changes:
     if boot is None:
         how = "no bootstrap (--bootstrap 0): no intervals."
     else:
-        how = (f"Intervals: two-sided {_level(boot.alpha)} percentile intervals of NEW − BASE over {boot.n:,} paired "
+        how = (f"Intervals: two-sided {level(boot.alpha)} percentile intervals of NEW − BASE over {boot.n:,} paired "
                f"bootstrap resamples of the {boot.n_images} images (seed {boot.seed}); \"excludes 0\" marks an "
                "interval that lies wholly on one side of 0. For a significance test use segeval compare.")
     summary_rows = []
