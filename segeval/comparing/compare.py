@@ -461,19 +461,20 @@ def _tests(counts: Sequence[NDArray[Any]], options: CompareOptions
     return boot, tests
 
 
-def _absent_note(what: str, option: str, labels: Sequence[str], present: list[bool]) -> str:
-    have = [lab for lab, p in zip(labels, present, strict=True) if p]
-    lack = [lab for lab, p in zip(labels, present, strict=True) if not p]
-    return (f"{what} not compared: only {_preview(have)} {'has' if len(have) == 1 else 'have'} them "
-            f"(score {_preview(lack)} with {option} too)")
+def _all_have(present: list[bool], what: str, option: str, labels: Sequence[str], notes: list[str]) -> bool:
+    """Whether every run has ``what``; when only some have it, a note says which (and to score the others
+    with ``option``)."""
+    if not all(present) and any(present):
+        have = [lab for lab, p in zip(labels, present, strict=True) if p]
+        lack = [lab for lab, p in zip(labels, present, strict=True) if not p]
+        notes.append(f"{what} not compared: only {_preview(have)} {'has' if len(have) == 1 else 'have'} them "
+                     f"(score {_preview(lack)} with {option} too)")
+    return all(present)
 
 
 def _compare_boundary(runs: Sequence[Run], labels: Sequence[str], orders: list[NDArray[np.intp]], notes: list[str],
                       options: CompareOptions) -> BoundaryComparison | None:
-    present = [r.image_boundary_counts is not None for r in runs]
-    if not all(present):
-        if any(present):
-            notes.append(_absent_note("boundary IoU", "--boundary", labels, present))
+    if not _all_have([r.image_boundary_counts is not None for r in runs], "boundary IoU", "--boundary", labels, notes):
         return None
     counts = [np.asarray(r.image_boundary_counts)[o] for r, o in zip(runs, orders, strict=True)]
     widths = [None if r.image_band_width is None else np.asarray(r.image_band_width)[o]
@@ -491,10 +492,7 @@ def _compare_boundary(runs: Sequence[Run], labels: Sequence[str], orders: list[N
 
 def _compare_surface(runs: Sequence[Run], labels: Sequence[str], orders: list[NDArray[np.intp]], notes: list[str],
                      options: CompareOptions) -> SurfaceComparison | None:
-    present = [r.image_surface is not None for r in runs]
-    if not all(present):
-        if any(present):
-            notes.append(_absent_note("surface distances", "--surface", labels, present))
+    if not _all_have([r.image_surface is not None for r in runs], "surface distances", "--surface", labels, notes):
         return None
     values = [np.asarray(r.image_surface, np.float64)[o] for r, o in zip(runs, orders, strict=True)]
     for run, label in zip(runs[1:], labels[1:], strict=True):

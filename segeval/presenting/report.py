@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from segeval.core import metrics
 from segeval.core.classes import ClassSet, voc_colors
+from segeval.core.format import fmt
 from segeval.core.kernels import error_map
 from segeval.errors import SegevalError
 from segeval.presenting import page
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "ERROR_COLORS", "IMAGE_EXTENSIONS", "palette", "colorize", "error_overlay", "error_layer", "save_layer",
+    "IMAGE_EXTENSIONS", "palette", "colorize", "error_overlay", "error_layer", "save_layer",
     "worst_images",
     "present_classes", "plot_class_iou", "plot_confusion", "plot_image_miou", "save_figure", "write_plots",
     "find_images", "summary_rows", "class_table", "build_report", "report", "panel_shape", "PLOTS",
@@ -58,7 +60,6 @@ FP_COLOR = (255, 40, 40)      # red: FP of the chosen class / a wrong class (all
 FN_COLOR = (0, 190, 255)      # cyan-blue: FN of the chosen class / a miss, the ignore index predicted
 TP_COLOR = (60, 200, 60)      # green: TP of the chosen class (one-class overlays only)
 IGNORE_COLOR = (255, 255, 255)  # the ignore index in ground-truth and prediction panels
-ERROR_COLORS = {"fp": FP_COLOR, "fn": FN_COLOR, "tp": TP_COLOR, "ignore": IGNORE_COLOR}
 # In the transparent error layers: how much the correct (or neither-class) and the ignored pixels
 # darken the picture beneath (alpha of black).
 SHADE_ALPHA, IGNORED_ALPHA = 150, 215
@@ -619,9 +620,8 @@ def frame_table(df: pd.DataFrame, colors: NDArray[np.uint8] | None = None, *, ab
         cells: list[page.Cell | str] = []
         for c, v, num, integer in zip(cols, rec, numeric, ints, strict=True):
             if c == "name" and colors is not None:
-                rgb = ",".join(str(int(x)) for x in colors[r])
                 text = page.esc(v) + (' <span class="muted small">absent</span>' if absent and absent[r] else "")
-                cells.append(page.Cell(f'<span class="sw" style="background: rgb({rgb})"></span>{text}', str(v)))
+                cells.append(page.Cell(page.mark(colors[r]) + text, str(v)))
             elif c == "id":
                 cells.append(page.Cell(str(int(v)), int(v)))
             elif num:
@@ -641,7 +641,7 @@ def class_table(run: Run) -> str:
 
 
 def _summary_table(run: Run) -> str:
-    rows: list[list[page.Cell | str]] = [[name, page.Cell(page.fmt(v, 4), v), note]
+    rows: list[list[page.Cell | str]] = [[name, page.Cell(fmt(v), v), note]
                                          for name, v, note in summary_rows(run)]
     rows.append(["images", page.Cell(f"{len(run.image_names):,}", len(run.image_names)), _image_notes(run)])
     share = run.ignored / run.pixels * 100 if run.pixels else 0.0
@@ -662,24 +662,19 @@ def _image_notes(run: Run) -> str:
     return ", ".join(notes)
 
 
-def _fmt(x: float, digits: int = 3) -> str:
-    return page.fmt(x, digits)
-
-
 def _numbers(run: Run, i: int, class_id: int | None) -> str:
     tp, fp, fn = run.image_counts[i]
     iou = run.image_iou[i]
-    scored = tp.sum() + fn.sum()
-    acc = tp.sum() / scored if scored else float("nan")
-    parts = [f"mIoU <b>{_fmt(run.image_miou[i])}</b>", f"pixel accuracy {_fmt(acc)}"]
+    acc = float(metrics.pixel_accuracy(tp, fn))
+    parts = [f"mIoU <b>{fmt(run.image_miou[i], 3)}</b>", f"pixel accuracy {fmt(acc, 3)}"]
     if class_id is not None:
         c = class_id
-        parts.insert(0, f"{page.esc(run.classes.names[c])} IoU <b>{_fmt(iou[c])}</b> "
+        parts.insert(0, f"{page.esc(run.classes.names[c])} IoU <b>{fmt(iou[c], 3)}</b> "
                         f"(TP {tp[c]:,}, FP {fp[c]:,}, FN {fn[c]:,})")
     present = np.flatnonzero(~np.isnan(iou))
     low = present[np.argsort(iou[present], kind="stable")][:3]
     if low.size:
-        parts.append("lowest: " + ", ".join(f"{page.esc(run.classes.names[c])} {_fmt(iou[c])}" for c in low))
+        parts.append("lowest: " + ", ".join(f"{page.esc(run.classes.names[c])} {fmt(iou[c], 3)}" for c in low))
     return "<br>".join(parts)
 
 
@@ -691,21 +686,21 @@ def _plot(plots: dict[str, tuple[str, int, int]], key: str, alt: str) -> str:
 def plots_html(run: Run, plots: dict[str, tuple[str, int, int]]) -> str:
     pages = [plots["class_iou"]] + [plots[k] for k in sorted((k for k in plots if k.startswith("class_iou_")),
                                                                 key=lambda k: int(k.rsplit("_", 1)[1]))]
-    parts = ['<div class="plots">', page.pager(pages, "per-class IoU with the baseline")]
+    parts = [page.pager(pages, "per-class IoU with the baseline")]
     n_present = len(present_classes(run))
     if len(pages) > 1:
-        parts.append(f'<p class="muted small">{n_present} classes present, in pages of {TOP_CLASSES}, lowest IoU '
-                     "first; the per-class table above lists every class (click a column to sort).</p>")
+        parts.append(page.para(f"{n_present} classes present, in pages of {TOP_CLASSES}, lowest IoU first; the "
+                               "per-class table above lists every class (click a column to sort).", "muted small"))
     parts.append(_plot(plots, "confusion", "confusion matrix"))
-    links = [f'<a href="{CONFUSION_CSV}">counts as CSV</a>']
+    links = [page.link(CONFUSION_CSV, "counts as CSV")]
     if "confusion_full" in plots:
-        links.insert(0, f'<a href="{CONFUSION_FULL}">the full matrix (PNG)</a>')
+        links.insert(0, page.link(CONFUSION_FULL, "the full matrix (PNG)"))
     misses = ", last column misses (the ignore index predicted)" if run.cm[:, run.n_classes].any() else \
         " (no misses: the ignore index is never predicted)"
-    parts.append(f'<p class="small">Confusion matrix: {" · ".join(links)}; rows ground truth, columns '
-                 f"prediction{misses}.</p>")
-    parts += [_plot(plots, "image_miou", "histogram of per-image mIoU"), "</div>"]
-    return "\n".join(parts)
+    parts.append(page.para(f'Confusion matrix: {" · ".join(links)}; rows ground truth, columns prediction{misses}.',
+                           "small"))
+    parts.append(_plot(plots, "image_miou", "histogram of per-image mIoU"))
+    return page.div("plots", "\n" + "\n".join(parts) + "\n")
 
 
 def legend_html(run: Run, class_id: int | None) -> str:
@@ -716,18 +711,18 @@ def legend_html(run: Run, class_id: int | None) -> str:
     items.append(page.swatch(IGNORE_COLOR, f"ignore index {run.settings.get('ignore_index', 255)}"))
     err = [page.swatch(FP_COLOR, "wrong class predicted (FP of the predicted class, FN of the true one)"),
            page.swatch(FN_COLOR, "missed: the ignore index predicted (FN)"),
-           '<span class="item">darkened: correct; darker: ground truth ignored</span>']
+           page.item("darkened: correct; darker: ground truth ignored")]
     one = [page.swatch(TP_COLOR, "TP: the class found"), page.swatch(FP_COLOR, "FP: the class predicted, ground "
                                                                               "truth another"),
            page.swatch(FN_COLOR, "FN: ground truth the class, predicted another or missed"),
-           '<span class="item">darkened: neither</span>']
+           page.item("darkened: neither")]
     absent = run.n_classes - len(shown)
-    return ('<div class="legend"><p>Classes present (ground-truth and prediction layers)'
-            + (f"; {absent} absent classes not listed" if absent else "") + ":</p><p>" + "".join(items) + "</p>"
-            "<p>Error layer, over the input image (or the dimmed ground-truth colours), all classes:</p><p>"
-            + "".join(err) + "</p><p>One class (the viewer's class menu"
-            + (f", and {page.esc(names[class_id])} first" if class_id is not None else "") + "):</p><p>"
-            + "".join(one) + "</p></div>")
+    first = f", and {page.esc(names[class_id])} first" if class_id is not None else ""
+    return page.div("legend", "".join([
+        page.para("Classes present (ground-truth and prediction layers)"
+                  + (f"; {absent} absent classes not listed" if absent else "") + ":"), page.para("".join(items)),
+        page.para("Error layer, over the input image (or the dimmed ground-truth colours), all classes:"),
+        page.para("".join(err)), page.para(f"One class (the viewer's class menu{first}):"), page.para("".join(one))]))
 
 
 def settings_html(settings: dict[str, Any]) -> str:
@@ -742,21 +737,21 @@ def _page(run: Run, plots: dict[str, tuple[str, int, int]], viewers: list[page.V
     beats = run.miou > run.baseline_miou
     by = "image mIoU" if class_id is None else f"IoU of class {class_id} ({names[class_id]})"
     title = f"segeval report: {len(run.image_names)} images, {run.n_classes} classes"
-    verdict = (f"<p>Baseline: always predicting class {b} ({page.esc(names[b])}) scores mIoU "
-               f"<b>{_fmt(run.baseline_miou, 4)}</b>; this model scores <b>{_fmt(run.miou, 4)}</b>"
-               + ("." if beats else " and does <b>not</b> beat it.") + "</p>")
-    conventions = ('<p class="muted small">Rows of the confusion matrix are ground truth, columns prediction; '
-                   "ground-truth pixels equal to the ignore index are left out; a class absent from both ground "
-                   "truth and prediction has no IoU and is left out of every mean.</p>")
-    worst_parts = ['<p class="muted small">Switch the layer over the image, its opacity, and the class whose '
-                   "TP / FP / FN it shows.</p>"]
+    verdict = page.para(f"Baseline: always predicting class {b} ({page.esc(names[b])}) scores mIoU "
+                        f"<b>{fmt(run.baseline_miou)}</b>; this model scores <b>{fmt(run.miou)}</b>"
+                        + ("." if beats else " and does <b>not</b> beat it."))
+    conventions = page.para("Rows of the confusion matrix are ground truth, columns prediction; ground-truth pixels "
+                            "equal to the ignore index are left out; a class absent from both ground truth and "
+                            "prediction has no IoU and is left out of every mean.", "muted small")
+    worst_parts = [page.para("Switch the layer over the image, its opacity, and the class whose TP / FP / FN it shows.",
+                             "muted small")]
     if len(viewers) < worst:
-        worst_parts.append(f"<p>{len(viewers)} of the requested {worst}: only these images have a defined "
-                           f"{page.esc(by)}.</p>")
+        worst_parts.append(page.para(f"{len(viewers)} of the requested {worst}: only these images have a defined "
+                                     f"{page.esc(by)}."))
     worst_parts += [v.html() for v in viewers]
     sections = [
         page.section("summary", "Summary", _summary_table(run), verdict, conventions),
-        page.section("classes", "Per-class metrics", '<div class="scroll">' + class_table(run) + "</div>"),
+        page.section("classes", "Per-class metrics", page.div("scroll", class_table(run))),
         page.section("plots", "Plots", plots_html(run, plots)),
         page.section("worst", f"Worst {len(viewers)} images by {by}", *worst_parts),
         page.section("legend", "Legend", legend_html(run, class_id)),

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segeval.comparing.compare import BootstrapResult, check_comparable, paired_bootstrap
-from segeval.core.format import level
+from segeval.core.format import fmt, level
 from segeval.core.kernels import error_map
 from segeval.errors import MaskError, SegevalError
 from segeval.presenting import page
@@ -227,7 +227,7 @@ def _viewer(stem: str, title: str, ch: ImageChange, new_pair: Pair, base_pair: P
     info = (f'<span style="color: rgb{FIXED_COLOR}">■</span> fixed <b>{ch.fixed:,}</b> · '
             f'<span style="color: rgb{BROKEN_COLOR}">■</span> broken <b>{ch.broken:,}</b> pixels{share}<br>'
             f"wrong in both {ch.same_wrong:,}<br>"
-            f"image mIoU {page.fmt(float(base_miou))} → {page.fmt(_image_miou(run, ch.index))}")
+            f"image mIoU {fmt(float(base_miou), 3)} → {fmt(_image_miou(run, ch.index), 3)}")
     return page.Viewer(title=title, base=base_img, width=d.shape[1], height=d.shape[0],
                        layers=layers, info=info, note=d.note)
 
@@ -239,8 +239,8 @@ def _image_miou(run: Run, i: int) -> float:
 def _interval_cells(iv: Any) -> list[page.Cell]:
     diff_cls = "bad" if iv.diff < 0 else "good" if iv.diff > 0 else ""
     excl = not np.isnan(iv.low) and (iv.high < 0 or iv.low > 0)
-    return [page.Cell(page.fmt(iv.diff, 4), iv.diff, diff_cls), page.Cell(page.fmt(iv.low, 4), iv.low),
-            page.Cell(page.fmt(iv.high, 4), iv.high), page.Cell("yes" if excl else "", "yes" if excl else "")]
+    return [page.Cell(fmt(iv.diff), iv.diff, diff_cls), page.Cell(fmt(iv.low), iv.low),
+            page.Cell(fmt(iv.high), iv.high), page.Cell("yes" if excl else "", "yes" if excl else "")]
 
 
 def build_comparison_report(
@@ -312,11 +312,11 @@ def _extra_summary_rows(base: Run, new: Run, order: NDArray[np.intp], n_bootstra
                   or np.array_equal(base.image_band_width, np.asarray(new.image_band_width)[order]))
     if bb is not None and nb is not None and same_width:
         bv, nv = base.mboundary_iou, new.mboundary_iou
-        cells: list[page.Cell | str] = ["mBoundaryIoU", page.Cell(page.fmt(bv, 4), bv), page.Cell(page.fmt(nv, 4), nv)]
+        cells: list[page.Cell | str] = ["mBoundaryIoU", page.Cell(fmt(bv), bv), page.Cell(fmt(nv), nv)]
         if n_bootstrap:
             cells += _interval_cells(paired_bootstrap(bb, nb[order], n_bootstrap, seed, alpha).miou)
         else:
-            cells += [page.Cell(page.fmt(nv - bv, 4), nv - bv, "bad" if nv < bv else "good" if nv > bv else ""),
+            cells += [page.Cell(fmt(nv - bv), nv - bv, "bad" if nv < bv else "good" if nv > bv else ""),
                       page.Cell("—"), page.Cell("—"), page.Cell("")]
         rows.append(cells)
     alike = all(base.settings.get(k) == new.settings.get(k) for k in ("spacing", "nsd_tolerance"))
@@ -326,8 +326,8 @@ def _extra_summary_rows(base: Run, new: Run, order: NDArray[np.intp], n_bootstra
                                      ("mNSD", base.mnsd, new.mnsd, False)):
             d = nv - bv
             worse, better = (d > 0, d < 0) if lower else (d < 0, d > 0)
-            rows.append([label, page.Cell(page.fmt(bv, 4), bv), page.Cell(page.fmt(nv, 4), nv),
-                         page.Cell(page.fmt(d, 4), d, "bad" if worse else "good" if better else ""),
+            rows.append([label, page.Cell(fmt(bv), bv), page.Cell(fmt(nv), nv),
+                         page.Cell(fmt(d), d, "bad" if worse else "good" if better else ""),
                          page.Cell("—"), page.Cell("—"), page.Cell("")])
     return rows
 
@@ -348,12 +348,12 @@ def _comparison_page(base: Run, new: Run, boot: BootstrapResult | None, changes:
     for key, label, bv, nv in (("miou", "mIoU (data set)", base.miou, new.miou),
                                ("mdice", "mDice", base.mdice, new.mdice),
                                ("pixel_accuracy", "pixel accuracy", base.pixel_accuracy, new.pixel_accuracy)):
-        cells: list[page.Cell | str] = [label, page.Cell(page.fmt(bv, 4), bv), page.Cell(page.fmt(nv, 4), nv)]
+        cells: list[page.Cell | str] = [label, page.Cell(fmt(bv), bv), page.Cell(fmt(nv), nv)]
         if boot is not None:
             cells += _interval_cells(boot.summary(key))
         else:
             d = nv - bv
-            cells += [page.Cell(page.fmt(d, 4), d), page.Cell("—"), page.Cell("—"), page.Cell("")]
+            cells += [page.Cell(fmt(d), d), page.Cell("—"), page.Cell("—"), page.Cell("")]
         summary_rows.append(cells)
     summary_rows += extra
     heads = ["metric", b_label, n_label, "change", "low", "high", "excludes 0"]
@@ -366,14 +366,12 @@ def _comparison_page(base: Run, new: Run, boot: BootstrapResult | None, changes:
         bi, ni = float(base.iou[c]), float(new.iou[c])
         if np.isnan(bi) and np.isnan(ni):
             continue
-        rgb = ",".join(str(int(x)) for x in colors[c])
-        cells = [page.Cell(str(c), c),
-                 page.Cell(f'<span class="sw" style="background: rgb({rgb})"></span>{page.esc(names[c])}', names[c]),
-                 page.Cell(page.fmt(bi, 4), bi), page.Cell(page.fmt(ni, 4), ni)]
+        cells = [page.Cell(str(c), c), page.Cell(page.mark(colors[c]) + page.esc(names[c]), names[c]),
+                 page.Cell(fmt(bi), bi), page.Cell(fmt(ni), ni)]
         if boot is not None:
             cells += _interval_cells(boot.classes[c])
         else:
-            cells += [page.Cell(page.fmt(ni - bi, 4), ni - bi), page.Cell("—"), page.Cell("—"), page.Cell("")]
+            cells += [page.Cell(fmt(ni - bi), ni - bi), page.Cell("—"), page.Cell("—"), page.Cell("")]
         class_rows.append(cells)
     classes = page.table(["id", "class", f"{b_label} IoU", f"{n_label} IoU", "change", "low", "high", "excludes 0"],
                          class_rows, numeric=[True, False, True, True, True, True, True, False])
@@ -384,35 +382,36 @@ def _comparison_page(base: Run, new: Run, boot: BootstrapResult | None, changes:
         bm, nm = float(base.image_miou[ch.index]), float(new.image_miou[ch.index])
         image_rows.append([ch.name, page.Cell(f"{ch.broken:,}", ch.broken), page.Cell(f"{ch.fixed:,}", ch.fixed),
                            page.Cell(f"{ch.net:+,}", ch.net), page.Cell(f"{ch.same_wrong:,}", ch.same_wrong),
-                           page.Cell(page.fmt(bm, 4), bm), page.Cell(page.fmt(nm, 4), nm),
-                           page.Cell(page.fmt(nm - bm, 4), nm - bm)])
+                           page.Cell(fmt(bm), bm), page.Cell(fmt(nm), nm),
+                           page.Cell(fmt(nm - bm), nm - bm)])
     images = page.table(["image", "broken", "fixed", "fixed − broken", "wrong in both", f"{b_label} mIoU",
                          f"{n_label} mIoU", "change"], image_rows,
                         numeric=[False, True, True, True, True, True, True, True])
     total_fixed, total_broken = sum(c.fixed for c in changes), sum(c.broken for c in changes)
-    legend = ('<div class="legend"><p>'
-              + page.swatch(FIXED_COLOR, "fixed: wrong in BASE, right in NEW")
-              + page.swatch(BROKEN_COLOR, "broken: right in BASE, wrong in NEW")
-              + page.swatch(SAME_WRONG_COLOR, "wrong in both (half transparent)")
-              + '<span class="item">darkened: right in both; darker: ground truth ignored</span></p>'
-              "<p>Right: the predicted class is the ground truth's; a predicted ignore index is wrong. Pixels "
-              "counted at full resolution; the layers are drawn at panel size.</p></div>")
-    viewer_note = ('<p class="muted small">Switch the layer over the image (fixed / broken, ground truth, '
-                   "baseline, new) and its opacity.</p>")
+    legend = page.div("legend", page.para(
+        page.swatch(FIXED_COLOR, "fixed: wrong in BASE, right in NEW")
+        + page.swatch(BROKEN_COLOR, "broken: right in BASE, wrong in NEW")
+        + page.swatch(SAME_WRONG_COLOR, "wrong in both (half transparent)")
+        + page.item("darkened: right in both; darker: ground truth ignored"))
+        + page.para("Right: the predicted class is the ground truth's; a predicted ignore index is wrong. Pixels "
+                    "counted at full resolution; the layers are drawn at panel size."))
+    viewer_note = page.para("Switch the layer over the image (fixed / broken, ground truth, baseline, new) and its "
+                            "opacity.", "muted small")
     title = f"segeval comparison: {n_label} against {b_label}, {len(base.image_names)} images"
     sections = [
-        page.section("summary", "Summary", summary, f'<p class="muted small">{page.esc(how)}</p>',
-                     f"<p>Over all images: <b>{total_fixed:,}</b> pixels fixed, <b>{total_broken:,}</b> broken.</p>"),
+        page.section("summary", "Summary", summary, page.para(page.esc(how), "muted small"),
+                     page.para(f"Over all images: <b>{total_fixed:,}</b> pixels fixed, <b>{total_broken:,}</b> "
+                               "broken.")),
         page.section("classes", "Per-class IoU change",
                      page.img(plot[0], plot[1], plot[2], "per-class IoU change with intervals"),
-                     '<div class="scroll">' + classes + "</div>",
-                     f'<p class="muted small">{absent} classes absent from both runs are left out.</p>' if absent
+                     page.div("scroll", classes),
+                     page.para(f"{absent} classes absent from both runs are left out.", "muted small") if absent
                      else ""),
-        page.section("images", "Images by pixels broken and fixed", '<div class="scroll">' + images + "</div>"),
+        page.section("images", "Images by pixels broken and fixed", page.div("scroll", images)),
         page.section("broken", f"Most broken: {len(broken_v)} images", viewer_note,
-                     *([v.html() for v in broken_v] or ["<p>No pixel went from right to wrong.</p>"])),
+                     *([v.html() for v in broken_v] or [page.para("No pixel went from right to wrong.")])),
         page.section("fixed", f"Most fixed: {len(fixed_v)} images", viewer_note,
-                     *([v.html() for v in fixed_v] or ["<p>No pixel went from wrong to right.</p>"])),
+                     *([v.html() for v in fixed_v] or [page.para("No pixel went from wrong to right.")])),
         page.section("legend", "Legend", legend),
         page.section("settings", "Settings", settings_html(settings)),
     ]
