@@ -511,21 +511,18 @@ def report(
 ) -> None:
     """Write a static HTML report: summary and per-class tables, plots, a viewer of the worst images; with
     --baseline-preds, what changed against a baseline."""
+    from segeval.comparing.compare import CompareOptions
+    from segeval.presenting.report import ReportOptions
     from segeval.presenting.report import report as write_report
     from segeval.scoring.evaluate import Run
     from segeval.scoring.maps import prepare_out_dir
 
     _check_workers(workers)
-    if worst < 0:
-        raise SegevalError(None, f"--worst must be 0 or more, got {worst}", "")
+    report_options = ReportOptions(worst, CompareOptions(bootstrap=bootstrap, seed=seed, alpha=alpha, permutations=0))
     if images is not None and not images.is_dir():
         raise SegevalError(images, "--images is not a directory", "give the directory of input images")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise SegevalError(out, "--out is not empty", "pass --overwrite to write into it, or choose another")
-    if bootstrap < 0:
-        raise SegevalError(None, f"--bootstrap must be 0 (off) or more, got {bootstrap}", "")
-    if not 0 < alpha < 1:
-        raise SegevalError(None, f"--alpha must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
     if baseline_run is not None and baseline_preds is None:
         raise SegevalError(None, "--baseline-run needs --baseline-preds (the directory it was scored from)", "")
     if baseline_preds is not None and not baseline_preds.exists():
@@ -549,11 +546,9 @@ def report(
     path = write_report(
         preds, gts, out, run=run, num_classes=num_classes, classes=classes, ignore_index=ignore_index,
         baseline_class=baseline_class, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
-        allow_missing=allow_missing or None, images_dir=images, image_suffix=image_suffix, worst=worst,
-        class_id=class_, workers=workers, plots_only=plots_only,
-        settings={"run_file": None if run_file is None else str(run_file)},
-        baseline_preds=baseline_preds, baseline_run=base_run, n_bootstrap=bootstrap, seed=seed, alpha=alpha,
-        score_options=options,
+        allow_missing=allow_missing or None, images_dir=images, image_suffix=image_suffix, class_id=class_,
+        workers=workers, plots_only=plots_only, settings={"run_file": None if run_file is None else str(run_file)},
+        baseline_preds=baseline_preds, baseline_run=base_run, score_options=options, options=report_options,
     )
     typer.echo(str(path))
     if run is not None and run_file is None:  # scored here: list what --skip-bad left out

@@ -22,13 +22,14 @@ import functools
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from segeval.comparing.compare import CompareOptions
 from segeval.core import metrics
 from segeval.core.classes import ClassSet, voc_colors
 from segeval.core.format import fmt
@@ -50,7 +51,7 @@ __all__ = [
     "worst_images",
     "present_classes", "plot_class_iou", "plot_confusion", "plot_image_miou", "save_figure", "write_plots",
     "find_images", "summary_rows", "class_table", "build_report", "report", "panel_shape", "PLOTS",
-    "TOP_CLASSES", "MATRIX_CLASSES", "class_pages", "class_label", "top_confusions",
+    "TOP_CLASSES", "MATRIX_CLASSES", "class_pages", "class_label", "top_confusions", "ReportOptions",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -765,6 +766,32 @@ def _page(run: Run, plots: dict[str, tuple[str, int, int]], viewers: list[page.V
 # ----------------------------------------------------------------------------- the report
 
 
+def _no_test() -> CompareOptions:
+    return CompareOptions(permutations=0)
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What ``segeval report`` draws, checked once when made (messages name that command's flags).
+
+    Attributes
+    ----------
+    worst : int
+        How many of the worst images to draw (with a baseline: of the most broken and of the most fixed).
+    compare : CompareOptions
+        With a baseline, the paired bootstrap of the intervals (``bootstrap``, ``seed``, ``alpha``); the
+        comparison page has no randomization test.
+    """
+
+    worst: int = 10
+    compare: CompareOptions = field(default_factory=_no_test)
+
+    def __post_init__(self) -> None:
+        if self.worst < 0:
+            raise SegevalError(None, f"--worst must be 0 or more, got {self.worst}", "")
+
+
+
 def build_report(
     run: Run,
     pairs: Sequence[Pair],
@@ -882,6 +909,7 @@ def report(
     n_bootstrap: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
+    options: ReportOptions | None = None,
 ) -> Path:
     """Score (unless ``run`` is given) and write the report; returns ``out_dir/index.html``.
 
@@ -896,11 +924,14 @@ def report(
     ``baseline_run`` when scored already), the comparison report of ``pred_dir`` (NEW) against it
     (BASE) is written instead (:func:`segeval.presenting.report_compare.build_comparison_report`), with a paired
     bootstrap of ``n_bootstrap`` resamples (``seed``, level ``1 - alpha``).
+
+    ``options`` (:class:`ReportOptions`), when given, replaces ``worst``, ``n_bootstrap``, ``seed`` and ``alpha``.
     """
     from segeval.scoring.maps import resolve_class
 
-    if worst < 0:
-        raise SegevalError(None, f"--worst must be 0 or more, got {worst}", "")
+    if options is None:
+        options = ReportOptions(worst, CompareOptions(bootstrap=n_bootstrap, seed=seed, alpha=alpha, permutations=0))
+    worst = options.worst
     opts: dict[str, Any] = dict(num_classes=num_classes, classes=classes, ignore_index=ignore_index,
                                 baseline_class=baseline_class, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
                                 allow_missing=allow_missing, workers=workers, score_options=score_options)
@@ -920,7 +951,7 @@ def report(
         return build_comparison_report(
             base, run, _pairs(base, baseline_preds, gt_dir, pred_suffix, gt_suffix, allow_missing),
             _pairs(run, pred_dir, gt_dir, pred_suffix, gt_suffix, allow_missing), out_dir, images=imgs, worst=worst,
-            n_bootstrap=n_bootstrap, seed=seed, alpha=alpha, workers=workers, settings=shown)
+            options=options.compare, workers=workers, settings=shown)
     if plots_only:
         write_plots(run, out_dir)
         return Path(out_dir) / "plots"

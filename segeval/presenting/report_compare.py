@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segeval.comparing.compare import BootstrapResult, check_comparable, paired_bootstrap
+from segeval.comparing.compare import BootstrapResult, CompareOptions, check_comparable, paired_bootstrap
 from segeval.core.format import fmt, level
 from segeval.core.kernels import error_map
 from segeval.errors import MaskError, SegevalError
@@ -252,9 +252,7 @@ def build_comparison_report(
     *,
     images: dict[str, Path] | None = None,
     worst: int = 10,
-    n_bootstrap: int = 2000,
-    seed: int = 0,
-    alpha: float = 0.05,
+    options: CompareOptions | None = None,
     workers: int | None = None,
     labels: tuple[str, str] = ("BASE", "NEW"),
     settings: dict[str, Any] | None = None,
@@ -262,7 +260,9 @@ def build_comparison_report(
     """Write the comparison page of two runs on the same ground truth; returns ``out_dir/index.html``.
 
     Every image's masks are read once to count its changes; the ``worst`` images with the most
-    broken and the most fixed pixels are read again to draw them.
+    broken and the most fixed pixels are read again to draw them. The intervals are the paired
+    bootstrap's of ``options`` (``bootstrap`` resamples, ``seed``, level ``1 - alpha``; default
+    :class:`CompareOptions`'s).
     """
     from segeval.scoring.pool import default_workers, ordered_map
 
@@ -271,8 +271,9 @@ def build_comparison_report(
     new_counts = new.image_counts[order]
     aligned = Run(new.classes, new.cm, list(base.image_names), new_counts, new.pixels, new.ignored, new.settings,
                   new.missing_predictions, new.extra_predictions, new.skipped)
-    boot = paired_bootstrap(base.image_counts, new_counts, n_bootstrap, seed, alpha) if n_bootstrap else None
-    extra = _extra_summary_rows(base, new, order, n_bootstrap, seed, alpha)
+    o = options or CompareOptions(permutations=0)
+    boot = paired_bootstrap(base.image_counts, new_counts, o.bootstrap, o.seed, o.alpha) if o.bootstrap else None
+    extra = _extra_summary_rows(base, new, order, o)
     changes = count_changes(base, new_pairs, base_pairs, workers)
     colors = palette(base.classes)
 
@@ -294,7 +295,7 @@ def build_comparison_report(
     w, h = save_figure(plot_class_change(base.classes.names, base.iou, aligned.iou, boot), out / CLASS_CHANGE)
 
     shown = {**base.settings, "baseline_preds": base.settings.get("pred_dir"), "worst": worst,
-             "bootstrap": n_bootstrap, "seed": seed, "alpha": alpha, **(settings or {})}
+             "bootstrap": o.bootstrap, "seed": o.seed, "alpha": o.alpha, **(settings or {})}
     html = _comparison_page(base, aligned, boot, changes, broken_v, fixed_v, (CLASS_CHANGE, w, h), shown, labels,
                             extra)
     index = out / "index.html"
@@ -302,8 +303,8 @@ def build_comparison_report(
     return index
 
 
-def _extra_summary_rows(base: Run, new: Run, order: NDArray[np.intp], n_bootstrap: int, seed: int,
-                        alpha: float) -> list[list[page.Cell | str]]:
+def _extra_summary_rows(base: Run, new: Run, order: NDArray[np.intp], o: CompareOptions
+                        ) -> list[list[page.Cell | str]]:
     """Summary rows of mBoundaryIoU (with its paired-bootstrap interval) and of mHD95, mASSD, mNSD (the
     change only), for what both runs have, measured alike."""
     rows: list[list[page.Cell | str]] = []
@@ -313,8 +314,8 @@ def _extra_summary_rows(base: Run, new: Run, order: NDArray[np.intp], n_bootstra
     if bb is not None and nb is not None and same_width:
         bv, nv = base.mboundary_iou, new.mboundary_iou
         cells: list[page.Cell | str] = ["mBoundaryIoU", page.Cell(fmt(bv), bv), page.Cell(fmt(nv), nv)]
-        if n_bootstrap:
-            cells += _interval_cells(paired_bootstrap(bb, nb[order], n_bootstrap, seed, alpha).miou)
+        if o.bootstrap:
+            cells += _interval_cells(paired_bootstrap(bb, nb[order], o.bootstrap, o.seed, o.alpha).miou)
         else:
             cells += [page.Cell(fmt(nv - bv), nv - bv, "bad" if nv < bv else "good" if nv > bv else ""),
                       page.Cell("—"), page.Cell("—"), page.Cell("")]
