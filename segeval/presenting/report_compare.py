@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,24 +31,21 @@ from segeval.core.format import fmt, level
 from segeval.core.kernels import error_map
 from segeval.errors import MaskError, SegevalError
 from segeval.presenting import page
-from segeval.presenting.report import (
+from segeval.presenting.layers import (
     FP_COLOR,
     IGNORED_ALPHA,
     SHADE_ALPHA,
-    TOP_CLASSES,
     TP_COLOR,
-    _ax,
-    _safe,
-    _sample,
-    _save_rgb,
-    class_label,
     colorize,
     palette,
     read_drawn,
-    save_figure,
+    resample,
+    safe_name,
     save_layer,
-    settings_html,
+    save_rgb,
 )
+from segeval.presenting.plots import TOP_CLASSES, axes, class_label, save_figure
+from segeval.presenting.report import settings_html
 from segeval.reading.io import Pair, read_mask, read_pair
 from segeval.scoring.evaluate import Run, write_atomic
 from segeval.scoring.maps import CORRECT, IGNORED
@@ -102,7 +99,7 @@ def _change_lut() -> NDArray[np.uint8]:
 def change_layer(codes: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """The changes as a transparent RGBA layer (H, W, 4): fixed green and broken red, opaque; wrong
     in both amber at alpha 150; right in both darkened (black at ``SHADE_ALPHA``); ignored darker.
-    Saved as a palette PNG (:func:`segeval.presenting.report.save_layer`)."""
+    Saved as a palette PNG (:func:`segeval.presenting.layers.save_layer`)."""
     return _change_lut()[codes]
 
 
@@ -174,7 +171,7 @@ def plot_class_change(names: Sequence[str], base_iou: NDArray[np.float64], new_i
         shown = shown[np.argsort(-np.abs(diff[shown]), kind="stable")[:top]]
     shown = shown[np.argsort(diff[shown], kind="stable")]
     k = len(shown)
-    fig, ax = _ax(ax, 9, 0.27 * max(k, 3) + 1.9)
+    fig, ax = axes(ax, 9, 0.27 * max(k, 3) + 1.9)
     y = np.arange(k)
     d = diff[shown]
     colors = np.where(d < 0, "#c0392b", np.where(d > 0, "#27864a", "0.5"))
@@ -209,12 +206,12 @@ def _viewer(stem: str, title: str, ch: ImageChange, new_pair: Pair, base_pair: P
     ignore = int(run.settings.get("ignore_index", 255))
     d, gt, new = read_drawn(new_pair, run, image, images_given, colors)
     base = _read_base(base_pair, gt, new, ignore)
-    base = _sample(base[base.shape[0] // 2] if base.ndim == 3 else base, d.shape)
+    base = resample(base[base.shape[0] // 2] if base.ndim == 3 else base, d.shape)
     codes = pixel_changes(d.gt, base, d.pred, run.n_classes, ignore, path=new_pair.pred)  # at panel size
 
     def save(suffix: str, a: NDArray[np.uint8]) -> str:
         rel = f"{stem}_{suffix}.png"
-        _save_rgb(a, out_dir / rel)
+        save_rgb(a, out_dir / rel)
         return rel
 
     base_img = save("image" if d.photo else "base", d.base)
@@ -243,6 +240,18 @@ def _interval_cells(iv: Any) -> list[page.Cell]:
             page.Cell(fmt(iv.high), iv.high), page.Cell("yes" if excl else "", "yes" if excl else "")]
 
 
+def _aligned(run: Run, order: NDArray[np.intp], names: Sequence[str]) -> Run:
+    """The run with its images in the order ``order`` (:func:`check_comparable`), named ``names``; every
+    other field kept."""
+    def take(a: NDArray[Any] | None) -> Any:
+        return None if a is None else np.asarray(a)[order]
+
+    spacing = None if run.image_spacing is None else [run.image_spacing[i] for i in order]
+    return replace(run, image_names=list(names), image_counts=run.image_counts[order],
+                   image_boundary_counts=take(run.image_boundary_counts), image_band_width=take(run.image_band_width),
+                   image_surface=take(run.image_surface), image_spacing=spacing)
+
+
 def build_comparison_report(
     base: Run,
     new: Run,
@@ -268,9 +277,8 @@ def build_comparison_report(
 
     out = Path(out_dir)
     order = check_comparable(base, new, *labels)
-    new_counts = new.image_counts[order]
-    aligned = Run(new.classes, new.cm, list(base.image_names), new_counts, new.pixels, new.ignored, new.settings,
-                  new.missing_predictions, new.extra_predictions, new.skipped)
+    aligned = _aligned(new, order, base.image_names)
+    new_counts = aligned.image_counts
     o = options or CompareOptions(permutations=0)
     boot = paired_bootstrap(base.image_counts, new_counts, o.bootstrap, o.seed, o.alpha) if o.bootstrap else None
     extra = _extra_summary_rows(base, new, order, o)
@@ -285,7 +293,7 @@ def build_comparison_report(
 
     def draw(job: tuple[str, int, ImageChange]) -> page.Viewer:
         kind, rank, ch = job
-        return _viewer(f"changes/{kind}{rank:03d}_{_safe(ch.name)}", f"{rank}. {ch.name}", ch, new_by[ch.name],
+        return _viewer(f"changes/{kind}{rank:03d}_{safe_name(ch.name)}", f"{rank}. {ch.name}", ch, new_by[ch.name],
                        base_by[ch.name], aligned, float(base.image_miou[ch.index]), out,
                        None if images is None else images.get(ch.name),
                        images is not None, colors)
