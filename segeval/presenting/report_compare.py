@@ -3,7 +3,7 @@ ground truth.
 
 ``segeval report NEW_PREDS GTS --baseline-preds BASE_PREDS --out DIR`` writes one static page:
 the summary differences and the per-class IoU change, each with its paired-bootstrap interval
-(:func:`segeval.comparing.compare.paired_bootstrap`), and the images ranked by how many pixels went from
+(:func:`segeval.comparing.compare.compare_runs`), and the images ranked by how many pixels went from
 right to wrong ("broken") and from wrong to right ("fixed"), each drawn with a green (fixed) /
 red (broken) layer. Right and wrong per pixel come from the kernel
 :func:`segeval.core.kernels.error_map` (code ``CORRECT``) of each prediction against the ground truth.
@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segeval.comparing.compare import BootstrapResult, CompareOptions, check_comparable, paired_bootstrap
+from segeval.comparing.compare import (
+    SURFACE_METRICS,
+    BootstrapResult,
+    CompareOptions,
+    Comparison,
+    check_comparable,
+    compare_runs,
+)
 from segeval.core.format import fmt, level
 from segeval.core.kernels import error_map
 from segeval.errors import MaskError, SegevalError
@@ -276,12 +283,13 @@ def build_comparison_report(
     from segeval.scoring.pool import default_workers, ordered_map
 
     out = Path(out_dir)
-    order = check_comparable(base, new, *labels)
-    aligned = _aligned(new, order, base.image_names)
-    new_counts = aligned.image_counts
-    o = options or CompareOptions(permutations=0)
-    boot = paired_bootstrap(base.image_counts, new_counts, o.bootstrap, o.seed, o.alpha) if o.bootstrap else None
-    extra = _extra_summary_rows(base, new, order, o)
+    aligned = _aligned(new, check_comparable(base, new, *labels), base.image_names)
+    o = options or CompareOptions()
+    # the intervals only: no randomization test on this page
+    cmp = compare_runs([base, aligned], labels, CompareOptions(bootstrap=o.bootstrap, seed=o.seed, alpha=o.alpha,
+                                                               permutations=0))
+    boot = cmp.bootstrap[0]
+    extra = _extra_summary_rows(cmp)
     changes = count_changes(base, new_pairs, base_pairs, workers)
     colors = palette(base.classes)
 
@@ -311,32 +319,27 @@ def build_comparison_report(
     return index
 
 
-def _extra_summary_rows(base: Run, new: Run, order: NDArray[np.intp], o: CompareOptions
-                        ) -> list[list[page.Cell | str]]:
+def _extra_summary_rows(cmp: Comparison) -> list[list[page.Cell | str]]:
     """Summary rows of mBoundaryIoU (with its paired-bootstrap interval) and of mHD95, mASSD, mNSD (the
-    change only), for what both runs have, measured alike."""
+    change only), for what both runs have, measured alike (:func:`compare_runs` decides)."""
     rows: list[list[page.Cell | str]] = []
-    bb, nb = base.image_boundary_counts, new.image_boundary_counts
-    same_width = (base.image_band_width is None or new.image_band_width is None
-                  or np.array_equal(base.image_band_width, np.asarray(new.image_band_width)[order]))
-    if bb is not None and nb is not None and same_width:
-        bv, nv = base.mboundary_iou, new.mboundary_iou
+    if cmp.boundary is not None:
+        bv, nv = float(cmp.boundary.miou[0]), float(cmp.boundary.miou[1])
         cells: list[page.Cell | str] = ["mBoundaryIoU", page.Cell(fmt(bv), bv), page.Cell(fmt(nv), nv)]
-        if o.bootstrap:
-            cells += _interval_cells(paired_bootstrap(bb, nb[order], o.bootstrap, o.seed, o.alpha).miou)
+        boot = cmp.boundary.bootstrap[0]
+        if boot is not None:
+            cells += _interval_cells(boot.miou)
         else:
             cells += [page.Cell(fmt(nv - bv), nv - bv, "bad" if nv < bv else "good" if nv > bv else ""),
                       page.Cell("—"), page.Cell("—"), page.Cell("")]
         rows.append(cells)
-    alike = all(base.settings.get(k) == new.settings.get(k) for k in ("spacing", "nsd_tolerance"))
-    if base.image_surface is not None and new.image_surface is not None and alike:
-        for label, bv, nv, lower in (("mHD95 (lower is better)", base.mhd95, new.mhd95, True),
-                                     ("mASSD (lower is better)", base.massd, new.massd, True),
-                                     ("mNSD", base.mnsd, new.mnsd, False)):
+    if cmp.surface is not None:
+        for m, (_, label, lower) in enumerate(SURFACE_METRICS):
+            bv, nv = float(cmp.surface.summary[0, m]), float(cmp.surface.summary[1, m])
             d = nv - bv
             worse, better = (d > 0, d < 0) if lower else (d < 0, d > 0)
-            rows.append([label, page.Cell(fmt(bv), bv), page.Cell(fmt(nv), nv),
-                         page.Cell(fmt(d), d, "bad" if worse else "good" if better else ""),
+            rows.append([label + (" (lower is better)" if lower else ""), page.Cell(fmt(bv), bv),
+                         page.Cell(fmt(nv), nv), page.Cell(fmt(d), d, "bad" if worse else "good" if better else ""),
                          page.Cell("—"), page.Cell("—"), page.Cell("")])
     return rows
 
