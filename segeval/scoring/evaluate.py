@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -16,6 +15,7 @@ from numpy.typing import NDArray
 
 from segeval.core import metrics
 from segeval.core.classes import ClassSet
+from segeval.core.format import none_if_nan as _nan_to_none
 from segeval.core.kernels import accumulate
 from segeval.errors import MaskError, RunFileError, SegevalError
 from segeval.reading.io import Pair, Skipped, count_png_pair, pair_masks, read_pair
@@ -27,10 +27,6 @@ if TYPE_CHECKING:  # segeval.core.boundary (and scipy) load only when boundary/s
 __all__ = ["Run", "score", "score_pairs", "RUN_FORMAT"]
 
 RUN_FORMAT = "segeval-run/1"
-
-
-def _nan_to_none(x: float) -> float | None:
-    return None if math.isnan(x) else float(x)
 
 
 @dataclass
