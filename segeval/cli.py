@@ -420,35 +420,21 @@ def compare(
     p (one-sided, a small p means NEW is worse) is from a paired randomization test: the images' BASE
     and NEW counts swapped at random; class p-values are Holm-adjusted for the gates.
     """
-    from segeval.comparing import compare as cmp_lib
-    from segeval.scoring.evaluate import Run, write_atomic
+    from segeval.comparing.compare import CompareOptions, compare_files
+    from segeval.presenting.compare_table import comparison_dict, comparison_markdown, comparison_table
+    from segeval.scoring.evaluate import write_atomic
 
-    if len(runs) < 2:
-        raise SegevalError(None, f"compare needs at least two run files, got {len(runs)}", "give BASE NEW [NEW ...]")
     _check_output(markdown, "--markdown")
-    if bootstrap < 0:
-        raise SegevalError(None, f"--bootstrap must be 0 (off) or more, got {bootstrap}", "")
-    if not 0 < alpha < 1:
-        raise SegevalError(None, f"--alpha must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
-    if seed < 0:
-        raise SegevalError(None, f"--seed must be 0 or more, got {seed}", "")
-    if permutations < 0:
-        raise SegevalError(None, f"--permutations must be 0 (off) or more, got {permutations}", "")
-    cmp_lib.validate_gates(max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou,
-                           significant=significant, n_bootstrap=bootstrap, n_permutations=permutations,
-                           max_boundary_drop=max_boundary_drop)
-
-    loaded = [Run.load(p) for p in runs]
-    cmp = cmp_lib.compare_runs(loaded, [str(p) for p in runs], n_bootstrap=bootstrap, seed=seed, alpha=alpha,
-                               n_permutations=permutations)
-    gates = cmp_lib.check_gates(cmp, max_drop=max_drop, class_max_drop=class_max_drop, min_miou=min_miou,
-                                significant=significant, max_boundary_drop=max_boundary_drop)
+    options = CompareOptions(bootstrap=bootstrap, permutations=permutations, seed=seed, alpha=alpha, max_drop=max_drop,
+                             class_max_drop=class_max_drop, min_miou=min_miou, max_boundary_drop=max_boundary_drop,
+                             significant=significant)
+    cmp, gates = compare_files(runs, options)
     if markdown is not None:
-        write_atomic(markdown, cmp_lib.comparison_markdown(cmp, gates))
+        write_atomic(markdown, comparison_markdown(cmp, gates))
     if output_format is Format.json:
-        typer.echo(json.dumps(cmp_lib.comparison_dict(cmp, gates), indent=1, allow_nan=False))
+        typer.echo(json.dumps(comparison_dict(cmp, gates), indent=1, allow_nan=False))
     else:
-        _out().print(cmp_lib.comparison_table(cmp, gates))
+        _out().print(comparison_table(cmp, gates))
     failed = [g.message for g in gates if not g.passed]
     if failed:
         raise fail("; ".join(failed), 1)
@@ -560,20 +546,17 @@ def report(
 ) -> None:
     """Write a static HTML report: summary and per-class tables, plots, a viewer of the worst images; with
     --baseline-preds, what changed against a baseline."""
+    from segeval.comparing.compare import CompareOptions
+    from segeval.presenting.report import ReportOptions
     from segeval.presenting.report import report as write_report
     from segeval.scoring.evaluate import Run
     from segeval.scoring.maps import prepare_out_dir
 
-    if worst < 0:
-        raise SegevalError(None, f"--worst must be 0 or more, got {worst}", "")
+    report_options = ReportOptions(worst, CompareOptions(bootstrap=bootstrap, seed=seed, alpha=alpha, permutations=0))
     if images is not None and not images.is_dir():
         raise SegevalError(images, "--images is not a directory", "give the directory of input images")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise SegevalError(out, "--out is not empty", "pass --overwrite to write into it, or choose another")
-    if bootstrap < 0:
-        raise SegevalError(None, f"--bootstrap must be 0 (off) or more, got {bootstrap}", "")
-    if not 0 < alpha < 1:
-        raise SegevalError(None, f"--alpha must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
     if baseline_run is not None and baseline_preds is None:
         raise SegevalError(None, "--baseline-run needs --baseline-preds (the directory it was scored from)", "")
     if baseline_preds is not None and not baseline_preds.exists():
@@ -592,11 +575,9 @@ def report(
     path = write_report(
         preds, gts, out, run=run, num_classes=num_classes, classes=classes, ignore_index=ignore_index,
         baseline_class=baseline_class, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
-        allow_missing=allow_missing or None, images_dir=images, image_suffix=image_suffix, worst=worst,
-        class_id=class_, workers=workers, plots_only=plots_only,
-        settings={"run_file": None if run_file is None else str(run_file)},
-        baseline_preds=baseline_preds, baseline_run=base_run, n_bootstrap=bootstrap, seed=seed, alpha=alpha,
-        score_options=read,
+        allow_missing=allow_missing or None, images_dir=images, image_suffix=image_suffix, class_id=class_,
+        workers=workers, plots_only=plots_only, settings={"run_file": None if run_file is None else str(run_file)},
+        baseline_preds=baseline_preds, baseline_run=base_run, score_options=read, options=report_options,
     )
     typer.echo(str(path))
     if run is not None and run_file is None:  # scored here: list what --skip-bad left out

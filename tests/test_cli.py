@@ -10,8 +10,9 @@ from PIL import Image
 
 from segeval.cli import _as_flags, app
 
-# The options of every command before the reading options were declared once (issue 16): the
-# shared declaration must give each command exactly these.
+# The options of every command before the reading options were declared once (issue 16), plus
+# those added since (score: --scheduler, --dask-workers): the shared declaration must give each
+# command exactly these.
 EXPECTED = {
     'top': [
         '--install-completion', '--show-completion', '--version',
@@ -38,11 +39,11 @@ EXPECTED = {
     'score': [
         '--all-classes', '--allow-missing', '--allow-skipped', '--baseline-class', '--boundary',
         '--boundary-px', '--boundary-ratio', '--channels-first', '--channels-last', '--classes', '--csv',
-        '--exclude', '--fail-under', '--format', '--gt-map', '--gt-suffix', '--ignore-index', '--include',
-        '--json', '--map', '--no-allow-missing', '--no-progress', '--nsd-tolerance', '--num-classes',
-        '--per-image', '--pred-map', '--pred-suffix', '--progress', '--roi', '--roi-suffix', '--skip-bad',
-        '--spacing', '--surface', '--threshold', '--unknown-color', '--void-color', '--workers', '-c', '-k',
-        'GTS', 'PREDS',
+        '--dask-workers', '--exclude', '--fail-under', '--format', '--gt-map', '--gt-suffix', '--ignore-index',
+        '--include', '--json', '--map', '--no-allow-missing', '--no-progress', '--nsd-tolerance', '--num-classes',
+        '--per-image', '--pred-map', '--pred-suffix', '--progress', '--roi', '--roi-suffix', '--scheduler',
+        '--skip-bad', '--spacing', '--surface', '--threshold', '--unknown-color', '--void-color', '--workers',
+        '-c', '-k', 'GTS', 'PREDS',
     ],
     'train': [
         '--amp', '--baseline-class', '--batch-size', '--binary', '--binary-threshold', '--classes',

@@ -140,8 +140,3 @@ def imagewise_miou(tp: ArrayLike, fp: ArrayLike, fn: ArrayLike) -> float:
     """
     per_class = nanmean(iou(tp, fp, fn), axis=0)
     return float(nanmean(per_class))
-
-
-def nan_to_none(x: float) -> float | None:
-    """``x`` as a float, None where it is NaN (undefined): how JSON files write undefined values."""
-    return None if np.isnan(x) else float(x)

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-__all__ = ["esc", "attr", "fmt", "Cell", "table", "img", "pager", "swatch", "Viewer", "document", "section"]
+__all__ = ["esc", "attr", "Cell", "table", "img", "pager", "para", "div", "link", "item", "mark", "swatch", "Viewer",
+           "document", "section"]
 
 
 def esc(text: object) -> str:
@@ -24,10 +25,6 @@ def esc(text: object) -> str:
 def attr(text: object) -> str:
     """An attribute value, HTML-escaped (quotes included)."""
     return html.escape(str(text), quote=True)
-
-
-def fmt(x: float | None, digits: int = 3) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 @dataclass
@@ -86,9 +83,35 @@ def pager(pages: Sequence[tuple[str, int, int]], alt: str) -> str:
     return f'<div class="pager"><div class="seg">page {buttons}</div>{img(src, w, h, alt, "paged")}</div>'
 
 
-def swatch(rgb: Sequence[int], label: str) -> str:
+def para(html: str, cls: str = "") -> str:
+    """A paragraph of HTML (text in it already passed through :func:`esc`); ``cls`` e.g. ``"muted small"``."""
+    return f'<p class="{attr(cls)}">{html}</p>' if cls else f"<p>{html}</p>"
+
+
+def div(cls: str, html: str) -> str:
+    """A ``<div>`` of class ``cls`` around HTML."""
+    return f'<div class="{attr(cls)}">{html}</div>'
+
+
+def link(href: str, text: str) -> str:
+    """A link to a relative path."""
+    return f'<a href="{attr(quote(href))}">{esc(text)}</a>'
+
+
+def item(html: str) -> str:
+    """A legend item of HTML (see :func:`swatch`)."""
+    return f'<span class="item">{html}</span>'
+
+
+def mark(rgb: Sequence[int]) -> str:
+    """A small square of one colour, to stand before a class name."""
     r, g, b = (int(v) for v in rgb)
-    return f'<span class="item"><span class="sw" style="background: rgb({r},{g},{b})"></span>{esc(label)}</span>'
+    return f'<span class="sw" style="background: rgb({r},{g},{b})"></span>'
+
+
+def swatch(rgb: Sequence[int], label: str) -> str:
+    """A legend item: the colour's :func:`mark` and its label."""
+    return item(mark(rgb) + esc(label))
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
 import os
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from segeval.core import metrics
+from segeval.core.format import fmt
 from segeval.scoring.evaluate import Run, write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover - pandas loads only for the CSV files (--csv, --per-image)
@@ -26,10 +26,6 @@ CONVENTIONS = (
     "a prediction of {ignore} counts as a miss; a class absent from both ground truth and prediction has "
     "no IoU and is left out of every mean"
 )
-
-
-def _fmt(x: float, digits: int = 4) -> str:
-    return "—" if x is None or math.isnan(x) else f"{x:.{digits}f}"
 
 
 def shown_classes(run: Run, *, all_classes: bool = False) -> NDArray[np.intp]:
@@ -133,9 +129,9 @@ def score_table(run: Run, *, all_classes: bool = False, hint: str = "") -> Group
                       *[Text("—", style="dim")] * (4 + len(extra)))
             continue
         style = "red" if iou[i] < 0.5 else ("yellow" if iou[i] < 0.75 else "green")
-        t.add_row(str(i), run.classes.names[i], Text(_fmt(iou[i]), style=style), _fmt(run.dice[i]),
-                  _fmt(run.precision[i]), _fmt(run.recall[i]), _fmt(run.gt_share[i] * 100, 2) + " %",
-                  *[_fmt(v[i], 2 if name in ("hd95", "assd") else 4) for name, v in extra])
+        t.add_row(str(i), run.classes.names[i], Text(fmt(iou[i]), style=style), fmt(run.dice[i]),
+                  fmt(run.precision[i]), fmt(run.recall[i]), fmt(run.gt_share[i] * 100, 2) + " %",
+                  *[fmt(v[i], 2 if name in ("hd95", "assd") else 4) for name, v in extra])
 
     n_def = int((~absent).sum())
     b = run.baseline_class
@@ -143,28 +139,28 @@ def score_table(run: Run, *, all_classes: bool = False, hint: str = "") -> Group
     s.add_column(style="bold")
     s.add_column(justify="right")
     s.add_column(style="dim")
-    s.add_row("mIoU (data set)", _fmt(run.miou), f"sum(I) / sum(U) over all images, mean over {n_def} of {k} classes")
-    s.add_row("mIoU (image-wise)", _fmt(run.imagewise_miou), "I / U per image, mean over images, then classes")
+    s.add_row("mIoU (data set)", fmt(run.miou), f"sum(I) / sum(U) over all images, mean over {n_def} of {k} classes")
+    s.add_row("mIoU (image-wise)", fmt(run.imagewise_miou), "I / U per image, mean over images, then classes")
     beats = run.miou > run.baseline_miou
-    s.add_row("baseline mIoU", Text(_fmt(run.baseline_miou), style="green" if beats else "bold red"),
+    s.add_row("baseline mIoU", Text(fmt(run.baseline_miou), style="green" if beats else "bold red"),
               f"always predicting class {b} ({run.classes.names[b]})"
               + ("" if beats else ": the model does NOT beat it"))
-    s.add_row("mDice", _fmt(run.mdice), "")
-    s.add_row("pixel accuracy", _fmt(run.pixel_accuracy), "")
-    s.add_row("mean accuracy", _fmt(run.mean_accuracy), "mean recall over classes in the ground truth")
-    s.add_row("fwIoU", _fmt(run.fwiou), "IoU weighted by ground-truth share")
+    s.add_row("mDice", fmt(run.mdice), "")
+    s.add_row("pixel accuracy", fmt(run.pixel_accuracy), "")
+    s.add_row("mean accuracy", fmt(run.mean_accuracy), "mean recall over classes in the ground truth")
+    s.add_row("fwIoU", fmt(run.fwiou), "IoU weighted by ground-truth share")
     if run.image_boundary_counts is not None:
         widths = run.image_band_width
         d = "" if widths is None or not len(widths) else (
             f"{widths.min()} px" if widths.min() == widths.max() else f"{widths.min()}-{widths.max()} px")
-        s.add_row("mBoundaryIoU", _fmt(run.mboundary_iou),
+        s.add_row("mBoundaryIoU", fmt(run.mboundary_iou),
                   f"IoU of the boundary bands (width d = {d}), sum over images, mean over classes")
     if run.image_surface is not None:
         tol = run.settings.get("nsd_tolerance", 1.0)
-        s.add_row("mHD95", _fmt(run.mhd95, 2), "max of the two directed 95th percentiles; one side empty: the "
+        s.add_row("mHD95", fmt(run.mhd95, 2), "max of the two directed 95th percentiles; one side empty: the "
                   "image diagonal; mean over images with the class, then classes")
-        s.add_row("mASSD", _fmt(run.massd, 2), "mean of the two directed mean surface distances")
-        s.add_row("mNSD", _fmt(run.mnsd), f"share of surface pixels within {tol} of the other surface")
+        s.add_row("mASSD", fmt(run.massd, 2), "mean of the two directed mean surface distances")
+        s.add_row("mNSD", fmt(run.mnsd), f"share of surface pixels within {tol} of the other surface")
     notes = []
     if run.missing_predictions:
         notes.append(f"{len(run.missing_predictions)} without prediction (all missed)")

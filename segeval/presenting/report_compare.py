@@ -3,7 +3,7 @@ ground truth.
 
 ``segeval report NEW_PREDS GTS --baseline-preds BASE_PREDS --out DIR`` writes one static page:
 the summary differences and the per-class IoU change, each with its paired-bootstrap interval
-(:func:`segeval.comparing.compare.paired_bootstrap`), and the images ranked by how many pixels went from
+(:func:`segeval.comparing.compare.compare_runs`), and the images ranked by how many pixels went from
 right to wrong ("broken") and from wrong to right ("fixed"), each drawn with a green (fixed) /
 red (broken) layer. Right and wrong per pixel come from the kernel
 :func:`segeval.core.kernels.error_map` (code ``CORRECT``) of each prediction against the ground truth.
@@ -19,35 +19,40 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from segeval.comparing.compare import BootstrapResult, _level, check_comparable, paired_bootstrap
+from segeval.comparing.compare import (
+    SURFACE_METRICS,
+    BootstrapResult,
+    CompareOptions,
+    Comparison,
+    check_comparable,
+    compare_runs,
+)
+from segeval.core.format import fmt, level
 from segeval.core.kernels import error_map
 from segeval.errors import MaskError, SegevalError
 from segeval.presenting import page
-from segeval.presenting.report import (
+from segeval.presenting.layers import (
     FP_COLOR,
     IGNORED_ALPHA,
     SHADE_ALPHA,
-    TOP_CLASSES,
     TP_COLOR,
-    _ax,
-    _safe,
-    _sample,
-    _save_rgb,
-    class_label,
     colorize,
     palette,
     read_drawn,
-    save_figure,
+    resample,
+    safe_name,
     save_layer,
-    settings_html,
+    save_rgb,
 )
+from segeval.presenting.plots import TOP_CLASSES, axes, class_label, save_figure
+from segeval.presenting.report import settings_html
 from segeval.reading.io import Pair, read_mask, read_pair
 from segeval.scoring.evaluate import Run, write_atomic
 from segeval.scoring.maps import CORRECT, IGNORED
@@ -101,7 +106,7 @@ def _change_lut() -> NDArray[np.uint8]:
 def change_layer(codes: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """The changes as a transparent RGBA layer (H, W, 4): fixed green and broken red, opaque; wrong
     in both amber at alpha 150; right in both darkened (black at ``SHADE_ALPHA``); ignored darker.
-    Saved as a palette PNG (:func:`segeval.presenting.report.save_layer`)."""
+    Saved as a palette PNG (:func:`segeval.presenting.layers.save_layer`)."""
     return _change_lut()[codes]
 
 
@@ -173,7 +178,7 @@ def plot_class_change(names: Sequence[str], base_iou: NDArray[np.float64], new_i
         shown = shown[np.argsort(-np.abs(diff[shown]), kind="stable")[:top]]
     shown = shown[np.argsort(diff[shown], kind="stable")]
     k = len(shown)
-    fig, ax = _ax(ax, 9, 0.27 * max(k, 3) + 1.9)
+    fig, ax = axes(ax, 9, 0.27 * max(k, 3) + 1.9)
     y = np.arange(k)
     d = diff[shown]
     colors = np.where(d < 0, "#c0392b", np.where(d > 0, "#27864a", "0.5"))
@@ -182,7 +187,7 @@ def plot_class_change(names: Sequence[str], base_iou: NDArray[np.float64], new_i
         high = np.array([boot.classes[c].high for c in shown])
         ok = ~np.isnan(low)
         ax.hlines(y[ok], low[ok], high[ok], color="0.55", linewidth=2.2, zorder=2,
-                  label=f"{_level(boot.alpha)} bootstrap interval")
+                  label=f"{level(boot.alpha)} bootstrap interval")
     ax.scatter(d, y, c=list(colors), s=30, zorder=3)
     ax.axvline(0, color="0.2", linewidth=1)
     ax.set_yticks(y, [class_label(names, int(c)) for c in shown], fontsize=9)
@@ -208,12 +213,12 @@ def _viewer(stem: str, title: str, ch: ImageChange, new_pair: Pair, base_pair: P
     ignore = int(run.settings.get("ignore_index", 255))
     d, gt, new = read_drawn(new_pair, run, image, images_given, colors)
     base = _read_base(base_pair, gt, new, ignore)
-    base = _sample(base[base.shape[0] // 2] if base.ndim == 3 else base, d.shape)
+    base = resample(base[base.shape[0] // 2] if base.ndim == 3 else base, d.shape)
     codes = pixel_changes(d.gt, base, d.pred, run.n_classes, ignore, path=new_pair.pred)  # at panel size
 
     def save(suffix: str, a: NDArray[np.uint8]) -> str:
         rel = f"{stem}_{suffix}.png"
-        _save_rgb(a, out_dir / rel)
+        save_rgb(a, out_dir / rel)
         return rel
 
     base_img = save("image" if d.photo else "base", d.base)
@@ -226,7 +231,7 @@ def _viewer(stem: str, title: str, ch: ImageChange, new_pair: Pair, base_pair: P
     info = (f'<span style="color: rgb{FIXED_COLOR}">■</span> fixed <b>{ch.fixed:,}</b> · '
             f'<span style="color: rgb{BROKEN_COLOR}">■</span> broken <b>{ch.broken:,}</b> pixels{share}<br>'
             f"wrong in both {ch.same_wrong:,}<br>"
-            f"image mIoU {page.fmt(float(base_miou))} → {page.fmt(_image_miou(run, ch.index))}")
+            f"image mIoU {fmt(float(base_miou), 3)} → {fmt(_image_miou(run, ch.index), 3)}")
     return page.Viewer(title=title, base=base_img, width=d.shape[1], height=d.shape[0],
                        layers=layers, info=info, note=d.note)
 
@@ -238,8 +243,20 @@ def _image_miou(run: Run, i: int) -> float:
 def _interval_cells(iv: Any) -> list[page.Cell]:
     diff_cls = "bad" if iv.diff < 0 else "good" if iv.diff > 0 else ""
     excl = not np.isnan(iv.low) and (iv.high < 0 or iv.low > 0)
-    return [page.Cell(page.fmt(iv.diff, 4), iv.diff, diff_cls), page.Cell(page.fmt(iv.low, 4), iv.low),
-            page.Cell(page.fmt(iv.high, 4), iv.high), page.Cell("yes" if excl else "", "yes" if excl else "")]
+    return [page.Cell(fmt(iv.diff), iv.diff, diff_cls), page.Cell(fmt(iv.low), iv.low),
+            page.Cell(fmt(iv.high), iv.high), page.Cell("yes" if excl else "", "yes" if excl else "")]
+
+
+def _aligned(run: Run, order: NDArray[np.intp], names: Sequence[str]) -> Run:
+    """The run with its images in the order ``order`` (:func:`check_comparable`), named ``names``; every
+    other field kept."""
+    def take(a: NDArray[Any] | None) -> Any:
+        return None if a is None else np.asarray(a)[order]
+
+    spacing = None if run.image_spacing is None else [run.image_spacing[i] for i in order]
+    return replace(run, image_names=list(names), image_counts=run.image_counts[order],
+                   image_boundary_counts=take(run.image_boundary_counts), image_band_width=take(run.image_band_width),
+                   image_surface=take(run.image_surface), image_spacing=spacing)
 
 
 def build_comparison_report(
@@ -251,9 +268,7 @@ def build_comparison_report(
     *,
     images: dict[str, Path] | None = None,
     worst: int = 10,
-    n_bootstrap: int = 2000,
-    seed: int = 0,
-    alpha: float = 0.05,
+    options: CompareOptions | None = None,
     workers: int | None = None,
     labels: tuple[str, str] = ("BASE", "NEW"),
     settings: dict[str, Any] | None = None,
@@ -261,17 +276,20 @@ def build_comparison_report(
     """Write the comparison page of two runs on the same ground truth; returns ``out_dir/index.html``.
 
     Every image's masks are read once to count its changes; the ``worst`` images with the most
-    broken and the most fixed pixels are read again to draw them.
+    broken and the most fixed pixels are read again to draw them. The intervals are the paired
+    bootstrap's of ``options`` (``bootstrap`` resamples, ``seed``, level ``1 - alpha``; default
+    :class:`CompareOptions`'s).
     """
     from segeval.scoring.pool import default_workers, ordered_map
 
     out = Path(out_dir)
-    order = check_comparable(base, new, *labels)
-    new_counts = new.image_counts[order]
-    aligned = Run(new.classes, new.cm, list(base.image_names), new_counts, new.pixels, new.ignored, new.settings,
-                  new.missing_predictions, new.extra_predictions, new.skipped)
-    boot = paired_bootstrap(base.image_counts, new_counts, n_bootstrap, seed, alpha) if n_bootstrap else None
-    extra = _extra_summary_rows(base, new, order, n_bootstrap, seed, alpha)
+    aligned = _aligned(new, check_comparable(base, new, *labels), base.image_names)
+    o = options or CompareOptions()
+    # the intervals only: no randomization test on this page
+    cmp = compare_runs([base, aligned], labels, CompareOptions(bootstrap=o.bootstrap, seed=o.seed, alpha=o.alpha,
+                                                               permutations=0))
+    boot = cmp.bootstrap[0]
+    extra = _extra_summary_rows(cmp)
     changes = count_changes(base, new_pairs, base_pairs, workers)
     colors = palette(base.classes)
 
@@ -283,7 +301,7 @@ def build_comparison_report(
 
     def draw(job: tuple[str, int, ImageChange]) -> page.Viewer:
         kind, rank, ch = job
-        return _viewer(f"changes/{kind}{rank:03d}_{_safe(ch.name)}", f"{rank}. {ch.name}", ch, new_by[ch.name],
+        return _viewer(f"changes/{kind}{rank:03d}_{safe_name(ch.name)}", f"{rank}. {ch.name}", ch, new_by[ch.name],
                        base_by[ch.name], aligned, float(base.image_miou[ch.index]), out,
                        None if images is None else images.get(ch.name),
                        images is not None, colors)
@@ -293,7 +311,7 @@ def build_comparison_report(
     w, h = save_figure(plot_class_change(base.classes.names, base.iou, aligned.iou, boot), out / CLASS_CHANGE)
 
     shown = {**base.settings, "baseline_preds": base.settings.get("pred_dir"), "worst": worst,
-             "bootstrap": n_bootstrap, "seed": seed, "alpha": alpha, **(settings or {})}
+             "bootstrap": o.bootstrap, "seed": o.seed, "alpha": o.alpha, **(settings or {})}
     html = _comparison_page(base, aligned, boot, changes, broken_v, fixed_v, (CLASS_CHANGE, w, h), shown, labels,
                             extra)
     index = out / "index.html"
@@ -301,32 +319,27 @@ def build_comparison_report(
     return index
 
 
-def _extra_summary_rows(base: Run, new: Run, order: NDArray[np.intp], n_bootstrap: int, seed: int,
-                        alpha: float) -> list[list[page.Cell | str]]:
+def _extra_summary_rows(cmp: Comparison) -> list[list[page.Cell | str]]:
     """Summary rows of mBoundaryIoU (with its paired-bootstrap interval) and of mHD95, mASSD, mNSD (the
-    change only), for what both runs have, measured alike."""
+    change only), for what both runs have, measured alike (:func:`compare_runs` decides)."""
     rows: list[list[page.Cell | str]] = []
-    bb, nb = base.image_boundary_counts, new.image_boundary_counts
-    same_width = (base.image_band_width is None or new.image_band_width is None
-                  or np.array_equal(base.image_band_width, np.asarray(new.image_band_width)[order]))
-    if bb is not None and nb is not None and same_width:
-        bv, nv = base.mboundary_iou, new.mboundary_iou
-        cells: list[page.Cell | str] = ["mBoundaryIoU", page.Cell(page.fmt(bv, 4), bv), page.Cell(page.fmt(nv, 4), nv)]
-        if n_bootstrap:
-            cells += _interval_cells(paired_bootstrap(bb, nb[order], n_bootstrap, seed, alpha).miou)
+    if cmp.boundary is not None:
+        bv, nv = float(cmp.boundary.miou[0]), float(cmp.boundary.miou[1])
+        cells: list[page.Cell | str] = ["mBoundaryIoU", page.Cell(fmt(bv), bv), page.Cell(fmt(nv), nv)]
+        boot = cmp.boundary.bootstrap[0]
+        if boot is not None:
+            cells += _interval_cells(boot.miou)
         else:
-            cells += [page.Cell(page.fmt(nv - bv, 4), nv - bv, "bad" if nv < bv else "good" if nv > bv else ""),
+            cells += [page.Cell(fmt(nv - bv), nv - bv, "bad" if nv < bv else "good" if nv > bv else ""),
                       page.Cell("—"), page.Cell("—"), page.Cell("")]
         rows.append(cells)
-    alike = all(base.settings.get(k) == new.settings.get(k) for k in ("spacing", "nsd_tolerance"))
-    if base.image_surface is not None and new.image_surface is not None and alike:
-        for label, bv, nv, lower in (("mHD95 (lower is better)", base.mhd95, new.mhd95, True),
-                                     ("mASSD (lower is better)", base.massd, new.massd, True),
-                                     ("mNSD", base.mnsd, new.mnsd, False)):
+    if cmp.surface is not None:
+        for m, (_, label, lower) in enumerate(SURFACE_METRICS):
+            bv, nv = float(cmp.surface.summary[0, m]), float(cmp.surface.summary[1, m])
             d = nv - bv
             worse, better = (d > 0, d < 0) if lower else (d < 0, d > 0)
-            rows.append([label, page.Cell(page.fmt(bv, 4), bv), page.Cell(page.fmt(nv, 4), nv),
-                         page.Cell(page.fmt(d, 4), d, "bad" if worse else "good" if better else ""),
+            rows.append([label + (" (lower is better)" if lower else ""), page.Cell(fmt(bv), bv),
+                         page.Cell(fmt(nv), nv), page.Cell(fmt(d), d, "bad" if worse else "good" if better else ""),
                          page.Cell("—"), page.Cell("—"), page.Cell("")])
     return rows
 
@@ -340,19 +353,19 @@ def _comparison_page(base: Run, new: Run, boot: BootstrapResult | None, changes:
     if boot is None:
         how = "no bootstrap (--bootstrap 0): no intervals."
     else:
-        how = (f"Intervals: two-sided {_level(boot.alpha)} percentile intervals of NEW − BASE over {boot.n:,} paired "
+        how = (f"Intervals: two-sided {level(boot.alpha)} percentile intervals of NEW − BASE over {boot.n:,} paired "
                f"bootstrap resamples of the {boot.n_images} images (seed {boot.seed}); \"excludes 0\" marks an "
                "interval that lies wholly on one side of 0. For a significance test use segeval compare.")
     summary_rows = []
     for key, label, bv, nv in (("miou", "mIoU (data set)", base.miou, new.miou),
                                ("mdice", "mDice", base.mdice, new.mdice),
                                ("pixel_accuracy", "pixel accuracy", base.pixel_accuracy, new.pixel_accuracy)):
-        cells: list[page.Cell | str] = [label, page.Cell(page.fmt(bv, 4), bv), page.Cell(page.fmt(nv, 4), nv)]
+        cells: list[page.Cell | str] = [label, page.Cell(fmt(bv), bv), page.Cell(fmt(nv), nv)]
         if boot is not None:
             cells += _interval_cells(boot.summary(key))
         else:
             d = nv - bv
-            cells += [page.Cell(page.fmt(d, 4), d), page.Cell("—"), page.Cell("—"), page.Cell("")]
+            cells += [page.Cell(fmt(d), d), page.Cell("—"), page.Cell("—"), page.Cell("")]
         summary_rows.append(cells)
     summary_rows += extra
     heads = ["metric", b_label, n_label, "change", "low", "high", "excludes 0"]
@@ -365,14 +378,12 @@ def _comparison_page(base: Run, new: Run, boot: BootstrapResult | None, changes:
         bi, ni = float(base.iou[c]), float(new.iou[c])
         if np.isnan(bi) and np.isnan(ni):
             continue
-        rgb = ",".join(str(int(x)) for x in colors[c])
-        cells = [page.Cell(str(c), c),
-                 page.Cell(f'<span class="sw" style="background: rgb({rgb})"></span>{page.esc(names[c])}', names[c]),
-                 page.Cell(page.fmt(bi, 4), bi), page.Cell(page.fmt(ni, 4), ni)]
+        cells = [page.Cell(str(c), c), page.Cell(page.mark(colors[c]) + page.esc(names[c]), names[c]),
+                 page.Cell(fmt(bi), bi), page.Cell(fmt(ni), ni)]
         if boot is not None:
             cells += _interval_cells(boot.classes[c])
         else:
-            cells += [page.Cell(page.fmt(ni - bi, 4), ni - bi), page.Cell("—"), page.Cell("—"), page.Cell("")]
+            cells += [page.Cell(fmt(ni - bi), ni - bi), page.Cell("—"), page.Cell("—"), page.Cell("")]
         class_rows.append(cells)
     classes = page.table(["id", "class", f"{b_label} IoU", f"{n_label} IoU", "change", "low", "high", "excludes 0"],
                          class_rows, numeric=[True, False, True, True, True, True, True, False])
@@ -383,35 +394,36 @@ def _comparison_page(base: Run, new: Run, boot: BootstrapResult | None, changes:
         bm, nm = float(base.image_miou[ch.index]), float(new.image_miou[ch.index])
         image_rows.append([ch.name, page.Cell(f"{ch.broken:,}", ch.broken), page.Cell(f"{ch.fixed:,}", ch.fixed),
                            page.Cell(f"{ch.net:+,}", ch.net), page.Cell(f"{ch.same_wrong:,}", ch.same_wrong),
-                           page.Cell(page.fmt(bm, 4), bm), page.Cell(page.fmt(nm, 4), nm),
-                           page.Cell(page.fmt(nm - bm, 4), nm - bm)])
+                           page.Cell(fmt(bm), bm), page.Cell(fmt(nm), nm),
+                           page.Cell(fmt(nm - bm), nm - bm)])
     images = page.table(["image", "broken", "fixed", "fixed − broken", "wrong in both", f"{b_label} mIoU",
                          f"{n_label} mIoU", "change"], image_rows,
                         numeric=[False, True, True, True, True, True, True, True])
     total_fixed, total_broken = sum(c.fixed for c in changes), sum(c.broken for c in changes)
-    legend = ('<div class="legend"><p>'
-              + page.swatch(FIXED_COLOR, "fixed: wrong in BASE, right in NEW")
-              + page.swatch(BROKEN_COLOR, "broken: right in BASE, wrong in NEW")
-              + page.swatch(SAME_WRONG_COLOR, "wrong in both (half transparent)")
-              + '<span class="item">darkened: right in both; darker: ground truth ignored</span></p>'
-              "<p>Right: the predicted class is the ground truth's; a predicted ignore index is wrong. Pixels "
-              "counted at full resolution; the layers are drawn at panel size.</p></div>")
-    viewer_note = ('<p class="muted small">Switch the layer over the image (fixed / broken, ground truth, '
-                   "baseline, new) and its opacity.</p>")
+    legend = page.div("legend", page.para(
+        page.swatch(FIXED_COLOR, "fixed: wrong in BASE, right in NEW")
+        + page.swatch(BROKEN_COLOR, "broken: right in BASE, wrong in NEW")
+        + page.swatch(SAME_WRONG_COLOR, "wrong in both (half transparent)")
+        + page.item("darkened: right in both; darker: ground truth ignored"))
+        + page.para("Right: the predicted class is the ground truth's; a predicted ignore index is wrong. Pixels "
+                    "counted at full resolution; the layers are drawn at panel size."))
+    viewer_note = page.para("Switch the layer over the image (fixed / broken, ground truth, baseline, new) and its "
+                            "opacity.", "muted small")
     title = f"segeval comparison: {n_label} against {b_label}, {len(base.image_names)} images"
     sections = [
-        page.section("summary", "Summary", summary, f'<p class="muted small">{page.esc(how)}</p>',
-                     f"<p>Over all images: <b>{total_fixed:,}</b> pixels fixed, <b>{total_broken:,}</b> broken.</p>"),
+        page.section("summary", "Summary", summary, page.para(page.esc(how), "muted small"),
+                     page.para(f"Over all images: <b>{total_fixed:,}</b> pixels fixed, <b>{total_broken:,}</b> "
+                               "broken.")),
         page.section("classes", "Per-class IoU change",
                      page.img(plot[0], plot[1], plot[2], "per-class IoU change with intervals"),
-                     '<div class="scroll">' + classes + "</div>",
-                     f'<p class="muted small">{absent} classes absent from both runs are left out.</p>' if absent
+                     page.div("scroll", classes),
+                     page.para(f"{absent} classes absent from both runs are left out.", "muted small") if absent
                      else ""),
-        page.section("images", "Images by pixels broken and fixed", '<div class="scroll">' + images + "</div>"),
+        page.section("images", "Images by pixels broken and fixed", page.div("scroll", images)),
         page.section("broken", f"Most broken: {len(broken_v)} images", viewer_note,
-                     *([v.html() for v in broken_v] or ["<p>No pixel went from right to wrong.</p>"])),
+                     *([v.html() for v in broken_v] or [page.para("No pixel went from right to wrong.")])),
         page.section("fixed", f"Most fixed: {len(fixed_v)} images", viewer_note,
-                     *([v.html() for v in fixed_v] or ["<p>No pixel went from wrong to right.</p>"])),
+                     *([v.html() for v in fixed_v] or [page.para("No pixel went from wrong to right.")])),
         page.section("legend", "Legend", legend),
         page.section("settings", "Settings", settings_html(settings)),
     ]

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from segeval import errors
+import segeval.errors as errors
 from segeval.errors import SegevalError
 
 if TYPE_CHECKING:  # pragma: no cover

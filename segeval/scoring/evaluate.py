@@ -15,8 +15,8 @@ from numpy.typing import NDArray
 
 from segeval.core import metrics
 from segeval.core.classes import ClassSet
+from segeval.core.format import none_if_nan
 from segeval.core.kernels import accumulate
-from segeval.core.metrics import nan_to_none
 from segeval.errors import MaskError, RunFileError, SegevalError
 from segeval.reading.io import Pair, Skipped, count_png_pair, find_pairs, read_pair
 from segeval.reading.options import ReadOptions
@@ -254,18 +254,18 @@ class Run:
     # ------------------------------------------------------------------ run files
     def summary(self) -> dict[str, float | None]:
         out = {
-            "miou": nan_to_none(self.miou),
-            "mdice": nan_to_none(self.mdice),
-            "pixel_accuracy": nan_to_none(self.pixel_accuracy),
-            "mean_accuracy": nan_to_none(self.mean_accuracy),
-            "fwiou": nan_to_none(self.fwiou),
-            "baseline_miou": nan_to_none(self.baseline_miou),
-            "imagewise_miou": nan_to_none(self.imagewise_miou),
+            "miou": none_if_nan(self.miou),
+            "mdice": none_if_nan(self.mdice),
+            "pixel_accuracy": none_if_nan(self.pixel_accuracy),
+            "mean_accuracy": none_if_nan(self.mean_accuracy),
+            "fwiou": none_if_nan(self.fwiou),
+            "baseline_miou": none_if_nan(self.baseline_miou),
+            "imagewise_miou": none_if_nan(self.imagewise_miou),
         }
         if self.image_boundary_counts is not None:  # absent: not computed; null: computed, undefined
-            out["mboundary_iou"] = nan_to_none(self.mboundary_iou)
+            out["mboundary_iou"] = none_if_nan(self.mboundary_iou)
         if self.image_surface is not None:
-            out.update(mhd95=nan_to_none(self.mhd95), massd=nan_to_none(self.massd), mnsd=nan_to_none(self.mnsd))
+            out.update(mhd95=none_if_nan(self.mhd95), massd=none_if_nan(self.massd), mnsd=none_if_nan(self.mnsd))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,8 +274,8 @@ class Run:
         per_class = zip(self.iou, self.dice, self.precision, self.recall, self.gt_share, strict=True)
         k = self.n_classes
         classes = [
-            {"id": i, "name": self.classes.names[i], "iou": nan_to_none(a), "dice": nan_to_none(b),
-             "precision": nan_to_none(c), "recall": nan_to_none(d), "gt_share": nan_to_none(e),
+            {"id": i, "name": self.classes.names[i], "iou": none_if_nan(a), "dice": none_if_nan(b),
+             "precision": none_if_nan(c), "recall": none_if_nan(d), "gt_share": none_if_nan(e),
              "tp": int(tp[i]), "fp": int(fp[i]), "fn": int(fn[i])}
             for i, (a, b, c, d, e) in enumerate(per_class)
         ]
@@ -315,7 +315,7 @@ class Run:
         if bc is not None:
             total = bc.sum(axis=0)
             for i, (entry, v) in enumerate(zip(classes, self.boundary_iou, strict=True)):
-                entry.update(boundary_iou=nan_to_none(v), boundary_tp=int(total[0, i]),
+                entry.update(boundary_iou=none_if_nan(v), boundary_tp=int(total[0, i]),
                              boundary_fp=int(total[1, i]), boundary_fn=int(total[2, i]))
             widths = self.image_band_width
             for j, (entry, c) in enumerate(zip(images, bc, strict=True)):
@@ -324,10 +324,10 @@ class Run:
                     entry["band_px"] = int(widths[j])
         if sf is not None:
             for i, entry in enumerate(classes):
-                entry.update(hd95=nan_to_none(self.hd95[i]), assd=nan_to_none(self.assd[i]),
-                             nsd=nan_to_none(self.nsd[i]))
+                entry.update(hd95=none_if_nan(self.hd95[i]), assd=none_if_nan(self.assd[i]),
+                             nsd=none_if_nan(self.nsd[i]))
             for j, (entry, v) in enumerate(zip(images, sf, strict=True)):
-                entry.update({name: [nan_to_none(x) for x in v[m].tolist()]
+                entry.update({name: [none_if_nan(x) for x in v[m].tolist()]
                               for m, name in enumerate(("hd95", "assd", "nsd"))})
                 if self.image_spacing is not None:
                     entry["spacing"] = list(self.image_spacing[j])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from enum import Enum
 from pathlib import Path
@@ -14,15 +13,15 @@ from numpy.typing import NDArray
 from rich.console import Console, Group
 from rich.text import Text
 
+from segeval.core.format import fmt
 from segeval.errors import SegevalError
-from segeval.presenting.page import fmt
 
 if TYPE_CHECKING:  # pragma: no cover
     from segeval.train.trainer import EpochLog, Prepared, TrainResult
 
 __all__ = ["train", "comparison_table"]
 
-fmt4 = functools.partial(fmt, digits=4)  # metrics in the training tables: four digits
+
 
 
 class ModelName(str, Enum):
@@ -62,7 +61,7 @@ def _mean_sd(values: list[float], n_seeds: int) -> str:
     if np.isnan(v).any():
         return "—"
     if n_seeds == 1:
-        return fmt4(float(v[0]))
+        return fmt(float(v[0]))
     return f"{v.mean():.4f} ± {v.std(ddof=1):.4f}"
 
 
@@ -105,9 +104,9 @@ def comparison_table(results: list[TrainResult], *, resamples: int = 10000, seed
         rs = by_spec[s]
         miou = [r.run.miou for r in rs]
         cells = [s, _mean_sd(miou, len(rs))]
-        cells += [fmt4(float(np.mean([r.run.iou[c] for r in rs]))) for c in range(run0.n_classes)]
-        cells += [fmt4(float(np.mean([r.run.baseline_miou for r in rs]))),
-                  fmt4(float(np.mean([r.run.imagewise_miou for r in rs])))]
+        cells += [fmt(float(np.mean([r.run.iou[c] for r in rs]))) for c in range(run0.n_classes)]
+        cells += [fmt(float(np.mean([r.run.baseline_miou for r in rs]))),
+                  fmt(float(np.mean([r.run.imagewise_miou for r in rs])))]
         if several:
             if s == specs[0]:
                 cells += ["", ""]
@@ -264,7 +263,7 @@ def train(
 
     def on_epoch(h: EpochLog) -> None:
         err.print(f"[{state['spec']}] epoch {h.epoch + 1}/{cfg.epochs}  loss {h.loss}  crop {h.crop}  "
-                  f"train loss {h.train_loss:.4f}  val mIoU {fmt4(h.miou)}  baseline mIoU {fmt4(h.baseline_miou)}  "
+                  f"train loss {h.train_loss:.4f}  val mIoU {fmt(h.miou)}  baseline mIoU {fmt(h.baseline_miou)}  "
                   f"({h.seconds:.1f} s)" + (_flat_note(h) if h.flat else ""), markup=False)
 
     def _flat_note(h: EpochLog) -> str:
@@ -272,7 +271,7 @@ def train(
         why = (f"{h.top_share:.1%} of the pixels predicted {name!r}" if not math.isnan(h.top_share)
                else "no scored pixels")
         if not h.miou > h.baseline_miou:
-            why += f", mIoU {fmt4(h.miou)} not above the baseline {fmt4(h.baseline_miou)}"
+            why += f", mIoU {fmt(h.miou)} not above the baseline {fmt(h.baseline_miou)}"
         return f"  FLATLINE: {why}"
 
     if bar is not None:

@@ -21,16 +21,16 @@ import pytest
 from conftest import NAMES, cli, make_run, random_cms
 from reference import brute_force_p, loop_miou
 
-from segeval.comparing import compare
+from segeval.comparing import stats
 from segeval.comparing.compare import (
     check_gates,
     compare_runs,
-    comparison_dict,
     holm,
     paired_bootstrap,
     randomization_test,
 )
 from segeval.errors import RunFileError, SegevalError
+from segeval.presenting.compare_table import comparison_dict
 from segeval.scoring.evaluate import Run
 
 # ----------------------------------------------------------------------------- helpers
@@ -141,7 +141,7 @@ def exact_three_image_distribution(base_counts: np.ndarray, new_counts: np.ndarr
 
 @pytest.mark.parametrize("chunk", [1 << 22, 7])
 def test_three_image_change_is_not_significant_and_matches_exact_enumeration(monkeypatch, chunk):
-    monkeypatch.setattr(compare, "_CHUNK", chunk)  # 7: resamples drawn two at a time
+    monkeypatch.setattr(stats, "_CHUNK", chunk)  # 7: resamples drawn two at a time
     cms = random_cms(3, seed=5)
     base, new = make_run(cms), make_run(shifted(cms, [-4, -1, +3]))
     boot = paired_bootstrap(base.image_counts, new.image_counts, n=20000, seed=1, alpha=0.05)
@@ -272,13 +272,13 @@ def test_exact_p_on_six_images_of_one_consistent_loss():
 
 @pytest.mark.parametrize("chunk", [1 << 22, 100])
 def test_randomization_is_chunked_seeded_and_order_free(monkeypatch, chunk):
-    monkeypatch.setattr(compare, "_CHUNK", chunk)  # 100: three assignments per chunk
+    monkeypatch.setattr(stats, "_CHUNK", chunk)  # 100: three assignments per chunk
     cms = random_cms(30, seed=41)
     base = make_run(cms).image_counts
     new = make_run(shifted(cms, list(range(-15, 15)))).image_counts
     a = randomization_test(base, new, n=3000, seed=2)
     assert a.miou == randomization_test(base, new, n=3000, seed=2).miou
-    monkeypatch.setattr(compare, "_CHUNK", 1 << 22)
+    monkeypatch.setattr(stats, "_CHUNK", 1 << 22)
     b = randomization_test(base, new, n=3000, seed=2)
     assert a.miou == b.miou  # the chunk size does not change the draws
     small = randomization_test(base[:12], new[:12])
@@ -454,7 +454,7 @@ def test_class_gate_controls_the_family_wise_error_with_holm(saved):
 
 def test_resample_weights_are_multinomial_draws():
     rng = np.random.default_rng(0)
-    w = compare._resample_weights(rng, 400, 50)
+    w = stats._resample_weights(rng, 400, 50)
     assert w.shape == (400, 50)
     assert (w.sum(axis=1) == 50).all()
     assert w.mean() == pytest.approx(1.0)
@@ -469,7 +469,7 @@ def test_seeded_and_exact_integer_fallback(monkeypatch):
     r3 = paired_bootstrap(a, b, n=300, seed=4)
     np.testing.assert_array_equal(r1.differences, r2.differences)
     assert not np.array_equal(r1.differences, r3.differences)
-    monkeypatch.setattr(compare, "_EXACT", 1)  # force the int64 product
+    monkeypatch.setattr(stats, "_EXACT", 1)  # force the int64 product
     r4 = paired_bootstrap(a, b, n=300, seed=3)
     np.testing.assert_array_equal(r1.differences, r4.differences)
 

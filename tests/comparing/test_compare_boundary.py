@@ -21,13 +21,12 @@ from segeval.cli import app
 from segeval.comparing.compare import (
     check_gates,
     compare_runs,
-    comparison_dict,
-    comparison_markdown,
     surface_randomization_test,
 )
 from segeval.core import boundary as B
 from segeval.core.classes import ClassSet
 from segeval.errors import SegevalError
+from segeval.presenting.compare_table import comparison_dict, comparison_markdown
 from segeval.presenting.report import summary_rows
 from segeval.scoring.evaluate import Run
 
