@@ -77,6 +77,12 @@ class Format(str, Enum):
     json = "json"
 
 
+class Counts(str, Enum):  # where a run file keeps its per-image arrays (segeval.scoring.counts_file)
+    auto = "auto"
+    json = "json"
+    binary = "binary"
+
+
 def _check_output(path: Path | None, option: str) -> None:
     """Fail before any work when an output file cannot be written."""
     if path is not None and not path.parent.is_dir():
@@ -220,6 +226,9 @@ def score(
                                                      "missed, and skip predictions without one.")] = False,
     workers: Workers = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the run file (for compare/report).")] = None,
+    counts: Annotated[Counts, typer.Option(
+        "--counts", help="Where the run file keeps the per-image counts: in the JSON, or in a binary counts file "
+        "beside it (RUN.<id>.counts); auto: binary from 10,000 images on.")] = Counts.auto,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the per-class table as CSV.")] = None,
     per_image: Annotated[Path | None, typer.Option(help="Write per-image mIoU and class IoUs as CSV, "
                                                         "worst first.")] = None,
@@ -288,7 +297,7 @@ def score(
         run = run_score()
 
     writers: list[tuple[Path | None, Callable[[Path], None]]] = [
-        (json_out, run.save),
+        (json_out, lambda p: run.save(p, counts=counts.value)),
         (csv_out, lambda p: write_csv(class_frame(run), p)),
         (per_image, lambda p: write_csv(image_frame(run), p)),
     ]
