@@ -233,6 +233,10 @@ def paired_bootstrap(
     n_images, _, k = base.shape
     if n_images == 0:
         raise SegevalError(None, "the runs hold no images", "nothing to resample")
+    from segeval.comparing import chunked
+
+    if chunked.is_large(n_images, k):  # many images: a block at a time, bounded memory
+        return chunked.paired_bootstrap(base, new, n, seed, alpha)
     if base.min(initial=0) < 0 or new.min(initial=0) < 0:
         raise ValueError("counts must be non-negative")
 
@@ -438,6 +442,10 @@ def randomization_test(
     new = np.asarray(new_counts)
     n_images = _check_paired(base, new, n, "counts")
     k = base.shape[2]
+    from segeval.comparing import chunked
+
+    if n_images > exact_max and chunked.is_large(n_images, k):  # the same draws and p, a block at a time
+        return chunked.randomization_test(base, new, n=n, seed=seed)
     if base.min(initial=0) < 0 or new.min(initial=0) < 0:
         raise ValueError("counts must be non-negative")
     b = base.reshape(n_images, 3 * k).astype(np.int64)
@@ -770,15 +778,17 @@ def check_comparable(base: Run, other: Run, base_label: str = "BASE", other_labe
             parts.append(f"{len(only_other)} images are not in {base_label} ({_preview(only_other)})")
         raise RunFileError(other_label, f"covers other images than {base_label}: " + "; ".join(parts), todo)
     order = np.array([index[n] for n in base.image_names], np.intp)
-    b_gt = base.image_counts[:, 0] + base.image_counts[:, 2]
-    o_gt = other.image_counts[order, 0] + other.image_counts[order, 2]
-    bad = np.argwhere(b_gt != o_gt)
-    if len(bad):
-        i, c = bad[0]
+    from segeval.comparing.chunked import first_gt_mismatch
+
+    n_bad, first = first_gt_mismatch(base.image_counts, other.image_counts, order)
+    if first is not None:
+        i, c = first
+        b_gt = int(base.image_counts[i, 0, c] + base.image_counts[i, 2, c])
+        o_gt = int(other.image_counts[order[i], 0, c] + other.image_counts[order[i], 2, c])
         raise RunFileError(
             other_label,
-            f"image {base.image_names[i]!r} has {o_gt[i, c]} ground-truth pixels of class {b_names[c]!r} but "
-            f"{b_gt[i, c]} in {base_label} ({len(bad)} image-class pairs differ)", todo)
+            f"image {base.image_names[i]!r} has {o_gt} ground-truth pixels of class {b_names[c]!r} but "
+            f"{b_gt} in {base_label} ({n_bad} image-class pairs differ)", todo)
     return order
 
 
@@ -827,7 +837,8 @@ def compare_runs(
     orders = [np.arange(base.image_counts.shape[0], dtype=np.intp)]
     for run, label in zip(runs[1:], labels[1:], strict=True):
         orders.append(check_comparable(base, run, labels[0], label))
-        counts.append(run.image_counts[orders[-1]])
+        same = bool((orders[-1] == orders[0]).all())  # the same order: no copy of the counts
+        counts.append(run.image_counts if same else run.image_counts[orders[-1]])
     if (n_bootstrap or n_permutations) and base.image_counts.shape[0] == 0:
         raise SegevalError(labels[0], "holds no images", "nothing to compare")
     totals = np.stack([c.sum(axis=0) for c in counts])  # (R, 3, K)

@@ -254,8 +254,20 @@ def read_images(d: dict[str, Any], path: str | os.PathLike | None, k: int) -> di
 
 def _int64(a: np.memmap) -> NDArray[np.int64]:
     """A stored integer array as int64: the map itself when stored so, else one converted copy
-    (narrow unsigned values must not wrap in the arithmetic done on counts)."""
-    return a if a.dtype == np.int64 else np.asarray(a, np.int64)
+    (narrow unsigned values must not wrap in the arithmetic done on counts), converted a block at
+    a time with the map's pages given back after each, so that they never all count as resident."""
+    if a.dtype == np.int64:
+        return a
+    out = np.empty(a.shape, np.int64)
+    mm = getattr(a, "_mmap", None)
+    rows = max(1, (1 << 24) // max(1, a[:1].nbytes))
+    for i in range(0, len(a), rows):
+        out[i:i + rows] = a[i:i + rows]
+        if mm is not None and hasattr(mm, "madvise"):
+            import mmap
+
+            mm.madvise(mmap.MADV_DONTNEED)  # a read-only file map: the pages are read again if needed
+    return out
 
 
 def _old_counts(json_path: Path) -> Path | None:
