@@ -101,7 +101,8 @@ def main() -> None:
         if a.json_images:
             for form in ("json", "binary"):
                 rows.append(measure(a.json_images, a.classes, form, a.repeat, a.bootstrap, a.permutations, Path(tmp)))
-        rows.append(measure(a.images, a.classes, "binary", a.repeat, a.bootstrap, a.permutations, Path(tmp)))
+        if a.images != a.json_images:
+            rows.append(measure(a.images, a.classes, "binary", a.repeat, a.bootstrap, a.permutations, Path(tmp)))
     print(f"Run files of N images x {a.classes} classes; `segeval compare --bootstrap {a.bootstrap} "
           f"--permutations {a.permutations}` as a whole process; medians of {a.repeat}; "
           f"{os.cpu_count()} CPUs, shared (noisy).\n")

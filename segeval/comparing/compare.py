@@ -878,7 +878,8 @@ def _compare_boundary(runs: Sequence[Run], labels: Sequence[str], orders: list[N
         if any(present):
             notes.append(_absent_note("boundary IoU", "--boundary", labels, present))
         return None
-    counts = [np.asarray(r.image_boundary_counts)[o] for r, o in zip(runs, orders, strict=True)]
+    counts = [np.asarray(r.image_boundary_counts) if (o == orders[0]).all() else np.asarray(r.image_boundary_counts)[o]
+              for r, o in zip(runs, orders, strict=True)]  # the same order: no copy
     widths = [None if r.image_band_width is None else np.asarray(r.image_band_width)[o]
               for r, o in zip(runs, orders, strict=True)]
     for w, label in zip(widths[1:], labels[1:], strict=True):

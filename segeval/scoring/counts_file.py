@@ -88,6 +88,10 @@ def counts_path(json_path: str | os.PathLike, token: str) -> Path:
 def _arrays_of(run: Run) -> dict[str, tuple[NDArray[Any], np.dtype[Any]]]:
     """The run's per-image arrays and the dtype each is stored in."""
     names = "\0".join(run.image_names).encode("utf-8")
+    if names.count(b"\0") != max(0, len(run.image_names) - 1):
+        bad = next(n for n in run.image_names if "\0" in n)
+        raise SegevalError(None, f"image name {bad!r} holds a NUL character, which a counts file cannot store",
+                           "rename the image, or write the run file with counts='json'")
     out: dict[str, tuple[NDArray[Any], np.dtype[Any]]] = {
         "image_names": (np.frombuffer(names, np.uint8), np.dtype(np.uint8)),
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,15 @@ def test_small_runs_stay_json_and_auto_switches_at_the_threshold(tmp_path: Path,
     assert json.loads((tmp_path / "c.json").read_text())["format"] == "segeval-run/1"
     with pytest.raises(evaluate.SegevalError, match="counts must be one of auto, json, binary"):
         run.save(tmp_path / "d.json", counts="npz")
+
+
+def test_a_name_with_a_nul_character_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    run = make_run(random_cms(3), image_names=["a", "b\0c", "d"])
+    with pytest.raises(evaluate.SegevalError, match=re.escape(repr("b\0c")) + " holds a NUL character"):
+        run.save(tmp_path / "run.json", counts="binary")
+    assert list(tmp_path.iterdir()) == []
+    run.save(tmp_path / "run.json", counts="json")  # JSON holds any name
+    assert Run.load(tmp_path / "run.json").image_names == ["a", "b\0c", "d"]
 
 
 def test_an_old_json_run_file_loads(tmp_path: Path) -> None:
