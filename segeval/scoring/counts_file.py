@@ -176,9 +176,9 @@ def read_counts(json_path: str | os.PathLike, ref: dict[str, Any], *, verify: bo
         expect_size, token, sha = int(ref["bytes"]), str(ref["token"]), str(ref["sha256"])
     except (KeyError, TypeError, ValueError):
         raise RunFileError(json_path, "has a damaged counts_file entry", _TODO_WRITE) from None
-    path = json_path.with_name(name)
-    if Path(name).name != name:
+    if not name or Path(name).name != name:
         raise RunFileError(json_path, f"names a counts file outside its directory ({name!r})", _TODO_WRITE)
+    path = json_path.with_name(name)
     try:
         size = path.stat().st_size
     except OSError:

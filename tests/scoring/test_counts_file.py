@@ -178,6 +178,14 @@ def test_damaged_counts_file_is_one_line_exit_2(pair) -> None:
     _one_line_exit_2(cli("compare", base, new), str(side), "not a segeval counts file")
 
 
+def test_a_counts_file_elsewhere_is_refused(pair) -> None:
+    base, new = pair
+    d = json.loads(new.read_text())
+    d["counts_file"]["path"] = "../" + d["counts_file"]["path"]
+    new.write_text(json.dumps(d))
+    _one_line_exit_2(cli("compare", base, new), "new.json", "names a counts file outside its directory")
+
+
 def test_newer_major_version_is_refused(pair) -> None:
     base, _ = pair
     side = sidecar(base)
