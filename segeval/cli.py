@@ -84,6 +84,12 @@ class Format(str, Enum):
     json = "json"
 
 
+class Counts(str, Enum):  # where a run file keeps its per-image arrays (segeval.scoring.counts_file)
+    auto = "auto"
+    json = "json"
+    binary = "binary"
+
+
 def _check_output(path: Path | None, option: str) -> None:
     """Fail before any work when an output file cannot be written."""
     if path is not None and not path.parent.is_dir():
@@ -331,6 +337,9 @@ def score(
                                                             "(default: 0, or 1 when 0 is the ignore index).")] = None,
     workers: Workers = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the run file (for compare/report).")] = None,
+    counts: Annotated[Counts, typer.Option(
+        "--counts", help="Where the run file keeps the per-image counts: in the JSON, or in a binary counts file "
+        "beside it (RUN.<id>.counts); auto: binary from 10,000 images on.")] = Counts.auto,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the per-class table as CSV.")] = None,
     per_image: Annotated[Path | None, typer.Option(help="Write per-image mIoU and class IoUs as CSV, "
                                                         "worst first.")] = None,
@@ -376,7 +385,8 @@ def score(
         dask = DaskOptions(scheduler=scheduler, n_workers=dask_workers)
     run = _with_progress(progress, lambda bar: score_dirs(preds, gts, read=read, scoring=scoring, dask=dask,
                                                           progress=bar))
-    _write_outputs(run, [(json_out, run.save), (csv_out, lambda p: write_csv(class_frame(run), p)),
+    _write_outputs(run, [(json_out, lambda p: run.save(p, counts=counts.value)),
+                         (csv_out, lambda p: write_csv(class_frame(run), p)),
                          (per_image, lambda p: write_csv(image_frame(run), p))])
     if output_format is Format.json:
         typer.echo(json.dumps(run.to_dict(), indent=1))

@@ -11,7 +11,7 @@ from PIL import Image
 from segeval.cli import _as_flags, app
 
 # The options of every command before the reading options were declared once (issue 16), plus
-# those added since (score: --scheduler, --dask-workers): the shared declaration must give each
+# those added since (score: --scheduler, --dask-workers, --counts): the shared declaration must give each
 # command exactly these.
 EXPECTED = {
     'top': [
@@ -38,7 +38,7 @@ EXPECTED = {
     ],
     'score': [
         '--all-classes', '--allow-missing', '--allow-skipped', '--baseline-class', '--boundary',
-        '--boundary-px', '--boundary-ratio', '--channels-first', '--channels-last', '--classes', '--csv',
+        '--boundary-px', '--boundary-ratio', '--channels-first', '--channels-last', '--classes', '--counts', '--csv',
         '--dask-workers', '--exclude', '--fail-under', '--format', '--gt-map', '--gt-suffix', '--ignore-index',
         '--include', '--json', '--map', '--no-allow-missing', '--no-progress', '--nsd-tolerance', '--num-classes',
         '--per-image', '--pred-map', '--pred-suffix', '--progress', '--roi', '--roi-suffix', '--scheduler',

@@ -363,15 +363,17 @@ def check_comparable(base: Run, other: Run, base_label: str = "BASE", other_labe
             parts.append(f"{len(only_other)} images are not in {base_label} ({_preview(only_other)})")
         raise RunFileError(other_label, f"covers other images than {base_label}: " + "; ".join(parts), todo)
     order = np.array([index[n] for n in base.image_names], np.intp)
-    b_gt = base.image_counts[:, 0] + base.image_counts[:, 2]
-    o_gt = other.image_counts[order, 0] + other.image_counts[order, 2]
-    bad = np.argwhere(b_gt != o_gt)
-    if len(bad):
-        i, c = bad[0]
+    from segeval.comparing.chunked import first_gt_mismatch
+
+    n_bad, first = first_gt_mismatch(base.image_counts, other.image_counts, order)
+    if first is not None:
+        i, c = first
+        b_gt = int(base.image_counts[i, 0, c] + base.image_counts[i, 2, c])
+        o_gt = int(other.image_counts[order[i], 0, c] + other.image_counts[order[i], 2, c])
         raise RunFileError(
             other_label,
-            f"image {base.image_names[i]!r} has {o_gt[i, c]} ground-truth pixels of class {b_names[c]!r} but "
-            f"{b_gt[i, c]} in {base_label} ({len(bad)} image-class pairs differ)", todo)
+            f"image {base.image_names[i]!r} has {o_gt} ground-truth pixels of class {b_names[c]!r} but "
+            f"{b_gt} in {base_label} ({n_bad} image-class pairs differ)", todo)
     return order
 
 
@@ -415,7 +417,8 @@ def compare_runs(
     orders = [np.arange(base.image_counts.shape[0], dtype=np.intp)]
     for run, label in zip(runs[1:], labels[1:], strict=True):
         orders.append(check_comparable(base, run, labels[0], label))
-        counts.append(run.image_counts[orders[-1]])
+        same = bool((orders[-1] == orders[0]).all())  # the same order: no copy of the counts
+        counts.append(run.image_counts if same else run.image_counts[orders[-1]])
     if (options.bootstrap or options.permutations) and base.image_counts.shape[0] == 0:
         raise SegevalError(labels[0], "holds no images", "nothing to compare")
     totals = np.stack([c.sum(axis=0) for c in counts])  # (R, 3, K)
@@ -476,7 +479,8 @@ def _compare_boundary(runs: Sequence[Run], labels: Sequence[str], orders: list[N
                       options: CompareOptions) -> BoundaryComparison | None:
     if not _all_have([r.image_boundary_counts is not None for r in runs], "boundary IoU", "--boundary", labels, notes):
         return None
-    counts = [np.asarray(r.image_boundary_counts)[o] for r, o in zip(runs, orders, strict=True)]
+    counts = [np.asarray(r.image_boundary_counts) if (o == orders[0]).all() else np.asarray(r.image_boundary_counts)[o]
+              for r, o in zip(runs, orders, strict=True)]  # the same order: no copy
     widths = [None if r.image_band_width is None else np.asarray(r.image_band_width)[o]
               for r, o in zip(runs, orders, strict=True)]
     for w, label in zip(widths[1:], labels[1:], strict=True):

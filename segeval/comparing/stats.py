@@ -198,6 +198,10 @@ def paired_bootstrap(
     n_images, _, k = base.shape
     if n_images == 0:
         raise SegevalError(None, "the runs hold no images", "nothing to resample")
+    from segeval.comparing import chunked
+
+    if chunked.is_large(n_images, k):  # many images: a block at a time, bounded memory
+        return chunked.paired_bootstrap(base, new, n, seed, alpha)
     if base.min(initial=0) < 0 or new.min(initial=0) < 0:
         raise ValueError("counts must be non-negative")
 
@@ -403,6 +407,10 @@ def randomization_test(
     new = np.asarray(new_counts)
     n_images = _check_paired(base, new, n, "counts")
     k = base.shape[2]
+    from segeval.comparing import chunked
+
+    if n_images > exact_max and chunked.is_large(n_images, k):  # the same draws and p, a block at a time
+        return chunked.randomization_test(base, new, n=n, seed=seed)
     if base.min(initial=0) < 0 or new.min(initial=0) < 0:
         raise ValueError("counts must be non-negative")
     b = base.reshape(n_images, 3 * k).astype(np.int64)

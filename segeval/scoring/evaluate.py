@@ -268,8 +268,9 @@ class Run:
             out.update(mhd95=none_if_nan(self.mhd95), massd=none_if_nan(self.massd), mnsd=none_if_nan(self.mnsd))
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        """The versioned run-file object (JSON-ready; undefined values are ``null``)."""
+    def to_dict(self, *, per_image: bool = True) -> dict[str, Any]:
+        """The versioned run-file object (JSON-ready; undefined values are ``null``); without
+        ``per_image``, ``images`` is empty (the counts file holds them, :mod:`segeval.scoring.counts_file`)."""
         tp, fp, fn = metrics.counts(self.cm)
         per_class = zip(self.iou, self.dice, self.precision, self.recall, self.gt_share, strict=True)
         k = self.n_classes
@@ -282,8 +283,8 @@ class Run:
         images: list[dict[str, Any]] = [
             {"name": n, "tp": c[0].tolist(), "fp": c[1].tolist(), "fn": c[2].tolist()}
             for n, c in zip(self.image_names, self.image_counts, strict=True)
-        ]
-        self._boundary_to_dict(classes, images)
+        ] if per_image else []
+        self._boundary_to_dict(classes, images if per_image else None)
         return {
             "format": RUN_FORMAT,
             "version": __version__,
@@ -309,7 +310,7 @@ class Run:
             "settings": self.settings,
         }
 
-    def _boundary_to_dict(self, classes: list[dict[str, Any]], images: list[dict[str, Any]]) -> None:
+    def _boundary_to_dict(self, classes: list[dict[str, Any]], images: list[dict[str, Any]] | None) -> None:
         """Add the boundary/surface fields (only those computed) to the class and image entries."""
         bc, sf = self.image_boundary_counts, self.image_surface
         if bc is not None:
@@ -318,7 +319,7 @@ class Run:
                 entry.update(boundary_iou=none_if_nan(v), boundary_tp=int(total[0, i]),
                              boundary_fp=int(total[1, i]), boundary_fn=int(total[2, i]))
             widths = self.image_band_width
-            for j, (entry, c) in enumerate(zip(images, bc, strict=True)):
+            for j, (entry, c) in enumerate(zip(images or [], bc if images is not None else [], strict=True)):
                 entry.update(boundary_tp=c[0].tolist(), boundary_fp=c[1].tolist(), boundary_fn=c[2].tolist())
                 if widths is not None:
                     entry["band_px"] = int(widths[j])
@@ -326,7 +327,7 @@ class Run:
             for i, entry in enumerate(classes):
                 entry.update(hd95=none_if_nan(self.hd95[i]), assd=none_if_nan(self.assd[i]),
                              nsd=none_if_nan(self.nsd[i]))
-            for j, (entry, v) in enumerate(zip(images, sf, strict=True)):
+            for j, (entry, v) in enumerate(zip(images or [], sf if images is not None else [], strict=True)):
                 entry.update({name: [none_if_nan(x) for x in v[m].tolist()]
                               for m, name in enumerate(("hd95", "assd", "nsd"))})
                 if self.image_spacing is not None:
@@ -352,7 +353,9 @@ class Run:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, path: str | os.PathLike | None = None) -> Run:
-        if not isinstance(d, dict) or d.get("format") != RUN_FORMAT:
+        from segeval.scoring import counts_file
+
+        if not isinstance(d, dict) or d.get("format") not in (RUN_FORMAT, counts_file.RUN_FORMAT_BINARY):
             found = d.get("format") if isinstance(d, dict) else None
             raise RunFileError(path, f"is not a segeval run file (format {found!r})",
                                "write one with segeval score --json")
@@ -363,28 +366,39 @@ class Run:
             cm = np.zeros((k, k + 1), np.int64)
             cm[:, :k] = np.asarray(d["confusion_matrix"], dtype=np.int64).reshape(k, k)
             cm[:, k] = np.asarray(d["missed"], dtype=np.int64).reshape(k)
-            imgs = d["images"]
-            counts = np.asarray([[i["tp"], i["fp"], i["fn"]] for i in imgs], dtype=np.int64).reshape(len(imgs), 3, k)
+            if d["format"] == counts_file.RUN_FORMAT_BINARY:  # per-image arrays in the counts file beside it
+                per_image = counts_file.read_images(d, path, k)
+            else:
+                imgs = d["images"]
+                per_image = {
+                    "image_names": [i["name"] for i in imgs],
+                    "image_counts": np.asarray([[i["tp"], i["fp"], i["fn"]] for i in imgs],
+                                               dtype=np.int64).reshape(len(imgs), 3, k),
+                    **cls._boundary_from_dict(imgs, k)}
             return cls(
                 classes=ClassSet(names, None if colors is None else tuple(tuple(c) for c in colors)),
                 cm=cm,
-                image_names=[i["name"] for i in imgs],
-                image_counts=counts,
                 pixels=int(d["pixels"]),
                 ignored=int(d["ignored_pixels"]),
                 settings=dict(d.get("settings", {})),
                 missing_predictions=list(d.get("missing_predictions", [])),
                 extra_predictions=list(d.get("extra_predictions", [])),
                 skipped=list(d.get("skipped", [])),
-                **cls._boundary_from_dict(imgs, k),
+                **per_image,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RunFileError(path, f"is a damaged run file ({type(exc).__name__}: {exc})",
                                "write it again with segeval score --json") from None
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the run file atomically (a temporary file beside it, then a rename)."""
-        write_atomic(path, json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+    def save(self, path: str | os.PathLike, *, counts: str = "auto") -> None:
+        """Write the run file atomically (a temporary file beside it, then a rename).
+
+        ``counts``: ``"json"`` keeps the per-image arrays in the JSON (``segeval-run/1``);
+        ``"binary"`` writes them to a counts file beside it (``segeval-run/2``,
+        :mod:`segeval.scoring.counts_file`); ``"auto"`` (default) is binary from 10,000 images on."""
+        from segeval.scoring import counts_file
+
+        counts_file.save_run(self, path, counts=counts)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Run:
