@@ -27,6 +27,10 @@ class SegevalError(Exception):
         self.todo = todo
         super().__init__(self.message)
 
+    def __reduce__(self) -> tuple[type[SegevalError], tuple[str | None, str, str]]:
+        """Pickled as its three parts (an error met in a worker process is raised by the parent)."""
+        return type(self), (self.path, self.what, self.todo)
+
     @property
     def message(self) -> str:
         head = f"{self.path}: {self.what}" if self.path else self.what

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -22,7 +23,7 @@ from segeval.reading.io import Pair, Skipped, count_png_pair, find_pairs, read_p
 from segeval.reading.options import ReadOptions
 from segeval.reading.storage import Url
 from segeval.scoring.options import ScoreOptions, resolve_classes
-from segeval.scoring.pool import default_workers, ordered_map
+from segeval.scoring.pool import can_fork, default_workers, forked_map, ordered_map
 from segeval.version import __version__
 
 if TYPE_CHECKING:  # segeval.core.boundary (and scipy) load only when boundary/surface metrics are asked for
@@ -583,12 +584,41 @@ def score_pairs(
             from segeval.reading.storage import prefetched
 
             items = prefetched(pairs)
+        if items is pairs and workers > 1 and len(pairs) >= _FORK_PAIRS and can_fork():
+            done = 0
+            for part in forked_map(functools.partial(_tally_of, opts=opts, skip_bad=skip_bad), pairs, workers,
+                                   _FORK_CHUNK):
+                if isinstance(part, SegevalError):
+                    raise part
+                tally.extend(part)
+                done = min(done + _FORK_CHUNK, len(pairs))
+                if progress is not None:
+                    progress(done, len(pairs))
+            return tally.run(opts, settings)
         outcomes = ordered_map(lambda p: score_pair(p, opts, skip_bad=skip_bad), items, workers, chunk)
         for i, (pair, out) in enumerate(zip(pairs, outcomes, strict=True)):
             tally.add(pair, out)
             if progress is not None:
                 progress(i + 1, len(pairs))
     return tally.run(opts, settings)
+
+
+# Many pairs (thousands of small files) are counted in forked processes, 64 pairs a task (see
+# segeval.scoring.pool); fewer stay on threads, where large masks already keep every core busy.
+_FORK_PAIRS = 256
+_FORK_CHUNK = 64
+
+
+def _tally_of(pairs: Sequence[Pair], *, opts: ScoreOptions, skip_bad: bool) -> Tally | SegevalError:
+    """The tally of consecutive pairs (what a forked worker sends back), or the error it met
+    (sent as data and raised by the parent, in the pairs' order)."""
+    tally = Tally.empty(opts.num_classes)
+    try:
+        for pair in pairs:
+            tally.add(pair, score_pair(pair, opts, skip_bad=skip_bad))
+    except SegevalError as exc:
+        return exc
+    return tally.compact()
 
 
 @dataclass
