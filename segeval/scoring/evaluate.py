@@ -585,8 +585,10 @@ def score_pairs(
 
             items = prefetched(pairs)
         if items is pairs and workers > 1 and len(pairs) >= _FORK_PAIRS and can_fork():
-            done = 0
-            for part in forked_map(functools.partial(_tally_of, opts=opts, skip_bad=skip_bad), pairs, workers,
+            # the first pair here: its kernels are compiled or loaded once, before the fork, not in every child
+            tally.add(pairs[0], score_pair(pairs[0], opts, skip_bad=skip_bad))
+            done = 1
+            for part in forked_map(functools.partial(_tally_of, opts=opts, skip_bad=skip_bad), pairs[1:], workers,
                                    _FORK_CHUNK):
                 if isinstance(part, SegevalError):
                     raise part
