@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -17,7 +17,7 @@ from segeval.core.format import fmt
 from segeval.errors import SegevalError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from segeval.train.trainer import EpochLog, Prepared, TrainResult
+    from segeval.train.trainer import EpochLog, Prepared, TrainConfig, TrainResult
 
 __all__ = ["train", "comparison_table"]
 
@@ -203,10 +203,26 @@ def train(
     progress: Annotated[bool, typer.Option(help="Show a progress bar (on stderr, when it is a terminal).")] = True,
 ) -> None:
     """Train a small model with a loss (or several, to compare them), scored by segeval after each epoch."""
-    from segeval.core.classes import load_classes
-    from segeval.presenting.render import print_score
-
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        from segeval.train.trainer import train as run_training
+    except ImportError as exc:
+        raise SegevalError(None, f"segeval train needs PyTorch ({exc})", "pip install 'segeval-cli[train]'") from None
+    cfg = _config(
+        data, images, masks, out, specs=_loss_specs(loss, losses), epochs=epochs, model=model.value, width=width,
+        depth=depth, batch_size=batch_size, lr=lr, crop_size=crop_size, crop_schedule=_fractions(crop_schedule),
+        crops_per_image=crops_per_image, flips=flips, val_split=val_split, seed=seed, seeds=_seed_list(seeds),
+        device=None if device is None else device.value, threads=threads, amp=amp, num_classes=num_classes,
+        classes=classes, ignore_index=ignore_index, label_map=label_map, binary_threshold=binary_threshold,
+        binary=binary, baseline_class=baseline_class, mc_dropout=mc_dropout, overwrite=overwrite)
+    with _Progress(cfg, err, bar=progress and err.is_terminal) as shown:
+        results = run_training(cfg, on_start=shown.on_start, on_epoch=shown.on_epoch,
+                               on_step=None if shown.bar is None else shown.on_step)
+    _report(results, cfg, shown, err)
+
+
+def _loss_specs(loss: list[str] | None, losses: str | None) -> list[str]:
+    """The losses of ``--loss`` (repeated) and ``--losses`` (one comma-separated list)."""
     specs = list(loss or [])
     if losses:
         try:
@@ -215,90 +231,99 @@ def train(
             raise SegevalError(None, f"segeval train needs PyTorch ({exc})",
                                "pip install 'segeval-cli[train]'") from None
         specs += [s.strip() for s in _split_top(losses, ",") if s.strip()]
-    try:
-        from segeval.train.data import locate, parse_label_map
-        from segeval.train.trainer import TrainConfig
-        from segeval.train.trainer import train as run_training
-    except ImportError as exc:
-        raise SegevalError(None, f"segeval train needs PyTorch ({exc})", "pip install 'segeval-cli[train]'") from None
+    return specs
+
+
+def _config(data: Path | None, images: Path | None, masks: Path | None, out: Path, *, specs: list[str],
+            num_classes: int | None, classes: str | None, label_map: str | None, ignore_index: int,
+            **fields: object) -> TrainConfig:
+    """The :class:`TrainConfig` of the command line: the data's folders found, classes and label map read."""
+    from segeval.core.classes import load_classes
+    from segeval.train.data import locate, parse_label_map
+    from segeval.train.trainer import TrainConfig
+
     img_dir, mask_dir = locate(data, images, masks)
-    cfg = TrainConfig(
-        images=img_dir, masks=mask_dir, out=out, losses=specs or ["ce"], epochs=epochs, model=model.value,
-        width=width, depth=depth, batch_size=batch_size, lr=lr, crop_size=crop_size,
-        crop_schedule=_fractions(crop_schedule), crops_per_image=crops_per_image, flips=flips, val_split=val_split,
-        seed=seed, seeds=_seed_list(seeds), device=None if device is None else device.value, threads=threads,
-        amp=amp, n_classes=num_classes,
+    return TrainConfig(
+        images=img_dir, masks=mask_dir, out=out, losses=specs or ["ce"], n_classes=num_classes,
         classes=None if classes is None else load_classes(classes), ignore_index=ignore_index,
-        label_map=None if label_map is None else parse_label_map(label_map, ignore_index),
-        binary_threshold=binary_threshold,
-        binary=binary, baseline_class=baseline_class, mc_dropout=mc_dropout, overwrite=overwrite,
-    )
+        label_map=None if label_map is None else parse_label_map(label_map, ignore_index), **fields)  # type: ignore[arg-type]
 
-    bar = None
-    if progress and err.is_terminal:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                       TextColumn("loss {task.fields[loss]:.4f}"), console=err, transient=True)
-    task = None
-    state = {"spec": ""}
-    classes_of: dict[str, tuple[str, ...]] = {"names": ()}
+class _Progress:
+    """What ``segeval train`` shows while it trains (stderr): a line per run and per epoch, and a
+    progress bar of the steps when stderr is a terminal."""
 
-    def on_start(spec: str, run_seed: int, p: Prepared) -> None:
-        classes_of["names"] = tuple(p.classes.names)
-        state["spec"] = spec if not cfg.seeds else f"{spec} seed {run_seed}"
-        err.print(f"[{state['spec']}] {len(p.train)} training / {len(p.val)} validation images, {p.classes.n_classes} "
-                  f"classes, {cfg.model} on {p.device}, crop sides {sorted(set(p.sides), key=p.sides.index)}",
-                  markup=False)
+    def __init__(self, cfg: TrainConfig, err: Console, *, bar: bool) -> None:
+        self.cfg, self.err = cfg, err
+        self.spec, self.names = "", tuple[str, ...]()
+        self.task: Any = None
+        self.bar: Any = None
+        if bar:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    def on_step(done: int, total: int, value: float) -> None:
-        nonlocal task
-        if bar is None:
-            return
-        if task is None or done == 1:
-            if task is not None:
-                bar.remove_task(task)
-            task = bar.add_task(f"[{state['spec']}] training", total=total, loss=value)
-        bar.update(task, completed=done, loss=value)
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), TextColumn("loss {task.fields[loss]:.4f}"), console=err,
+                                transient=True)
 
-    def on_epoch(h: EpochLog) -> None:
-        err.print(f"[{state['spec']}] epoch {h.epoch + 1}/{cfg.epochs}  loss {h.loss}  crop {h.crop}  "
-                  f"train loss {h.train_loss:.4f}  val mIoU {fmt(h.miou)}  baseline mIoU {fmt(h.baseline_miou)}  "
-                  f"({h.seconds:.1f} s)" + (_flat_note(h) if h.flat else ""), markup=False)
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
 
-    def _flat_note(h: EpochLog) -> str:
-        name = classes_of["names"][h.top_class] if h.top_class < len(classes_of["names"]) else str(h.top_class)
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def on_start(self, spec: str, run_seed: int, p: Prepared) -> None:
+        self.names = tuple(p.classes.names)
+        self.spec = spec if not self.cfg.seeds else f"{spec} seed {run_seed}"
+        self.err.print(f"[{self.spec}] {len(p.train)} training / {len(p.val)} validation images, "
+                       f"{p.classes.n_classes} classes, {self.cfg.model} on {p.device}, crop sides "
+                       f"{sorted(set(p.sides), key=p.sides.index)}", markup=False)
+
+    def on_step(self, done: int, total: int, value: float) -> None:
+        assert self.bar is not None
+        if self.task is None or done == 1:
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+            self.task = self.bar.add_task(f"[{self.spec}] training", total=total, loss=value)
+        self.bar.update(self.task, completed=done, loss=value)
+
+    def on_epoch(self, h: EpochLog) -> None:
+        self.err.print(f"[{self.spec}] epoch {h.epoch + 1}/{self.cfg.epochs}  loss {h.loss}  crop {h.crop}  "
+                       f"train loss {h.train_loss:.4f}  val mIoU {fmt(h.miou)}  baseline mIoU {fmt(h.baseline_miou)}  "
+                       f"({h.seconds:.1f} s)" + (f"  FLATLINE: {self.flat_reason(h)}" if h.flat else ""), markup=False)
+
+    def flat_reason(self, h: EpochLog) -> str:
+        name = self.names[h.top_class] if h.top_class < len(self.names) else str(h.top_class)
         why = (f"{h.top_share:.1%} of the pixels predicted {name!r}" if not math.isnan(h.top_share)
                else "no scored pixels")
         if not h.miou > h.baseline_miou:
             why += f", mIoU {fmt(h.miou)} not above the baseline {fmt(h.baseline_miou)}"
-        return f"  FLATLINE: {why}"
+        return why
 
-    if bar is not None:
-        with bar:
-            results = run_training(cfg, on_start=on_start, on_step=on_step, on_epoch=on_epoch)
-    else:
-        results = run_training(cfg, on_start=on_start, on_epoch=on_epoch)
 
+def _report(results: list[TrainResult], cfg: TrainConfig, shown: _Progress, err: Console) -> None:
+    """The scores on stdout: one run's table, or the comparison of several (and comparison.csv)."""
     from segeval.cli import _out
+    from segeval.presenting.render import print_score
 
     console = _out()  # 120 columns into a file or pipe, as the other commands
     if len(results) == 1:
         print_score(results[0].run, console)
         if results[0].flat:
-            h = results[0].history[-1]
-            err.print(f"warning: the model flatlined: {_flat_note(h).split(': ', 1)[1]} at the last epoch; "
-                      "lower --lr or start with ce", markup=False)
+            err.print(f"warning: the model flatlined: {shown.flat_reason(results[0].history[-1])} at the last "
+                      "epoch; lower --lr or start with ce", markup=False)
         err.print(f"wrote {results[0].out / 'run.json'}, {results[0].out / 'pred'}/", markup=False)
-    else:
-        import pandas as pd
+        return
+    import pandas as pd
 
-        from segeval.presenting.render import write_csv
+    from segeval.presenting.render import write_csv
 
-        console.print(comparison_table(results))
-        rows = [{"loss": r.spec, "seed": r.seed, "dir": r.out.relative_to(cfg.out).as_posix(),
-                 "flat": r.flat, "flat_epochs": r.flat_epochs, "miou": r.run.miou, "baseline_miou": r.run.baseline_miou,
-                 "imagewise_miou": r.run.imagewise_miou,
-                 **{f"iou_{n}": v for n, v in zip(r.run.classes.names, r.run.iou, strict=True)}} for r in results]
-        write_csv(pd.DataFrame(rows), cfg.out / "comparison.csv")
-        err.print(f"wrote {cfg.out / 'comparison.csv'} and one directory per run under {cfg.out}/", markup=False)
+    console.print(comparison_table(results))
+    rows = [{"loss": r.spec, "seed": r.seed, "dir": r.out.relative_to(cfg.out).as_posix(),
+             "flat": r.flat, "flat_epochs": r.flat_epochs, "miou": r.run.miou, "baseline_miou": r.run.baseline_miou,
+             "imagewise_miou": r.run.imagewise_miou,
+             **{f"iou_{n}": v for n, v in zip(r.run.classes.names, r.run.iou, strict=True)}} for r in results]
+    write_csv(pd.DataFrame(rows), cfg.out / "comparison.csv")
+    err.print(f"wrote {cfg.out / 'comparison.csv'} and one directory per run under {cfg.out}/", markup=False)
