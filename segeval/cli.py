@@ -159,7 +159,11 @@ _FLAGS = {
     "ratio": "--boundary-ratio", "pred_suffix": "--pred-suffix", "gt_suffix": "--gt-suffix",
     "allow_missing": "--allow-missing", "include": "--include", "exclude": "--exclude",
     "nsd_tolerance": "--nsd-tolerance", "boundary": "--boundary", "surface": "--surface", "out_dir": "--out",
-    "overwrite": "--overwrite",
+    "overwrite": "--overwrite", "bootstrap": "--bootstrap", "alpha": "--alpha", "seed": "--seed",
+    "permutations": "--permutations", "max_drop": "--max-drop", "class_max_drop": "--class-max-drop",
+    "max_boundary_drop": "--max-boundary-drop", "min_miou": "--min-miou", "significant": "--significant",
+    "worst": "--worst", "baseline_run": "--baseline-run", "baseline_preds": "--baseline-preds",
+    "plots_only": "--plots-only",
 }
 
 

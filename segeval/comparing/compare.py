@@ -197,24 +197,24 @@ class CompareOptions:
 
     def __post_init__(self) -> None:
         if self.bootstrap < 0:
-            raise SegevalError(None, f"--bootstrap must be 0 (off) or more, got {self.bootstrap}", "")
-        check_alpha(self.alpha, "--alpha")
+            raise SegevalError(None, f"`bootstrap` must be 0 (off) or more, got {self.bootstrap}", "")
+        check_alpha(self.alpha)
         if self.seed < 0:
-            raise SegevalError(None, f"--seed must be 0 or more, got {self.seed}", "")
+            raise SegevalError(None, f"`seed` must be 0 or more, got {self.seed}", "")
         if self.permutations < 0:
-            raise SegevalError(None, f"--permutations must be 0 (off) or more, got {self.permutations}", "")
-        for value, option in ((self.max_drop, "--max-drop"), (self.class_max_drop, "--class-max-drop"),
-                              (self.max_boundary_drop, "--max-boundary-drop")):
+            raise SegevalError(None, f"`permutations` must be 0 (off) or more, got {self.permutations}", "")
+        for value, option in ((self.max_drop, "`max_drop`"), (self.class_max_drop, "`class_max_drop`"),
+                              (self.max_boundary_drop, "`max_boundary_drop`")):
             if value is not None and not (0 <= value < math.inf):
                 raise SegevalError(None, f"{option} must be a drop of 0 or more, got {value}", "pass e.g. 0.01")
         if self.min_miou is not None and not math.isfinite(self.min_miou):
-            raise SegevalError(None, f"--min-miou must be a number, got {self.min_miou}", "")
+            raise SegevalError(None, f"`min_miou` must be a number, got {self.min_miou}", "")
         drop_gates = (self.max_drop, self.class_max_drop, self.max_boundary_drop)
         if self.significant and self.permutations == 0:
-            raise SegevalError(None, "--significant needs the randomization test, but --permutations is 0",
-                               "drop --permutations 0")
+            raise SegevalError(None, "`significant` needs the randomization test, but `permutations` is 0",
+                               "drop `permutations` 0")
         if self.significant and all(g is None for g in drop_gates):
-            raise SegevalError(None, "--significant applies to --max-drop, --class-max-drop and --max-boundary-drop, "
+            raise SegevalError(None, "`significant` applies to `max_drop`, `class_max_drop` and `max_boundary_drop`, "
                                "and none is given", "add a drop gate")
 
 
@@ -340,7 +340,7 @@ def check_comparable(base: Run, other: Run, base_label: str = "BASE", other_labe
         else:
             i = next(i for i, (a, b) in enumerate(zip(b_names, o_names, strict=True)) if a != b)
             what = f"class {i} is {o_names[i]!r} but in {base_label} it is {b_names[i]!r}"
-        raise RunFileError(other_label, what, "compare runs scored with the same --classes")
+        raise RunFileError(other_label, what, "compare runs scored with the same `classes`")
     b_ign, o_ign = base.settings.get("ignore_index"), other.settings.get("ignore_index")
     if b_ign != o_ign:
         raise RunFileError(other_label, f"was scored with ignore index {o_ign} but {base_label} with {b_ign}",
@@ -607,8 +607,8 @@ def check_gates(
     max_boundary_drop, significant = options.max_boundary_drop, options.significant
     if max_boundary_drop is not None and cmp.boundary is None:
         why = cmp.notes[0] if cmp.notes and cmp.notes[0].startswith("boundary") else "no run has boundary counts"
-        raise SegevalError(None, f"--max-boundary-drop needs boundary IoU in every run: {why}",
-                           "score every run with --boundary (the same band width)")
+        raise SegevalError(None, f"`max_boundary_drop` needs boundary IoU in every run: {why}",
+                           "score every run with `boundary` (the same band width)")
     alpha = cmp.alpha
     base_label = cmp.labels[0]
     out: list[GateResult] = []

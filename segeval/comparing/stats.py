@@ -144,10 +144,10 @@ def _resample_weights(rng: np.random.Generator, rows: int, n_images: int) -> NDA
     return np.bincount(idx.ravel(), minlength=rows * n_images).reshape(rows, n_images)
 
 
-def check_alpha(alpha: float, name: str = "alpha") -> None:
-    """Raise SegevalError unless ``0 < alpha < 1``; ``name`` is how the message calls it (``--alpha``)."""
+def check_alpha(alpha: float, name: str = "`alpha`") -> None:
+    """Raise SegevalError unless ``0 < alpha < 1``; ``name`` is how the message calls it."""
     if not 0 < alpha < 1:
-        raise SegevalError(None, f"{name} must be between 0 and 1, got {alpha}", "pass e.g. --alpha 0.05")
+        raise SegevalError(None, f"{name} must be between 0 and 1, got {alpha}", "pass e.g. `alpha` 0.05")
 
 
 def _check_level(n: int, alpha: float) -> None:

@@ -383,7 +383,7 @@ class ReportOptions:
 
     def __post_init__(self) -> None:
         if self.worst < 0:
-            raise SegevalError(None, f"--worst must be 0 or more, got {self.worst}", "")
+            raise SegevalError(None, f"`worst` must be 0 or more, got {self.worst}", "")
 
 
 
@@ -457,7 +457,7 @@ def _prepared_run(run: Run | None, pred_dir: str | os.PathLike, gt_dir: str | os
     cs = resolve_classes(num_classes, classes)
     if cs.n_classes != run.n_classes:
         raise SegevalError(None, f"the classes given have {cs.n_classes} names but the run file has "
-                           f"{run.n_classes}", "drop --classes/--num-classes or give the matching list")
+                           f"{run.n_classes}", "drop `classes`/`num_classes` or give the matching list")
     named = cs if cs.colors is not None or run.classes.colors is None else ClassSet(cs.names, run.classes.colors)
     return replace(run, classes=named)  # every other field kept, the boundary and surface measures too
 
@@ -532,9 +532,9 @@ def report(
                                 baseline_class=baseline_class, pred_suffix=pred_suffix, gt_suffix=gt_suffix,
                                 allow_missing=allow_missing, workers=workers, score_options=score_options)
     if baseline_preds is None and baseline_run is not None:
-        raise SegevalError(None, "--baseline-run needs --baseline-preds (the directory it was scored from)", "")
+        raise SegevalError(None, "`baseline_run` needs `baseline_preds` (the directory it was scored from)", "")
     if baseline_preds is not None and (plots_only or class_id is not None):
-        raise SegevalError(None, "--plots-only and --class do not apply to a comparison (--baseline-preds)", "")
+        raise SegevalError(None, "`plots_only` and `class_id` do not apply to a comparison (`baseline_preds`)", "")
     run = _prepared_run(run, pred_dir, gt_dir, **opts)
     if baseline_preds is not None:
         opts.update(num_classes=None, classes=run.classes)  # the baseline is scored with the run's classes

@@ -497,7 +497,7 @@ def test_bad_arguments():
         paired_bootstrap(counts, counts[:, :, :2])
     with pytest.raises(SegevalError, match="at least two"):
         compare_runs([make_run(random_cms(4))])
-    with pytest.raises(SegevalError, match="--significant needs the randomization test"):
+    with pytest.raises(SegevalError, match="`significant` needs the randomization test"):
         check_gates(compare_runs([make_run(random_cms(4))] * 2, n_permutations=0), max_drop=0.1, significant=True)
     # without the bootstrap the randomization test still gives p, so --significant works
     [gate] = check_gates(compare_runs([make_run(random_cms(4))] * 2, n_bootstrap=0), max_drop=0.1, significant=True)

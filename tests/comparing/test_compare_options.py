@@ -13,15 +13,16 @@ from segeval.comparing.compare import CompareOptions, check_gates, compare_files
 from segeval.errors import SegevalError
 
 
+# The library names its parameters; the command line shows them as flags (tests/test_cli.py, test_compare.py).
 @pytest.mark.parametrize("kwargs, message", [
-    ({"alpha": 1.0}, "--alpha must be between 0 and 1, got 1.0"),
-    ({"bootstrap": -1}, "--bootstrap must be 0 (off) or more, got -1"),
-    ({"permutations": -2}, "--permutations must be 0 (off) or more, got -2"),
-    ({"seed": -1}, "--seed must be 0 or more, got -1"),
-    ({"class_max_drop": float("inf")}, "--class-max-drop must be a drop of 0 or more, got inf"),
-    ({"min_miou": float("nan")}, "--min-miou must be a number, got nan"),
-    ({"significant": True}, "--significant applies to --max-drop"),
-    ({"significant": True, "max_drop": 0.1, "permutations": 0}, "--significant needs the randomization test"),
+    ({"alpha": 1.0}, "`alpha` must be between 0 and 1, got 1.0"),
+    ({"bootstrap": -1}, "`bootstrap` must be 0 (off) or more, got -1"),
+    ({"permutations": -2}, "`permutations` must be 0 (off) or more, got -2"),
+    ({"seed": -1}, "`seed` must be 0 or more, got -1"),
+    ({"class_max_drop": float("inf")}, "`class_max_drop` must be a drop of 0 or more, got inf"),
+    ({"min_miou": float("nan")}, "`min_miou` must be a number, got nan"),
+    ({"significant": True}, "`significant` applies to `max_drop`"),
+    ({"significant": True, "max_drop": 0.1, "permutations": 0}, "`significant` needs the randomization test"),
 ])
 def test_bad_options_are_refused_when_made(kwargs, message):
     with pytest.raises(SegevalError) as e:

@@ -129,7 +129,7 @@ def test_holm_step_down_written_out_with_undefined_entries():
 
 def test_check_alpha_names_the_option_it_is_given():
     stats.check_alpha(0.05)
-    with pytest.raises(SegevalError, match=r"^alpha must be between 0 and 1, got 1"):
+    with pytest.raises(SegevalError, match=r"^`alpha` must be between 0 and 1, got 1"):
         stats.check_alpha(1)
-    with pytest.raises(SegevalError, match=r"^--alpha must be between 0 and 1, got 0"):
-        stats.check_alpha(0, "--alpha")
+    with pytest.raises(SegevalError, match=r"^level must be between 0 and 1, got 0"):
+        stats.check_alpha(0, "level")
