@@ -1,4 +1,4 @@
-"""Scale benchmark of ``segeval score`` on Dask: many small pairs and a large set, local threads
+"""Scale benchmark of ``segeval score`` on Dask: many small pairs and a large set, one machine
 against a local cluster of 1 and 2 worker processes.
 
 A benchmark script, not a test. Sets (symlinks in a temporary folder, never copies, removed at
@@ -7,11 +7,12 @@ the end):
 - ``cs480``: 480 pairs of 1024 x 2048 (each of the 60 ``cs`` pairs linked 8 times).
 
 For each set: the whole ``segeval score`` process (interpreter start to exit; ``bench/_run_child.py``
-gives its time and the client's peak resident memory) with the local thread pool, then with
+gives its time and the client's peak resident memory) locally (threads; forked processes for many pairs), then with
 ``--scheduler`` on a fresh ``LocalCluster`` (127.0.0.1) of 1 and of 2 single-threaded worker
 processes, whose peak resident memory is read from the workers after the run. The cluster is
 started before the timed command (its start-up is not in the time). Also the run file's size and
-the time ``Run.load`` takes, and a check that every engine wrote the same run file, byte for byte.
+the time ``Run.load`` takes, and a check that every engine wrote the same run file (and counts
+file beside it, from 10,000 images on), byte for byte.
 
 The machine is small and shared: figures are noisy (±10-40 %); compare within one run only.
 
@@ -33,6 +34,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+
+
+def run_files(run_json: Path) -> dict[str, bytes]:
+    """The run file and what lies beside it (its counts file, for many images): name -> bytes."""
+    return {f.name: f.read_bytes() for f in sorted(run_json.parent.iterdir())}
 
 
 def link_set(src: Path, dst: Path, n_pairs: int) -> int:
@@ -89,27 +95,28 @@ def main() -> None:
             link_set(args.data / src, Path(tmp, label), n)
             print(f"{label}: {n} pairs linked in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             pred, gt = Path(tmp, label, "pred"), Path(tmp, label, "gt")
-            local_json = Path(tmp, f"{label}-local.json")
-            secs, kib = timed([*segeval, str(pred), str(gt), "-k", str(k), "--json", str(local_json), "--no-progress",
-                               "--format", "json"])
-            size = local_json.stat().st_size
-            rows.append((label, "local threads (2)", n, secs, n * px / secs / 1e6, kib, None, size,
+            local_json = Path(tmp, f"{label}-local", "run.json")
+            local_json.parent.mkdir()
+            secs, kib = timed([*segeval, str(pred), str(gt), "-k", str(k), "--json", str(local_json), "--no-progress"])
+            local_files = run_files(local_json)
+            rows.append((label, "local", n, secs, n * px / secs / 1e6, kib, None, sum(map(len, local_files.values())),
                          load_time(local_json), True))
             print(rows[-1], file=sys.stderr)
             for w in (int(x) for x in args.workers.split(",")):
-                out = Path(tmp, f"{label}-dask{w}.json")
+                out = Path(tmp, f"{label}-dask{w}", "run.json")
+                out.parent.mkdir()
                 with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0",
                                   silence_logs=40) as cluster, Client(cluster) as client:
                     secs, kib = timed([*segeval, str(pred), str(gt), "-k", str(k), "--json", str(out),
-                                       "--no-progress", "--format", "json", "--scheduler", cluster.scheduler_address])
+                                       "--no-progress", "--scheduler", cluster.scheduler_address])
                     worker_kib = max(client.run(peak_kib).values())
-                same = out.read_bytes() == local_json.read_bytes()
+                files = run_files(out)
                 rows.append((label, f"dask, {w} worker{'s' if w > 1 else ''}", n, secs, n * px / secs / 1e6, kib,
-                             worker_kib, out.stat().st_size, load_time(out), same))
+                             worker_kib, sum(map(len, files.values())), load_time(out), files == local_files))
                 print(rows[-1], file=sys.stderr)
-                out.unlink()
-            local_json.unlink()
+                shutil.rmtree(out.parent)
+            shutil.rmtree(local_json.parent)
             shutil.rmtree(Path(tmp, label))
     print("| set | engine | pairs | s (whole process) | pairs/s | Mpx/s | client peak MiB | worker peak MiB "
           "| run file MB | Run.load s | same run file |")

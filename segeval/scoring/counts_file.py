@@ -2,7 +2,7 @@
 
 A run file of many images (``segeval score --json run.json``, :meth:`Run.save`) keeps its summary,
 per-class values and settings in ``run.json`` and its per-image arrays in ``run.<id>.counts``, a
-file of this format (the JSON names it, with its size, SHA-256 and a random token that both hold):
+file of this format (the JSON names it, with its size, SHA-256 and a token that both hold: a digest of the counts):
 
 - bytes 0-7: the magic ``b"\\x93SEGEVAL"``; bytes 8-9: the format's major and minor version
   (1, 0) as two unsigned bytes; bytes 10-15: zero; bytes 16-23: the header's length H, uint64
@@ -108,6 +108,20 @@ def _arrays_of(run: Run) -> dict[str, tuple[NDArray[Any], np.dtype[Any]]]:
         out["image_spacing"] = (flat, np.dtype(np.float64))
         out["image_spacing_len"] = (lens, smallest_dtype(lens))
     return out
+
+
+def content_token(arrays: dict[str, tuple[NDArray[Any], np.dtype[Any]]], n_images: int, n_classes: int) -> str:
+    """The token of a counts file: a BLAKE2b digest of what it stores (each array's name, stored
+    dtype, shape and values), so that the same run writes the same files, byte for byte, wherever
+    it was scored (threads, processes or a cluster), and another run's counts file is told apart."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{FORMAT}/{VERSION[0]} {n_images} {n_classes}".encode())
+    for name, (a, dt) in arrays.items():
+        h.update(f" {name} {dt.str} {list(a.shape)} ".encode())
+        flat = a.reshape(len(a), -1) if a.ndim > 1 else a.reshape(-1, 1)
+        for i in range(0, len(flat), _IO_ROWS):
+            h.update(np.ascontiguousarray(flat[i:i + _IO_ROWS], dtype=dt.newbyteorder("<")).tobytes())
+    return h.hexdigest()
 
 
 def write_counts(path: Path, arrays: dict[str, tuple[NDArray[Any], np.dtype[Any]]], token: str,
@@ -309,19 +323,21 @@ def save_run(run: Run, path: str | os.PathLike, *, counts: str = "auto") -> None
     if not use_binary(counts, len(run.image_names)):
         write_atomic(path, json.dumps(run.to_dict(), indent=1, allow_nan=False) + "\n")
     else:
-        token = secrets.token_hex(16)
+        arrays = _arrays_of(run)
+        token = content_token(arrays, len(run.image_names), run.n_classes)
         side = counts_path(path, token)
-        while side.exists() or side == old:  # pragma: no cover - 32 random bits met an existing name
-            token = secrets.token_hex(16)
-            side = counts_path(path, token)
+        existed = side.exists()  # the same name holds the same counts: replaced by an identical file
         try:
-            ref = write_counts(side, _arrays_of(run), token, len(run.image_names), run.n_classes)
+            ref = write_counts(side, arrays, token, len(run.image_names), run.n_classes)
             d = run.to_dict(per_image=False)
             d = {"format": RUN_FORMAT_BINARY, **{k: v for k, v in d.items() if k not in ("format", "images")},
                  "counts_file": ref}
             write_atomic(path, json.dumps(d, indent=1, allow_nan=False) + "\n")
         except BaseException:
-            side.unlink(missing_ok=True)
+            if not existed:
+                side.unlink(missing_ok=True)
             raise
+        if old == side:
+            old = None
     if old is not None:
         old.unlink(missing_ok=True)

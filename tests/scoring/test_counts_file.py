@@ -6,6 +6,7 @@ with NumPy alone from the layout the README gives (json + numpy.memmap), not thr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -226,7 +227,6 @@ def test_an_interrupted_write_leaves_the_old_files(tmp_path: Path, monkeypatch) 
 
 
 def test_an_interrupted_counts_write_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
-    import hashlib
 
     path = tmp_path / "run.json"
     monkeypatch.setattr(counts_file, "_IO_ROWS", 2)  # a write per two images; interrupted at the third
@@ -243,6 +243,7 @@ def test_an_interrupted_counts_write_leaves_no_temporary_file(tmp_path: Path, mo
 
     class Hashlib:
         sha256 = Digest
+        blake2b = staticmethod(hashlib.blake2b)  # the token is computed before the write
 
     monkeypatch.setattr(counts_file, "hashlib", Hashlib)
     with pytest.raises(KeyboardInterrupt):
@@ -279,3 +280,27 @@ def test_compare_and_report_read_a_binary_run_as_its_json_twin(tmp_path: Path, m
     html = {form: outputs[form][1]["index.html"].decode().replace(str(tmp_path / form), "DIR")
             for form in outputs}
     assert html["json"] == html["binary"]
+
+
+def test_the_same_run_writes_the_same_files_byte_for_byte(tmp_path: Path) -> None:
+    """The token is a digest of the counts: the same run saved twice (or scored by another engine)
+    gives the same JSON and counts file; saving it again over itself leaves one whole pair; another
+    run's counts get another name."""
+    run = full_run()
+    a, b = tmp_path / "a" / "run.json", tmp_path / "b" / "run.json"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    run.save(a, counts="binary")
+    run.save(b, counts="binary")
+    files_a, files_b = sorted(a.parent.iterdir()), sorted(b.parent.iterdir())
+    assert [f.name for f in files_a] == [f.name for f in files_b] and len(files_a) == 2
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(files_a, files_b, strict=True))
+    run.save(a, counts="binary")  # over itself: the same two files, still a valid pair
+    assert sorted(a.parent.iterdir()) == files_a
+    np.testing.assert_array_equal(Run.load(a).image_counts, run.image_counts)
+    other = full_run()
+    other.image_counts = other.image_counts.copy()
+    other.image_counts[0, 0, 0] += 1
+    other.save(b, counts="binary")
+    assert [f.name for f in sorted(b.parent.iterdir())] != [f.name for f in files_b]
+    assert len(list(b.parent.iterdir())) == 2  # the old counts file is gone
