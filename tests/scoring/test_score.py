@@ -300,3 +300,25 @@ def test_runs_uncached_where_numba_cannot_cache(tmp_path):
     assert p.stderr == ""
     expected = segeval.score(FIXTURES / "pred", FIXTURES / "gt", classes=classes)
     assert np.array_equal(segeval.Run.load(out).cm, expected.cm)
+
+
+def test_score_pairs_lists_skipped_pairs_sorted_whatever_their_order(tmp_path):
+    """``run.skipped`` is sorted by name and file, also for pairs handed to score_pairs out of order."""
+    from segeval.core.classes import ClassSet
+    from segeval.reading.io import Pair
+    from segeval.scoring.evaluate import score_pairs
+
+    good = np.array([[0, 1], [1, 0]], np.uint8)
+    pairs = []
+    for name in ("c", "a", "d", "b"):
+        gt, pred = tmp_path / f"{name}_gt.png", tmp_path / f"{name}_pred.png"
+        Image.fromarray(good).save(gt)
+        if name in ("c", "a", "d"):
+            pred.write_bytes(b"not a png")
+        else:
+            Image.fromarray(good).save(pred)
+        pairs.append(Pair(name, gt, pred))
+    run = score_pairs(pairs, ClassSet(("x", "y")), skip_bad=True, workers=1)
+    assert [s["name"] for s in run.skipped] == ["a", "c", "d"]
+    assert run.image_names == ["b"]
+    np.testing.assert_array_equal(run.cm, bincount_cm(good, good, 2, 255))
