@@ -228,3 +228,23 @@ def brute_force_p(base: np.ndarray, new: np.ndarray) -> tuple[Fraction, list[Fra
             class_hits[c] += dc[c] is None or (obs_class[c] is not None and dc[c] <= obs_class[c])
     total = 2 ** n
     return Fraction(hits, total), [None if obs_class[c] is None else Fraction(class_hits[c], total) for c in range(k)]
+
+
+def png_filter(kind: int, row: np.ndarray, prior: np.ndarray, bpp: int) -> np.ndarray:
+    """PNG filter ``kind`` (0 none, 1 sub, 2 up, 3 average, 4 Paeth) of one scanline, from the spec."""
+    x, b = row.astype(np.int32), prior.astype(np.int32)
+    a, c = np.zeros_like(x), np.zeros_like(x)
+    a[bpp:], c[bpp:] = x[: x.size - bpp], b[: b.size - bpp]
+    if kind == 0:
+        pred = np.zeros_like(x)
+    elif kind == 1:
+        pred = a
+    elif kind == 2:
+        pred = b
+    elif kind == 3:
+        pred = (a + b) // 2
+    else:
+        p = a + b - c
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+        pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+    return ((x - pred) % 256).astype(np.uint8)

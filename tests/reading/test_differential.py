@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reference import png_samples, stored_values  # noqa: E402
+from reference import png_filter, png_samples, stored_values  # noqa: E402
 
 from segeval.core.classes import PRESETS  # noqa: E402
 from segeval.errors import MaskError  # noqa: E402
@@ -58,26 +58,6 @@ def _pack(samples: np.ndarray, depth: int) -> np.ndarray:
     return (v.reshape(-1, per) << shifts).sum(1).astype(np.uint8)
 
 
-def _filter(kind: int, row: np.ndarray, prior: np.ndarray, bpp: int) -> np.ndarray:
-    """PNG filter ``kind`` (0 none, 1 sub, 2 up, 3 average, 4 Paeth) of one scanline, from the spec."""
-    x, b = row.astype(np.int32), prior.astype(np.int32)
-    a, c = np.zeros_like(x), np.zeros_like(x)
-    a[bpp:], c[bpp:] = x[: x.size - bpp], b[: b.size - bpp]
-    if kind == 0:
-        pred = np.zeros_like(x)
-    elif kind == 1:
-        pred = a
-    elif kind == 2:
-        pred = b
-    elif kind == 3:
-        pred = (a + b) // 2
-    else:
-        p = a + b - c
-        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
-        pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-    return ((x - pred) % 256).astype(np.uint8)
-
-
 def _scanlines(img: np.ndarray, depth: int, filters: int | str, rng: np.random.Generator) -> bytes:
     h, w, planes = img.shape
     bpp = max(1, planes * depth // 8)
@@ -88,7 +68,7 @@ def _scanlines(img: np.ndarray, depth: int, filters: int | str, rng: np.random.G
         prior = np.zeros_like(row) if prior is None else prior
         kind = int(rng.integers(0, 5)) if filters == "mixed" else int(filters)
         out.append(kind)
-        out += _filter(kind, row, prior, bpp).tobytes()
+        out += png_filter(kind, row, prior, bpp).tobytes()
         prior = row
     return bytes(out)
 
