@@ -6,7 +6,7 @@ Dask is the ``[dask]`` extra, imported only here and only when asked for.
 
 The client cuts the listing into shards of consecutive pairs (many pairs each: see
 :func:`shard_size`); each shard task scores its pairs with the per-pair code of the local path
-(:func:`segeval.scoring.evaluate.score_pair`) into a
+(:func:`segeval.scoring.evaluate.tally_of`, as forked local workers do) into a
 :class:`~segeval.scoring.evaluate.Tally` (its summed (K, K + 1) matrix, its per-image (n, 3, K)
 ``tp``/``fp``/``fn`` rows, its pixel counts and measures, what ``--skip-bad`` left out) and
 returns it in a :class:`Shard`, or the :class:`~segeval.errors.SegevalError` it met (as data, so
@@ -104,17 +104,14 @@ def count_shard(rows: Sequence[tuple[str, Any, Any, Any]], decoding: Decoding | 
     sent by reference: a worker process imports segeval and its kernels once, not per shard)."""
     from segeval.reading.io import Pair
     from segeval.reading.storage import Url, as_path, prefetched
-    from segeval.scoring.evaluate import Tally, score_pair
+    from segeval.scoring.evaluate import tally_of
 
     pairs = [Pair(n, as_path(g), as_path(p), decoding, as_path(r)) for n, g, p, r in rows]  # type: ignore[arg-type]
-    tally = Tally.empty(opts.num_classes)
     remote = bool(pairs) and any(isinstance(f, Url) for f in (pairs[0].gt, pairs[0].pred))
-    try:
-        for pair in prefetched(pairs) if remote else pairs:
-            tally.add(pair, score_pair(pair, opts, skip_bad=skip_bad))
-    except SegevalError as exc:
-        return Shard(error=(type(exc).__name__, exc.path, exc.what, exc.todo))
-    return Shard(tally=tally.compact())
+    out = tally_of(prefetched(pairs) if remote else pairs, opts=opts, skip_bad=skip_bad)
+    if isinstance(out, SegevalError):
+        return Shard(error=(type(out).__name__, out.path, out.what, out.todo))
+    return Shard(tally=out)
 
 
 def _raise(error: tuple[str, str | None, str, str]) -> None:

@@ -6,7 +6,7 @@ import functools
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -560,13 +560,12 @@ def score_pairs(
 ) -> Run:
     """Score paired mask files; ``progress(done, total)`` is called after each image.
 
-    ``dask`` (:class:`segeval.scoring.distributed.DaskOptions`) counts the pairs on a Dask
-    cluster, in shards, instead of this process's threads: the same :class:`Run`.
-
     ``options`` is a :class:`ScoreOptions`, or a :class:`ClassSet` with the keywords of
     :meth:`ScoreOptions.build` (``ignore_index``, ``workers``, ``boundary``, ``surface``, ...).
     With ``skip_bad``, pairs that cannot be scored are left out of the run and listed in
-    ``run.skipped`` (sorted by name and file).
+    ``run.skipped`` (sorted by name and file). ``dask``
+    (:class:`segeval.scoring.distributed.DaskOptions`) counts the pairs on a Dask cluster, in
+    shards, instead of this process's threads and processes: the same :class:`Run`.
     """
     opts = options if isinstance(options, ScoreOptions) else ScoreOptions.build(classes=options, **keywords)
     if keywords and isinstance(options, ScoreOptions):
@@ -588,7 +587,7 @@ def score_pairs(
             # the first pair here: its kernels are compiled or loaded once, before the fork, not in every child
             tally.add(pairs[0], score_pair(pairs[0], opts, skip_bad=skip_bad))
             done = 1
-            for part in forked_map(functools.partial(_tally_of, opts=opts, skip_bad=skip_bad), pairs[1:], workers,
+            for part in forked_map(functools.partial(tally_of, opts=opts, skip_bad=skip_bad), pairs[1:], workers,
                                    _FORK_CHUNK):
                 if isinstance(part, SegevalError):
                     raise part
@@ -611,9 +610,9 @@ _FORK_PAIRS = 256
 _FORK_CHUNK = 64
 
 
-def _tally_of(pairs: Sequence[Pair], *, opts: ScoreOptions, skip_bad: bool) -> Tally | SegevalError:
-    """The tally of consecutive pairs (what a forked worker sends back), or the error it met
-    (sent as data and raised by the parent, in the pairs' order)."""
+def tally_of(pairs: Iterable[Pair], *, opts: ScoreOptions, skip_bad: bool) -> Tally | SegevalError:
+    """The compact tally of consecutive pairs (what a forked worker or a Dask shard sends back), or
+    the error it met (sent as data and raised by the parent, in the pairs' order)."""
     tally = Tally.empty(opts.num_classes)
     try:
         for pair in pairs:
