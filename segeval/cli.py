@@ -10,6 +10,7 @@ import inspect
 import json
 import re
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from enum import Enum
@@ -296,10 +297,20 @@ def _with_progress(shown: bool, work: Callable[[Callable[[int, int], None] | Non
         return work(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    # refreshed from the progress calls, not by rich's refresh thread: with no other thread running,
+    # many pairs may still be counted in forked processes (segeval.scoring.pool.can_fork)
     with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=True) as bar:
+                  console=err, transient=True, auto_refresh=False) as bar:
         task = bar.add_task("score", total=None)
-        return work(lambda done, total: bar.update(task, completed=done, total=total))
+        shown_at = [0.0]
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+            if done == total or time.monotonic() - shown_at[0] >= 0.1:
+                bar.refresh()
+                shown_at[0] = time.monotonic()
+
+        return work(update)
 
 
 def _write_outputs(run: Run, outputs: list[tuple[Path | None, Callable[[Path], None]]]) -> None:

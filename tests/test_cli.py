@@ -92,3 +92,24 @@ def test_a_reading_option_error_names_the_flag(tmp_path):
     r = cli("maps", tmp_path / "g", tmp_path / "g", "-k", "2", "-o", tmp_path / "o", "--threshold", "nan")
     assert r.exit_code == 2 and "--threshold must be a finite number" in r.output, r.output
     assert not (tmp_path / "o").exists()  # refused before anything is written
+
+
+def test_the_progress_bar_starts_no_thread():
+    """The score bar is refreshed from the progress calls: no rich refresh thread, so a terminal run
+    may still count many pairs in forked processes (which need a process without other threads)."""
+    import subprocess
+    import sys
+
+    code = ("import io, threading; from rich.console import Console; from segeval import cli\n"
+            "cli.err = Console(file=io.StringIO(), force_terminal=True, width=80)\n"
+            "seen = []\n"
+            "def work(progress):\n"
+            "    assert progress is not None\n"
+            "    for i in range(1, 4):\n"
+            "        progress(i, 3)\n"
+            "        seen.append(threading.active_count())\n"
+            "cli._with_progress(True, work)\n"
+            "print(seen, '3/3' in cli.err.file.getvalue())\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["[1,", "1,", "1]", "True"]
